@@ -1,0 +1,55 @@
+//! The `apikeys.dev/v1alpha1` API: two store kinds and three key kinds.
+
+mod api_client;
+mod api_token;
+mod common;
+mod service_account_key;
+mod store;
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
+
+pub use api_client::{
+    AccessLevel, ApiAccess, ApiClient, ApiClientSpec, ApiGrant, ClientType, GroupAccess,
+    GroupGrant, IpAcl, ManagedCredential,
+};
+pub use api_token::{ApiToken, ApiTokenSpec, TokenScope, TokenState};
+pub use common::{
+    DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget,
+    Rotation, SecretTemplate, StoreKind, StoreRef, WorkloadKind,
+};
+pub use service_account_key::{Locale, ServiceAccountKey, ServiceAccountKeySpec};
+pub use store::{
+    AkamaiProvider, ClusterCredentialStore, ClusterCredentialStoreSpec, Connection,
+    CredentialStore, CredentialStoreSpec, PrefactorProvider, Provider, RateLimit, SecretRef,
+    StoreStatus, TrendMicroProvider, ZenmlProvider,
+};
+
+/// The API group of every kind.
+pub const GROUP: &str = "apikeys.dev";
+
+/// Every CRD of the operator, in a stable order (stores first, then keys).
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        CredentialStore::crd(),
+        ClusterCredentialStore::crd(),
+        ApiClient::crd(),
+        ApiToken::crd(),
+        ServiceAccountKey::crd(),
+    ]
+}
+
+/// The CRDs as one multi-document YAML stream, as `apikey-operator crd` prints it.
+pub fn crds_yaml() -> Result<String, serde_yaml::Error> {
+    crds().iter().map(crd_yaml).collect()
+}
+
+/// One CRD as a YAML document (with its leading `---`), as stored in `crds/`.
+pub fn crd_yaml(crd: &CustomResourceDefinition) -> Result<String, serde_yaml::Error> {
+    Ok(format!("---\n{}", serde_yaml::to_string(crd)?))
+}
+
+/// The file a CRD is kept in under `crds/`: `<plural>.apikeys.dev.yaml`.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or_default())
+}

@@ -1,0 +1,4 @@
+//! apikey-operator: API keys in upstream credential stores, managed as Kubernetes resources.
+
+pub mod api;
+pub mod localcluster;

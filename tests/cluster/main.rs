@@ -1,0 +1,4 @@
+//! Integration tests against a real kube-apiserver + etcd.
+
+mod crds;
+mod support;
