@@ -28,7 +28,9 @@ fn main() -> anyhow::Result<()> {
             let yaml = apikey_operator::api::crds_yaml().context("rendering the CRDs as YAML")?;
             print!("{yaml}");
         }
-        Command::Crd { output_dir: Some(dir) } => {
+        Command::Crd {
+            output_dir: Some(dir),
+        } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for crd in apikey_operator::api::crds() {
                 let path = dir.join(apikey_operator::api::crd_file_name(&crd));

@@ -35,6 +35,10 @@ const PREFACTOR_ID_PATTERN: &str = r"^[0-7][0-9abcdefghjkmnpqrstvwxyz]{31}$";
         "message": "spec.environmentId is required when spec.scope is 'environment' and must be unset when it is 'account'",
     },
     {
+        "rule": "has(oldSelf.accountId) == has(self.accountId)",
+        "message": "spec.accountId cannot be added or removed after creation",
+    },
+    {
         "rule": "!has(self.secret) || !has(self.secret.keys) || self.secret.keys.all(k, k == 'token')",
         "message": "spec.secret.keys can only rename 'token'",
     },

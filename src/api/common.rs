@@ -117,7 +117,7 @@ pub struct Rotation {
     /// Unset: no scheduled rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), extend("x-kubernetes-validations" = [{
-        "rule": "duration(self) >= duration('1m')",
+        "rule": "!self.matches('^([0-9]+(\\\\.[0-9]+)?(h|m|s))+$') || duration(self) >= duration('1m')",
         "message": "rotation.interval must be at least 1m"
     }]))]
     pub interval: Option<String>,
@@ -125,7 +125,7 @@ pub struct Rotation {
     /// `168h`). Unset: rotate only on `interval` or on request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), extend("x-kubernetes-validations" = [{
-        "rule": "duration(self) >= duration('1m')",
+        "rule": "!self.matches('^([0-9]+(\\\\.[0-9]+)?(h|m|s))+$') || duration(self) >= duration('1m')",
         "message": "rotation.renewBefore must be at least 1m"
     }]))]
     pub renew_before: Option<String>,
@@ -134,7 +134,7 @@ pub struct Rotation {
     /// the previous credential is deactivated and deleted. Default `0s`: retired at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), extend("x-kubernetes-validations" = [{
-        "rule": "duration(self) <= duration('8760h')",
+        "rule": "!self.matches('^([0-9]+(\\\\.[0-9]+)?(h|m|s))+$') || duration(self) <= duration('8760h')",
         "message": "rotation.retainPrevious must be at most 8760h (one year)"
     }]))]
     pub retain_previous: Option<String>,

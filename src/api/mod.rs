@@ -10,19 +10,19 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use api_client::{
-    AccessLevel, ApiAccess, ApiClient, ApiClientSpec, ApiGrant, ClientType, GroupAccess,
-    GroupGrant, IpAcl, ManagedCredential,
+    AccessLevel, ApiAccess, ApiClient, ApiClientSpec, ApiGrant, ClientType, GroupAccess, GroupGrant, IpAcl,
+    ManagedCredential,
 };
 pub use api_token::{ApiToken, ApiTokenSpec, TokenScope, TokenState};
 pub use common::{
-    DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget,
-    Rotation, SecretTemplate, StoreKind, StoreRef, WorkloadKind,
+    DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget, Rotation,
+    SecretTemplate, StoreKind, StoreRef, WorkloadKind,
 };
 pub use service_account_key::{Locale, ServiceAccountKey, ServiceAccountKeySpec};
 pub use store::{
-    AkamaiProvider, ClusterCredentialStore, ClusterCredentialStoreSpec, Connection,
-    CredentialStore, CredentialStoreSpec, PrefactorProvider, Provider, RateLimit, SecretRef,
-    StoreStatus, TrendMicroProvider, ZenmlProvider,
+    AkamaiProvider, ClusterCredentialStore, ClusterCredentialStoreSpec, Connection, CredentialStore,
+    CredentialStoreSpec, PrefactorProvider, Provider, RateLimit, SecretRef, StoreStatus, TrendMicroProvider,
+    ZenmlProvider,
 };
 
 /// The API group of every kind.

@@ -37,6 +37,10 @@ use super::common::{DeletionPolicy, KeyStatus, RolloutTarget, Rotation, SecretTe
         "message": "spec.locale and spec.timeZone apply to Trend Micro keys only and must be unset with spec.serviceAccount",
     },
     {
+        "rule": "has(oldSelf.serviceAccount) == has(self.serviceAccount) && has(oldSelf.keyName) == has(self.keyName)",
+        "message": "spec.serviceAccount and spec.keyName cannot be added or removed after creation",
+    },
+    {
         "rule": "!has(self.secret) || !has(self.secret.keys) || self.secret.keys.all(k, k == 'apiKey')",
         "message": "spec.secret.keys can only rename 'apiKey'",
     },
@@ -71,7 +75,10 @@ pub struct ServiceAccountKeySpec {
     pub locale: Option<Locale>,
     /// Trend Micro: IANA time zone of the key, for example `Europe/Berlin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+    )]
     pub time_zone: Option<String>,
     /// Free-text description stored with the key upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::common::DNS_LABEL_PATTERN;
 
 /// Exactly one provider block must be set: the CEL rule on both store specs.
-const ONE_PROVIDER_RULE: &str = "[has(self.akamai), has(self.prefactor), has(self.trendMicro), has(self.zenml)].filter(p, p).size() == 1";
+const ONE_PROVIDER_RULE: &str =
+    "[has(self.akamai), has(self.prefactor), has(self.trendMicro), has(self.zenml)].filter(p, p).size() == 1";
 const ONE_PROVIDER_MESSAGE: &str =
     "spec must set exactly one provider block: akamai, prefactor, trendMicro or zenml";
 /// Whichever provider block is set, its `credentialsSecretRef` names no namespace.
@@ -30,7 +31,7 @@ const SECRET_NAMESPACE_RULE: &str = "(!has(self.akamai) || has(self.akamai.crede
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".status.provider"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[schemars(extend("x-kubernetes-validations" = [
     { "rule": ONE_PROVIDER_RULE, "message": ONE_PROVIDER_MESSAGE },
@@ -59,7 +60,7 @@ pub struct CredentialStoreSpec {
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".status.provider"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[schemars(extend("x-kubernetes-validations" = [
     { "rule": ONE_PROVIDER_RULE, "message": ONE_PROVIDER_MESSAGE },

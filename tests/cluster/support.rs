@@ -10,12 +10,16 @@ use std::sync::{OnceLock, mpsc};
 use apikey_operator::localcluster::LocalCluster;
 use k8s_openapi::api::core::v1::Namespace;
 use kube::Client;
-use kube::api::{Api, PostParams};
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
+use kube::discovery::Scope;
+use serde::Deserialize;
 
 /// What tests need to reach the shared control plane.
 pub struct ControlPlane {
     pub kubeconfig: PathBuf,
     pub assets: PathBuf,
+    /// Holds etcd's data, the certificates and the process logs.
+    pub dir: PathBuf,
 }
 
 static CONTROL_PLANE: OnceLock<Result<ControlPlane, String>> = OnceLock::new();
@@ -43,7 +47,10 @@ pub async fn client() -> Client {
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let name = format!("{prefix}-{}", &uuid_like()[..8]);
     let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": name}})).unwrap();
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await.expect("namespace created");
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .expect("namespace created");
     name
 }
 
@@ -64,6 +71,7 @@ fn uuid_like() -> String {
 fn start() -> Result<ControlPlane, String> {
     let assets = assets()?;
     let dir = run_dir();
+    let thread_dir = dir.clone();
     let (ready_tx, ready_rx) = mpsc::channel();
     let thread_assets = assets.clone();
     // The control plane's processes die with the thread that started them (PDEATHSIG), so
@@ -71,9 +79,12 @@ fn start() -> Result<ControlPlane, String> {
     std::thread::Builder::new()
         .name("control-plane".into())
         .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let started = runtime.block_on(async {
-                let cluster = LocalCluster::start(&thread_assets, &dir).await?;
+                let cluster = LocalCluster::start(&thread_assets, &thread_dir).await?;
                 cluster.install_crds(&apikey_operator::api::crds()).await?;
                 Ok::<_, apikey_operator::localcluster::LocalClusterError>(cluster)
             });
@@ -91,8 +102,14 @@ fn start() -> Result<ControlPlane, String> {
             }
         })
         .map_err(|e| format!("cannot start the control-plane thread: {e}"))?;
-    let kubeconfig = ready_rx.recv().map_err(|_| "the control-plane thread died".to_string())??;
-    Ok(ControlPlane { kubeconfig, assets })
+    let kubeconfig = ready_rx
+        .recv()
+        .map_err(|_| "the control-plane thread died".to_string())??;
+    Ok(ControlPlane {
+        kubeconfig,
+        assets,
+        dir,
+    })
 }
 
 /// `KUBEBUILDER_ASSETS` if set, otherwise whatever `tests/envtest/setup.sh` builds or finds.
@@ -110,7 +127,11 @@ fn assets() -> Result<PathBuf, String> {
         return Err(format!("{} failed ({})", script.display(), output.status));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout.lines().last().map(PathBuf::from).ok_or_else(|| format!("{} printed nothing", script.display()))
+    stdout
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("{} printed nothing", script.display()))
 }
 
 /// A directory for this run's etcd data, certificates and logs; earlier runs' directories
@@ -119,11 +140,51 @@ fn run_dir() -> PathBuf {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("envtest");
     if let Ok(entries) = std::fs::read_dir(&base) {
         for entry in entries.flatten() {
-            let pid = entry.file_name().to_string_lossy().split('-').next_back().unwrap_or_default().to_string();
+            let pid = entry
+                .file_name()
+                .to_string_lossy()
+                .split('-')
+                .next_back()
+                .unwrap_or_default()
+                .to_string();
             if !Path::new("/proc").join(&pid).exists() {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
         }
     }
     base.join(format!("run-{}", std::process::id()))
+}
+
+/// Parses a multi-document YAML stream into objects (empty documents skipped).
+pub fn parse_documents(yaml: &str) -> Vec<DynamicObject> {
+    serde_yaml::Deserializer::from_str(yaml)
+        .map(|document| serde_yaml::Value::deserialize(document).expect("valid YAML"))
+        .filter(|value| !value.is_null())
+        .map(|value| serde_yaml::from_value(value).expect("a Kubernetes object"))
+        .collect()
+}
+
+/// The API for `object`'s kind, in `namespace` when the kind is namespaced.
+pub async fn api_for(client: &Client, object: &DynamicObject, namespace: &str) -> Api<DynamicObject> {
+    let types = object.types.as_ref().expect("apiVersion and kind are set");
+    let gvk = GroupVersionKind::try_from(types).expect("a valid apiVersion");
+    let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .expect("the kind is served");
+    match capabilities.scope {
+        Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
+        Scope::Cluster => Api::all_with(client.clone(), &resource),
+    }
+}
+
+/// Server-side applies `object` (into `namespace` when namespaced) as field manager `tests`.
+pub async fn apply(
+    client: &Client,
+    object: &DynamicObject,
+    namespace: &str,
+) -> Result<DynamicObject, kube::Error> {
+    let api = api_for(client, object, namespace).await;
+    let name = object.metadata.name.clone().expect("metadata.name is set");
+    api.patch(&name, &PatchParams::apply("tests").force(), &Patch::Apply(object))
+        .await
 }

@@ -1,0 +1,53 @@
+//! The generated files in the repository match what the code generates.
+
+use std::path::Path;
+
+#[test]
+fn crds_directory_matches_the_rust_types() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("crds");
+    let crds = apikey_operator::api::crds();
+    for crd in &crds {
+        let file = dir.join(apikey_operator::api::crd_file_name(crd));
+        let on_disk = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}; run `make crds`", file.display()));
+        let generated = apikey_operator::api::crd_yaml(crd).unwrap();
+        assert!(
+            on_disk == generated,
+            "{} is out of date; run `make crds`",
+            file.display()
+        );
+    }
+    let files = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        files,
+        crds.len(),
+        "crds/ holds files for kinds that no longer exist"
+    );
+}
+
+#[test]
+fn crd_subcommand_prints_every_crd_as_one_stream() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_apikey-operator"))
+        .arg("crd")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout, apikey_operator::api::crds_yaml().unwrap());
+    let names: Vec<String> = serde_yaml::Deserializer::from_str(&stdout)
+        .map(|doc| {
+            let value = <serde_yaml::Value as serde::Deserialize>::deserialize(doc).unwrap();
+            value["metadata"]["name"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "credentialstores.apikeys.dev",
+            "clustercredentialstores.apikeys.dev",
+            "apiclients.apikeys.dev",
+            "apitokens.apikeys.dev",
+            "serviceaccountkeys.apikeys.dev",
+        ]
+    );
+}
