@@ -1,4 +1,8 @@
 //! apikey-operator: API keys in upstream credential stores, managed as Kubernetes resources.
 
 pub mod api;
+pub mod controller;
+pub mod health;
 pub mod localcluster;
+pub mod metrics;
+pub mod telemetry;

@@ -206,10 +206,10 @@ pub struct KeyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub rotation_count: Option<i64>,
-    /// The last `rotation.requestedAt` or `apikeys.dev/rotate` value the operator acted on.
+    /// The rotation requests already acted on, so that each new value of
+    /// `rotation.requestedAt` or of the `apikeys.dev/rotate` annotation rotates exactly once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 64))]
-    pub handled_rotation_request: Option<String>,
+    pub handled_rotation_requests: Option<RotationRequests>,
     /// An upstream create or rotation that was recorded before it was sent and is not yet
     /// confirmed. Present only while such an operation is in flight.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,6 +219,20 @@ pub struct KeyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
     pub retiring: Vec<RetiringCredential>,
+}
+
+/// The values of the two rotation triggers.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RotationRequests {
+    /// `spec.rotation.requestedAt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub requested_at: Option<String>,
+    /// The `apikeys.dev/rotate` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 253))]
+    pub annotation: Option<String>,
 }
 
 /// The durable record of an upstream create or rotation written before the call.

@@ -16,7 +16,7 @@ pub use api_client::{
 pub use api_token::{ApiToken, ApiTokenSpec, TokenScope, TokenState};
 pub use common::{
     DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget, Rotation,
-    SecretTemplate, StoreKind, StoreRef, WorkloadKind,
+    RotationRequests, SecretTemplate, StoreKind, StoreRef, WorkloadKind,
 };
 pub use service_account_key::{Locale, ServiceAccountKey, ServiceAccountKeySpec};
 pub use store::{

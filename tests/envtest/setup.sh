@@ -23,7 +23,7 @@ fi
 
 command -v go >/dev/null || { echo "setup.sh: Go is required to build kube-apiserver and etcd" >&2; exit 1; }
 mkdir -p "$cache"
-export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=mod
+export GOTOOLCHAIN=local GOWORK=off CGO_ENABLED=0 GOFLAGS=-mod=readonly
 
 minor="${KUBE_VERSION#v1.}"; minor="${minor%%.*}"
 ldflags="-s -w"

@@ -1,0 +1,331 @@
+//! When a credential rotates and when retained credentials retire: pure functions of the
+//! spec, the status and the clock, so every rule is unit-tested without a cluster.
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::api::{RetiringCredential, Rotation, RotationRequests};
+
+/// The annotation that asks for one rotation from kubectl (any new value).
+pub const ROTATE_ANNOTATION: &str = "apikeys.dev/rotate";
+
+/// Why a rotation is due now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RotationTrigger {
+    /// `rotation.interval` elapsed since the last rotation.
+    Interval,
+    /// The credential expires within `rotation.renewBefore`.
+    Expiring,
+    /// `rotation.requestedAt` changed.
+    Requested,
+    /// The `apikeys.dev/rotate` annotation changed.
+    Annotation,
+}
+
+impl RotationTrigger {
+    /// A short label for events and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RotationTrigger::Interval => "interval",
+            RotationTrigger::Expiring => "expiring",
+            RotationTrigger::Requested => "requestedAt",
+            RotationTrigger::Annotation => "annotation",
+        }
+    }
+}
+
+/// The credential's rotation history the schedule depends on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Issued {
+    /// When the current credential was issued.
+    pub at: Option<Timestamp>,
+    /// When it expires upstream.
+    pub expires_at: Option<Timestamp>,
+    /// Whether a fresh credential would expire later than the current one. False when the
+    /// spec pins an absolute expiry: renewing would not help and would loop.
+    pub renewal_extends_expiry: bool,
+}
+
+/// What the schedule says now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// A rotation is due now, and why.
+    pub due: Option<RotationTrigger>,
+    /// When the next scheduled rotation falls due (interval or renewal), if any.
+    pub next_rotation: Option<Timestamp>,
+}
+
+/// A malformed duration in the spec (the CRD schema normally refuses these).
+#[derive(Debug, thiserror::Error)]
+#[error("{field} is not a duration such as 720h or 1h30m: {value:?}")]
+pub struct InvalidDuration {
+    pub field: &'static str,
+    pub value: String,
+}
+
+/// Parses a Go-style duration (`720h`, `1h30m`, `1.5h`) from field `field`.
+pub fn parse_duration(field: &'static str, value: &str) -> Result<SignedDuration, InvalidDuration> {
+    value
+        .parse::<SignedDuration>()
+        .ok()
+        .filter(|d| !d.is_negative())
+        .ok_or_else(|| InvalidDuration {
+            field,
+            value: value.to_string(),
+        })
+}
+
+/// The rotation requests currently present on the resource.
+pub fn current_requests(rotation: Option<&Rotation>, annotation: Option<&str>) -> RotationRequests {
+    RotationRequests {
+        requested_at: rotation.and_then(|r| r.requested_at.clone()),
+        annotation: annotation.map(str::to_string),
+    }
+}
+
+/// Decides whether a rotation is due at `now`.
+///
+/// A request counts only when its value differs from the one handled last; a resource
+/// that has never been issued a credential has nothing to rotate.
+pub fn evaluate(
+    rotation: Option<&Rotation>,
+    requests: &RotationRequests,
+    handled: Option<&RotationRequests>,
+    issued: Issued,
+    now: Timestamp,
+) -> Result<Schedule, InvalidDuration> {
+    let Some(issued_at) = issued.at else {
+        return Ok(Schedule {
+            due: None,
+            next_rotation: None,
+        });
+    };
+    let handled = handled.cloned().unwrap_or_default();
+    let interval_due = rotation
+        .and_then(|r| r.interval.as_deref())
+        .map(|v| parse_duration("spec.rotation.interval", v).map(|d| issued_at + d))
+        .transpose()?;
+    let renewal_due = match (
+        rotation.and_then(|r| r.renew_before.as_deref()),
+        issued.expires_at,
+    ) {
+        (Some(v), Some(expires)) if issued.renewal_extends_expiry => {
+            Some(expires - parse_duration("spec.rotation.renewBefore", v)?)
+        }
+        _ => None,
+    };
+    let next_rotation = [interval_due, renewal_due].into_iter().flatten().min();
+
+    let due = if requests.requested_at.is_some() && requests.requested_at != handled.requested_at {
+        Some(RotationTrigger::Requested)
+    } else if requests.annotation.is_some() && requests.annotation != handled.annotation {
+        Some(RotationTrigger::Annotation)
+    } else if renewal_due.is_some_and(|t| t <= now) {
+        Some(RotationTrigger::Expiring)
+    } else if interval_due.is_some_and(|t| t <= now) {
+        Some(RotationTrigger::Interval)
+    } else {
+        None
+    };
+    Ok(Schedule { due, next_rotation })
+}
+
+/// How long the previous credential stays valid after a rotation.
+pub fn retain_previous(rotation: Option<&Rotation>) -> Result<SignedDuration, InvalidDuration> {
+    match rotation.and_then(|r| r.retain_previous.as_deref()) {
+        Some(value) => parse_duration("spec.rotation.retainPrevious", value),
+        None => Ok(SignedDuration::ZERO),
+    }
+}
+
+/// Splits retained credentials into those due for retirement at `now` and the rest.
+pub fn due_for_retirement(
+    retiring: &[RetiringCredential],
+    now: Timestamp,
+) -> (Vec<RetiringCredential>, Vec<RetiringCredential>) {
+    retiring.iter().cloned().partition(|r| r.retire_at.0 <= now)
+}
+
+/// The earliest of the given instants that lies after `now`, as a wait from `now`: the
+/// controller requeues then instead of polling.
+pub fn wake_after(
+    now: Timestamp,
+    instants: impl IntoIterator<Item = Timestamp>,
+) -> Option<std::time::Duration> {
+    instants
+        .into_iter()
+        .filter(|t| *t > now)
+        .min()
+        .map(|t| t.duration_since(now).unsigned_abs())
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    fn at(s: &str) -> Timestamp {
+        s.parse().unwrap()
+    }
+
+    fn rotation(interval: Option<&str>, renew_before: Option<&str>, requested_at: Option<&str>) -> Rotation {
+        Rotation {
+            interval: interval.map(Into::into),
+            renew_before: renew_before.map(Into::into),
+            retain_previous: None,
+            requested_at: requested_at.map(Into::into),
+        }
+    }
+
+    fn issued(at_: &str, expires: Option<&str>) -> Issued {
+        Issued {
+            at: Some(at(at_)),
+            expires_at: expires.map(at),
+            renewal_extends_expiry: true,
+        }
+    }
+
+    #[test]
+    fn interval_is_due_once_elapsed_and_scheduled_before() {
+        let r = rotation(Some("24h"), None, None);
+        let requests = current_requests(Some(&r), None);
+        let before = evaluate(
+            Some(&r),
+            &requests,
+            None,
+            issued("2026-01-01T00:00:00Z", None),
+            at("2026-01-01T23:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            before,
+            Schedule {
+                due: None,
+                next_rotation: Some(at("2026-01-02T00:00:00Z"))
+            }
+        );
+        let after = evaluate(
+            Some(&r),
+            &requests,
+            None,
+            issued("2026-01-01T00:00:00Z", None),
+            at("2026-01-02T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(after.due, Some(RotationTrigger::Interval));
+    }
+
+    #[test]
+    fn renewal_before_expiry_wins_over_a_later_interval() {
+        let r = rotation(Some("720h"), Some("168h"), None);
+        let requests = current_requests(Some(&r), None);
+        let i = issued("2026-01-01T00:00:00Z", Some("2026-01-10T00:00:00Z"));
+        let s = evaluate(Some(&r), &requests, None, i, at("2026-01-02T00:00:00Z")).unwrap();
+        assert_eq!(s.next_rotation, Some(at("2026-01-03T00:00:00Z")));
+        assert_eq!(s.due, None);
+        let s = evaluate(Some(&r), &requests, None, i, at("2026-01-03T00:00:00Z")).unwrap();
+        assert_eq!(s.due, Some(RotationTrigger::Expiring));
+    }
+
+    #[test]
+    fn renewal_is_ignored_when_a_new_credential_would_expire_just_the_same() {
+        let r = rotation(None, Some("168h"), None);
+        let mut i = issued("2026-01-01T00:00:00Z", Some("2026-01-02T00:00:00Z"));
+        i.renewal_extends_expiry = false;
+        let s = evaluate(
+            Some(&r),
+            &current_requests(Some(&r), None),
+            None,
+            i,
+            at("2026-01-01T12:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            Schedule {
+                due: None,
+                next_rotation: None
+            }
+        );
+    }
+
+    #[test]
+    fn each_new_request_value_rotates_exactly_once() {
+        let r = rotation(None, None, Some("2026-11-01"));
+        let requests = current_requests(Some(&r), Some("a"));
+        let i = issued("2026-01-01T00:00:00Z", None);
+        let now = at("2026-01-01T01:00:00Z");
+        let s = evaluate(Some(&r), &requests, None, i, now).unwrap();
+        assert_eq!(s.due, Some(RotationTrigger::Requested));
+        let handled = RotationRequests {
+            requested_at: Some("2026-11-01".into()),
+            annotation: None,
+        };
+        let s = evaluate(Some(&r), &requests, Some(&handled), i, now).unwrap();
+        assert_eq!(s.due, Some(RotationTrigger::Annotation));
+        let s = evaluate(Some(&r), &requests, Some(&requests), i, now).unwrap();
+        assert_eq!(s.due, None);
+    }
+
+    #[test]
+    fn nothing_rotates_before_the_first_credential_exists() {
+        let r = rotation(Some("1m"), None, Some("x"));
+        let s = evaluate(
+            Some(&r),
+            &current_requests(Some(&r), None),
+            None,
+            Issued::default(),
+            at("2030-01-01T00:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            Schedule {
+                due: None,
+                next_rotation: None
+            }
+        );
+    }
+
+    #[test]
+    fn durations_parse_the_go_format_and_refuse_garbage() {
+        assert_eq!(
+            parse_duration("f", "1h30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(
+            parse_duration("f", "1.5h").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(retain_previous(None).unwrap(), SignedDuration::ZERO);
+        let error = parse_duration("spec.rotation.interval", "a week").unwrap_err();
+        assert!(error.to_string().contains("spec.rotation.interval"));
+    }
+
+    #[test]
+    fn retirement_splits_on_the_clock_and_wakes_at_the_next_instant() {
+        let now = at("2026-01-01T12:00:00Z");
+        let retiring = vec![
+            RetiringCredential {
+                id: "old".into(),
+                retire_at: Time(at("2026-01-01T11:00:00Z")),
+            },
+            RetiringCredential {
+                id: "newer".into(),
+                retire_at: Time(at("2026-01-01T13:00:00Z")),
+            },
+        ];
+        let (due, kept) = due_for_retirement(&retiring, now);
+        assert_eq!(due[0].id, "old");
+        assert_eq!(kept[0].id, "newer");
+        let wait = wake_after(
+            now,
+            [
+                at("2026-01-01T13:00:00Z"),
+                at("2026-01-01T12:30:00Z"),
+                at("2026-01-01T11:00:00Z"),
+            ],
+        );
+        assert_eq!(wait, Some(std::time::Duration::from_secs(1800)));
+    }
+}
