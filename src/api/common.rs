@@ -247,6 +247,15 @@ pub struct PendingOperation {
     pub idempotency_key: String,
     /// When the operation was recorded.
     pub started_at: Time,
+    /// Why: `create`, `interval`, `expiring`, `requestedAt`, `annotation` or `secretLost`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 32))]
+    pub trigger: Option<String>,
+    /// The exact upstream request (JSON, no secret material), so a retry after a crash
+    /// repeats it byte for byte and the upstream recognises it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub request: Option<String>,
 }
 
 /// Operations that mint a new secret upstream.

@@ -32,6 +32,7 @@ pub mod reason {
     pub const CREDENTIALS_REFUSED: &str = "CredentialsRefused";
     pub const PERMISSION_DENIED: &str = "PermissionDenied";
     pub const UPSTREAM_UNREACHABLE: &str = "UpstreamUnreachable";
+    pub const CONFIGURATION_INVALID: &str = "ConfigurationInvalid";
 
     // Upstream object problems.
     pub const CREATING: &str = "Creating";

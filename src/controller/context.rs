@@ -1,0 +1,45 @@
+//! What every reconciliation shares.
+
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Client;
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use tracing::warn;
+
+use super::stores::Stores;
+use crate::metrics::Metrics;
+use crate::upstream::{ClientOptions, RateLimiters};
+
+/// Shared by all controllers (held in an `Arc`).
+pub struct Context {
+    pub client: Client,
+    pub stores: Stores,
+    pub limiters: RateLimiters,
+    pub client_options: ClientOptions,
+    pub metrics: Arc<Metrics>,
+    recorder: Recorder,
+}
+
+impl Context {
+    pub fn new(client: Client, stores: Stores, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+        let reporter = Reporter { controller: "apikey-operator".into(), instance };
+        Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            stores,
+            limiters: RateLimiters::default(),
+            client_options: ClientOptions::default(),
+            metrics,
+        }
+    }
+
+    /// Publishes an event on `object`. Events are best effort: a failure is logged, never
+    /// fails the reconciliation. Callers publish only on transitions.
+    pub async fn event(&self, object: &ObjectReference, type_: EventType, reason: &str, action: &str, note: String) {
+        let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+        if let Err(error) = self.recorder.publish(&event, object).await {
+            warn!(%error, reason, "could not publish event");
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! CredentialStore and ClusterCredentialStore: read the admin credential, probe the
+//! upstream with it, and register the connected client for the key controllers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::{info, warn};
+
+use super::conditions::{self, reason};
+use super::context::Context;
+use super::stores::{Connected, StoreKey, provider_name};
+use super::{Error, FIELD_MANAGER};
+use crate::api::{ClusterCredentialStore, Connection, CredentialStore, Provider, SecretRef, StoreKind, StoreStatus};
+use crate::upstream::{self, ConnectError, ErrorClass, StoreSpec, UpstreamError};
+
+/// A healthy store is probed again this often, to notice a credential revoked upstream.
+const REPROBE_INTERVAL: Duration = Duration::from_secs(30 * 60);
+/// An unreachable upstream is probed again after this long.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(15);
+
+/// What the store controller needs from either store kind.
+pub trait StoreObject: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync + 'static {
+    const KIND: StoreKind;
+    fn provider(&self) -> &Provider;
+    fn connection(&self) -> &Connection;
+    fn store_status(&self) -> Option<&StoreStatus>;
+    /// Namespace the credentials Secret is read from.
+    fn secret_namespace(&self) -> Option<String>;
+    fn api(client: kube::Client, namespace: Option<&str>) -> Api<Self>;
+
+    fn key(&self) -> StoreKey {
+        StoreKey { kind: Self::KIND, namespace: self.namespace(), name: self.name_any() }
+    }
+
+    fn secret_ref(&self) -> Option<&SecretRef> {
+        let p = self.provider();
+        p.akamai
+            .as_ref()
+            .map(|a| &a.credentials_secret_ref)
+            .or(p.prefactor.as_ref().map(|a| &a.credentials_secret_ref))
+            .or(p.trend_micro.as_ref().map(|a| &a.credentials_secret_ref))
+            .or(p.zenml.as_ref().map(|a| &a.credentials_secret_ref))
+    }
+}
+
+impl StoreObject for CredentialStore {
+    const KIND: StoreKind = StoreKind::CredentialStore;
+    fn provider(&self) -> &Provider {
+        &self.spec.provider
+    }
+    fn connection(&self) -> &Connection {
+        &self.spec.connection
+    }
+    fn store_status(&self) -> Option<&StoreStatus> {
+        self.status.as_ref()
+    }
+    fn secret_namespace(&self) -> Option<String> {
+        self.namespace()
+    }
+    fn api(client: kube::Client, namespace: Option<&str>) -> Api<Self> {
+        Api::namespaced(client, namespace.unwrap_or_default())
+    }
+}
+
+impl StoreObject for ClusterCredentialStore {
+    const KIND: StoreKind = StoreKind::ClusterCredentialStore;
+    fn provider(&self) -> &Provider {
+        &self.spec.provider
+    }
+    fn connection(&self) -> &Connection {
+        &self.spec.connection
+    }
+    fn store_status(&self) -> Option<&StoreStatus> {
+        self.status.as_ref()
+    }
+    fn secret_namespace(&self) -> Option<String> {
+        self.secret_ref().and_then(|r| r.namespace.clone())
+    }
+    fn api(client: kube::Client, _: Option<&str>) -> Api<Self> {
+        Api::all(client)
+    }
+}
+
+/// The outcome of checking a store: a condition and how soon to look again.
+struct Verdict {
+    ready: bool,
+    reason: &'static str,
+    message: String,
+    retry: Duration,
+}
+
+impl Verdict {
+    fn failed(reason: &'static str, message: String, retry: Duration) -> Self {
+        Verdict { ready: false, reason, message, retry }
+    }
+}
+
+pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = store.key();
+    let generation = store.meta().generation;
+    let secret = read_credentials(&*store, &ctx).await?;
+    let secret_version = secret.as_ref().and_then(|s| s.metadata.resource_version.clone());
+    let old_status = store.store_status().cloned().unwrap_or_default();
+
+    let unchanged = conditions::is_true(&old_status.conditions, conditions::READY)
+        && old_status.observed_generation == generation
+        && ctx.stores.is_current(&key, store.uid().as_deref(), generation, secret_version.as_deref());
+    if unchanged {
+        return Ok(Action::requeue(REPROBE_INTERVAL));
+    }
+
+    let verdict = match secret {
+        None => {
+            ctx.stores.disconnect(&key);
+            let secret = secret_display(&*store);
+            Verdict::failed(
+                reason::CREDENTIALS_SECRET_MISSING,
+                format!("Secret {secret} does not exist; create it with the {} credential", provider_name(store.provider())),
+                REPROBE_INTERVAL,
+            )
+        }
+        Some(secret) => connect_and_probe(&*store, &ctx, &key, secret, generation, secret_version).await,
+    };
+
+    let now = Timestamp::now();
+    let mut status = old_status.clone();
+    status.provider = Some(provider_name(store.provider()).to_string());
+    status.observed_generation = generation;
+    let was_ready = conditions::is_true(&old_status.conditions, conditions::READY);
+    conditions::set(&mut status.conditions, conditions::READY, verdict.ready, verdict.reason, &verdict.message, generation, now);
+    let changed_reason = conditions::find(&old_status.conditions, conditions::READY).map(|c| c.reason.as_str()) != Some(verdict.reason);
+    if changed_reason {
+        status.last_probe_time = Some(Time(now));
+    }
+    if status != old_status {
+        patch_status(&*store, &ctx, &status).await?;
+    }
+    if was_ready != verdict.ready || changed_reason {
+        let type_ = if verdict.ready { EventType::Normal } else { EventType::Warning };
+        ctx.event(&store.object_ref(&()), type_, verdict.reason, "Probe", verdict.message.clone()).await;
+        info!(store = %key.display(), ready = verdict.ready, reason = verdict.reason, "store checked");
+    }
+    Ok(Action::requeue(verdict.retry))
+}
+
+async fn connect_and_probe<S: StoreObject>(
+    store: &S,
+    ctx: &Context,
+    key: &StoreKey,
+    secret: Secret,
+    generation: Option<i64>,
+    secret_version: Option<String>,
+) -> Verdict {
+    let identity = key.display();
+    let spec = StoreSpec { identity: &identity, provider: store.provider(), connection: store.connection() };
+    let data = secret.data.unwrap_or_default();
+    let secret_name = secret_display(store);
+    let client = match upstream::connect(spec, &data, &ctx.limiters, &ctx.client_options) {
+        Ok(client) => client,
+        Err(ConnectError::Credential(error)) => {
+            ctx.stores.disconnect(key);
+            return Verdict::failed(reason::CREDENTIALS_INVALID, format!("Secret {secret_name}: {error}"), REPROBE_INTERVAL);
+        }
+        Err(error) => {
+            ctx.stores.disconnect(key);
+            return Verdict::failed(reason::CONFIGURATION_INVALID, error.to_string(), REPROBE_INTERVAL);
+        }
+    };
+    match client.probe().await {
+        Ok(()) => {
+            let uid = store.uid();
+            ctx.stores.connect(key.clone(), Connected { client: Arc::new(client), uid, generation, secret_version });
+            Verdict {
+                ready: true,
+                reason: reason::PROBE_SUCCEEDED,
+                message: format!("authenticated to the {} API with Secret {secret_name}", provider_name(store.provider())),
+                retry: REPROBE_INTERVAL,
+            }
+        }
+        Err(error) => {
+            ctx.stores.disconnect(key);
+            warn!(store = %identity, class = error.class().as_str(), "store probe failed");
+            probe_failure(&error, &secret_name)
+        }
+    }
+}
+
+fn probe_failure(error: &UpstreamError, secret_name: &str) -> Verdict {
+    match error.class() {
+        ErrorClass::Authentication => Verdict::failed(
+            reason::CREDENTIALS_REFUSED,
+            format!("the upstream refused the credential in Secret {secret_name}: {error}; put a valid credential in the Secret"),
+            REPROBE_INTERVAL,
+        ),
+        ErrorClass::Permission => Verdict::failed(
+            reason::PERMISSION_DENIED,
+            format!("the credential in Secret {secret_name} lacks permissions: {error}"),
+            REPROBE_INTERVAL,
+        ),
+        ErrorClass::Transient => Verdict::failed(
+            reason::UPSTREAM_UNREACHABLE,
+            format!("cannot reach the upstream: {error}; check spec url and network, retrying"),
+            UNREACHABLE_RETRY,
+        ),
+        _ => Verdict::failed(reason::UPSTREAM_ERROR, error.to_string(), UNREACHABLE_RETRY),
+    }
+}
+
+fn secret_display<S: StoreObject>(store: &S) -> String {
+    let name = store.secret_ref().map(|r| r.name.as_str()).unwrap_or_default();
+    format!("{}/{name}", store.secret_namespace().unwrap_or_default())
+}
+
+async fn read_credentials<S: StoreObject>(store: &S, ctx: &Context) -> Result<Option<Secret>, Error> {
+    let (Some(namespace), Some(secret_ref)) = (store.secret_namespace(), store.secret_ref()) else {
+        return Ok(None);
+    };
+    Api::<Secret>::namespaced(ctx.client.clone(), &namespace).get_opt(&secret_ref.name).await.map_err(Error::Kube)
+}
+
+async fn patch_status<S: StoreObject>(store: &S, ctx: &Context, status: &StoreStatus) -> Result<(), Error> {
+    let api = S::api(ctx.client.clone(), store.namespace().as_deref());
+    let patch = serde_json::json!({
+        "apiVersion": S::api_version(&()),
+        "kind": S::kind(&()),
+        "status": status,
+    });
+    api.patch_status(&store.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
+        .await
+        .map_err(Error::Kube)?;
+    Ok(())
+}

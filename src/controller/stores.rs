@@ -1,0 +1,256 @@
+//! Which store a key resource may use, and the connected client of every Ready store.
+//!
+//! The store controller is the only reader of store credential Secrets: after a successful
+//! probe it registers the store's client here, and the key controllers take it from here.
+//! A store that is not registered is not Ready, and keys referencing it say so.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::Api;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Client, ResourceExt};
+
+use super::conditions::{self, reason};
+use crate::api::{ClusterCredentialStore, CredentialStore, Provider, StoreKind, StoreRef};
+use crate::upstream::UpstreamClient;
+
+/// Identifies a store: its kind, namespace (for CredentialStores) and name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq)]
+pub struct StoreKey {
+    pub kind: StoreKind,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl StoreKey {
+    /// The store a key resource in `namespace` references.
+    pub fn referenced(namespace: &str, store_ref: &StoreRef) -> Self {
+        StoreKey {
+            kind: store_ref.kind,
+            namespace: (store_ref.kind == StoreKind::CredentialStore).then(|| namespace.to_string()),
+            name: store_ref.name.clone(),
+        }
+    }
+
+    /// Used in messages, logs and as the rate-limit identity.
+    pub fn display(&self) -> String {
+        match &self.namespace {
+            Some(namespace) => format!("CredentialStore {namespace}/{}", self.name),
+            None => format!("ClusterCredentialStore {}", self.name),
+        }
+    }
+}
+
+/// A connected store, with the state it was connected from.
+pub struct Connected {
+    pub client: Arc<UpstreamClient>,
+    /// `metadata.uid` of the store (a re-created store is another store).
+    pub uid: Option<String>,
+    /// `metadata.generation` of the store when connected.
+    pub generation: Option<i64>,
+    /// `metadata.resourceVersion` of the credentials Secret when connected.
+    pub secret_version: Option<String>,
+}
+
+/// Why a key resource cannot use the store it references. Each is a distinct reason.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreProblem {
+    #[error("{store} does not exist; create it or fix spec.storeRef")]
+    NotFound { store: String },
+    #[error("{store} does not allow namespace {namespace}; add it to the store's spec.allowedNamespaces or label it to match spec.namespaceSelector")]
+    NamespaceNotAllowed { store: String, namespace: String },
+    #[error("{store} is a {actual} store, but {kind} needs a store with a {wanted} block")]
+    WrongProvider { store: String, kind: &'static str, actual: &'static str, wanted: &'static str },
+    #[error("{store} is not ready: {message}")]
+    NotReady { store: String, message: String },
+    #[error("looking up {store}: {source}")]
+    Kube { store: String, source: kube::Error },
+}
+
+impl StoreProblem {
+    /// The condition reason for this problem.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            StoreProblem::NotFound { .. } => reason::STORE_NOT_FOUND,
+            StoreProblem::NamespaceNotAllowed { .. } => reason::NAMESPACE_NOT_ALLOWED,
+            StoreProblem::WrongProvider { .. } => reason::WRONG_PROVIDER,
+            StoreProblem::NotReady { .. } | StoreProblem::Kube { .. } => reason::STORE_NOT_READY,
+        }
+    }
+}
+
+/// The name of the provider block a store sets.
+pub fn provider_name(provider: &Provider) -> &'static str {
+    if provider.akamai.is_some() {
+        "akamai"
+    } else if provider.prefactor.is_some() {
+        "prefactor"
+    } else if provider.trend_micro.is_some() {
+        "trendMicro"
+    } else if provider.zenml.is_some() {
+        "zenml"
+    } else {
+        "unset"
+    }
+}
+
+/// Store objects (from the controllers' caches) and connected clients.
+pub struct Stores {
+    namespaced: Store<CredentialStore>,
+    cluster: Store<ClusterCredentialStore>,
+    connected: RwLock<HashMap<StoreKey, Connected>>,
+}
+
+impl Stores {
+    pub fn new(namespaced: Store<CredentialStore>, cluster: Store<ClusterCredentialStore>) -> Self {
+        Stores { namespaced, cluster, connected: RwLock::default() }
+    }
+
+    /// Registers the client of a store that just passed its probe.
+    pub fn connect(&self, key: StoreKey, connected: Connected) {
+        self.connected.write().expect("store registry lock").insert(key, connected);
+    }
+
+    /// Forgets a store's client (the store is gone or failed its probe).
+    pub fn disconnect(&self, key: &StoreKey) {
+        self.connected.write().expect("store registry lock").remove(key);
+    }
+
+    /// Whether the registered client of `key` was built from this store object, generation
+    /// and Secret version.
+    pub fn is_current(
+        &self,
+        key: &StoreKey,
+        uid: Option<&str>,
+        generation: Option<i64>,
+        secret_version: Option<&str>,
+    ) -> bool {
+        self.connected.read().expect("store registry lock").get(key).is_some_and(|c| {
+            c.uid.as_deref() == uid && c.generation == generation && c.secret_version.as_deref() == secret_version
+        })
+    }
+
+    /// The client of a registered store.
+    fn registered(&self, key: &StoreKey) -> Option<Arc<UpstreamClient>> {
+        self.connected.read().expect("store registry lock").get(key).map(|c| c.client.clone())
+    }
+
+    /// Resolves the store a key resource of kind `kind` in `namespace` references, checking
+    /// that it exists, serves the namespace, has the `wanted` provider and is Ready.
+    pub async fn resolve(
+        &self,
+        client: &Client,
+        kind: &'static str,
+        namespace: &str,
+        store_ref: &StoreRef,
+        wanted: &[&'static str],
+    ) -> Result<Arc<UpstreamClient>, StoreProblem> {
+        let key = StoreKey::referenced(namespace, store_ref);
+        let store = key.display();
+        let (provider, status) = match store_ref.kind {
+            StoreKind::CredentialStore => {
+                let object = self
+                    .namespaced
+                    .get(&ObjectRef::new(&store_ref.name).within(namespace))
+                    .ok_or_else(|| StoreProblem::NotFound { store: store.clone() })?;
+                (object.spec.provider.clone(), object.status.clone())
+            }
+            StoreKind::ClusterCredentialStore => {
+                let object = self
+                    .cluster
+                    .get(&ObjectRef::new(&store_ref.name))
+                    .ok_or_else(|| StoreProblem::NotFound { store: store.clone() })?;
+                if !allows_namespace(client, &object, namespace).await.map_err(|source| StoreProblem::Kube { store: store.clone(), source })? {
+                    return Err(StoreProblem::NamespaceNotAllowed { store, namespace: namespace.to_string() });
+                }
+                (object.spec.provider.clone(), object.status.clone())
+            }
+        };
+        let actual = provider_name(&provider);
+        if !wanted.contains(&actual) {
+            return Err(StoreProblem::WrongProvider { store, kind, actual, wanted: wanted.join(" or ") });
+        }
+        self.registered(&key).ok_or_else(|| {
+            let message = status
+                .as_ref()
+                .and_then(|s| conditions::find(&s.conditions, conditions::READY))
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| "its upstream has not been probed yet".to_string());
+            StoreProblem::NotReady { store, message }
+        })
+    }
+
+    /// Key references of every namespaced store (for mapping Secret changes to stores).
+    pub fn namespaced_stores(&self) -> Vec<Arc<CredentialStore>> {
+        self.namespaced.state()
+    }
+
+    /// Every cluster store.
+    pub fn cluster_stores(&self) -> Vec<Arc<ClusterCredentialStore>> {
+        self.cluster.state()
+    }
+}
+
+/// Whether a ClusterCredentialStore serves `namespace`: listed by name (or `*`), or
+/// selected by label.
+async fn allows_namespace(client: &Client, store: &ClusterCredentialStore, namespace: &str) -> Result<bool, kube::Error> {
+    if store.spec.allowed_namespaces.iter().any(|n| n == "*" || n == namespace) {
+        return Ok(true);
+    }
+    let Some(selector) = &store.spec.namespace_selector else { return Ok(false) };
+    let Some(ns) = Api::<Namespace>::all(client.clone()).get_opt(namespace).await? else { return Ok(false) };
+    Ok(selector_matches(selector, ns.labels()))
+}
+
+/// Label-selector matching (`matchLabels` and `matchExpressions`).
+fn selector_matches(
+    selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> bool {
+    let labels_match = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let expressions_match = selector.match_expressions.iter().flatten().all(|e| {
+        let values = e.values.as_deref().unwrap_or_default();
+        match e.operator.as_str() {
+            "In" => labels.get(&e.key).is_some_and(|v| values.contains(v)),
+            "NotIn" => labels.get(&e.key).is_none_or(|v| !values.contains(v)),
+            "Exists" => labels.contains_key(&e.key),
+            "DoesNotExist" => !labels.contains_key(&e.key),
+            _ => false,
+        }
+    });
+    labels_match && expressions_match
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement};
+
+    use super::*;
+
+    #[test]
+    fn label_selectors_match_like_kubernetes() {
+        let labels = [("team".to_string(), "a".to_string())].into();
+        let by_label = LabelSelector { match_labels: Some([("team".into(), "a".into())].into()), ..Default::default() };
+        assert!(selector_matches(&by_label, &labels));
+        let not_in = LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "team".into(),
+                operator: "NotIn".into(),
+                values: Some(vec!["a".into()]),
+            }]),
+            ..Default::default()
+        };
+        assert!(!selector_matches(&not_in, &labels));
+        assert!(selector_matches(&not_in, &Default::default()));
+    }
+
+    #[test]
+    fn store_keys_scope_namespaced_stores_to_the_key_namespace() {
+        let namespaced = StoreKey::referenced("ns", &StoreRef { name: "s".into(), kind: StoreKind::CredentialStore });
+        assert_eq!(namespaced.display(), "CredentialStore ns/s");
+        let cluster = StoreKey::referenced("ns", &StoreRef { name: "s".into(), kind: StoreKind::ClusterCredentialStore });
+        assert_eq!(cluster.namespace, None);
+    }
+}
