@@ -6,3 +6,4 @@ pub mod health;
 pub mod localcluster;
 pub mod metrics;
 pub mod telemetry;
+pub mod upstream;

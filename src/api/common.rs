@@ -36,7 +36,7 @@ pub struct StoreRef {
 }
 
 /// The two kinds of store a key can reference.
-#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash)]
 pub enum StoreKind {
     /// A namespaced store in the key's own namespace.
     #[default]

@@ -62,7 +62,7 @@ pub enum StoreProblem {
     #[error("{store} does not allow namespace {namespace}; add it to the store's spec.allowedNamespaces or label it to match spec.namespaceSelector")]
     NamespaceNotAllowed { store: String, namespace: String },
     #[error("{store} is a {actual} store, but {kind} needs a store with a {wanted} block")]
-    WrongProvider { store: String, kind: &'static str, actual: &'static str, wanted: &'static str },
+    WrongProvider { store: String, kind: &'static str, actual: &'static str, wanted: String },
     #[error("{store} is not ready: {message}")]
     NotReady { store: String, message: String },
     #[error("looking up {store}: {source}")]

@@ -1,0 +1,167 @@
+//! A store's admin credential, read from the Kubernetes Secret its spec references.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::ByteString;
+
+use super::edgegrid::ClientCredential;
+
+/// A secret value. `Debug` and `Display` never show it; [`SecretString::expose`] is the
+/// single, greppable way to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretString(String);
+
+impl SecretString {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl From<String> for SecretString {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+/// Secret keys of each provider's credential, as DESIGN §1 and the store types document.
+pub mod keys {
+    pub const AKAMAI_HOST: &str = "host";
+    pub const AKAMAI_CLIENT_TOKEN: &str = "client_token";
+    pub const AKAMAI_CLIENT_SECRET: &str = "client_secret";
+    pub const AKAMAI_ACCESS_TOKEN: &str = "access_token";
+    pub const PREFACTOR_TOKEN: &str = "token";
+    pub const TREND_MICRO_API_SECRET_KEY: &str = "apiSecretKey";
+    pub const ZENML_API_KEY: &str = "apiKey";
+}
+
+/// An Akamai store's `.edgerc` section.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EdgercSection {
+    /// Where the API lives unless the store sets `url`.
+    pub host: String,
+    pub credential: ClientCredential,
+}
+
+/// Why a credential Secret cannot be used. Names keys, never values.
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialError {
+    #[error("credential Secret has no key `{key}`")]
+    MissingKey { key: &'static str },
+    #[error("credential Secret key `{key}` is empty")]
+    EmptyKey { key: &'static str },
+    #[error("credential Secret key `{key}` is not UTF-8 text")]
+    NotText { key: &'static str },
+}
+
+/// Reads the keys a provider needs from a Secret's `data`.
+pub struct SecretData<'a>(pub &'a BTreeMap<String, ByteString>);
+
+impl SecretData<'_> {
+    /// The value of `key`, with surrounding whitespace (a trailing newline from
+    /// `kubectl create secret --from-file`) removed.
+    fn text(&self, key: &'static str) -> Result<String, CredentialError> {
+        let bytes = self.0.get(key).ok_or(CredentialError::MissingKey { key })?;
+        let text = std::str::from_utf8(&bytes.0).map_err(|_| CredentialError::NotText { key })?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(CredentialError::EmptyKey { key });
+        }
+        Ok(text.to_owned())
+    }
+
+    pub fn akamai(&self) -> Result<EdgercSection, CredentialError> {
+        Ok(EdgercSection {
+            host: self.text(keys::AKAMAI_HOST)?,
+            credential: ClientCredential {
+                client_token: self.text(keys::AKAMAI_CLIENT_TOKEN)?,
+                client_secret: self.text(keys::AKAMAI_CLIENT_SECRET)?,
+                access_token: self.text(keys::AKAMAI_ACCESS_TOKEN)?,
+            },
+        })
+    }
+
+    pub fn prefactor_token(&self) -> Result<SecretString, CredentialError> {
+        self.text(keys::PREFACTOR_TOKEN).map(SecretString::from)
+    }
+
+    pub fn trend_micro_api_secret_key(&self) -> Result<SecretString, CredentialError> {
+        self.text(keys::TREND_MICRO_API_SECRET_KEY)
+            .map(SecretString::from)
+    }
+
+    pub fn zenml_api_key(&self) -> Result<SecretString, CredentialError> {
+        self.text(keys::ZENML_API_KEY).map(SecretString::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(entries: &[(&str, &[u8])]) -> BTreeMap<String, ByteString> {
+        entries
+            .iter()
+            .map(|(key, value)| (key.to_string(), ByteString(value.to_vec())))
+            .collect()
+    }
+
+    #[test]
+    fn reads_each_provider_shape_and_trims_newlines() {
+        let secret = data(&[
+            ("host", b"akab-h.luna.akamaiapis.net\n"),
+            ("client_token", b"akab-ct"),
+            ("client_secret", b"cs=="),
+            ("access_token", b"akab-at"),
+        ]);
+        let EdgercSection { host, credential } = SecretData(&secret).akamai().unwrap();
+        assert_eq!(host, "akab-h.luna.akamaiapis.net");
+        assert_eq!(credential.client_secret, "cs==");
+
+        let secret = data(&[("token", b"tok\n")]);
+        assert_eq!(
+            SecretData(&secret).prefactor_token().unwrap().expose(),
+            "tok"
+        );
+        let secret = data(&[("apiSecretKey", b"k")]);
+        assert!(SecretData(&secret).trend_micro_api_secret_key().is_ok());
+        let secret = data(&[("apiKey", b"ZENKEY_x")]);
+        assert!(SecretData(&secret).zenml_api_key().is_ok());
+    }
+
+    #[test]
+    fn problems_name_the_key_not_the_value() {
+        let secret = data(&[("token", b" \n"), ("apiKey", b"\xff\xfe")]);
+        assert_eq!(
+            SecretData(&secret).prefactor_token(),
+            Err(CredentialError::EmptyKey { key: "token" })
+        );
+        assert_eq!(
+            SecretData(&secret).zenml_api_key().unwrap_err().to_string(),
+            "credential Secret key `apiKey` is not UTF-8 text"
+        );
+        assert_eq!(
+            SecretData(&secret)
+                .trend_micro_api_secret_key()
+                .unwrap_err()
+                .to_string(),
+            "credential Secret has no key `apiSecretKey`"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_secret_values() {
+        let token = SecretString::new("pf_live_secret");
+        assert!(!format!("{token:?}").contains("pf_live_secret"));
+    }
+}

@@ -1,0 +1,112 @@
+//! Clients for the upstream credential stores, one per API, shaped by what reconciliation
+//! needs: observe (`get`, `list`, `find_*`), create, change state, rotate, retire, delete.
+//!
+//! A controller resolves a store, reads its credential Secret and calls [`connect`] to get
+//! an [`UpstreamClient`]; it keeps the client while the store's spec and Secret are
+//! unchanged. Every call is rate limited per store (shared through [`RateLimiters`]), timed
+//! out, and retried where a retry is safe. Failures are [`UpstreamError`]s whose
+//! [`ErrorClass`] tells "fix the resource" from "fix the store credential" from "retry later".
+
+pub mod credentials;
+pub mod edgegrid;
+pub mod error;
+pub mod http;
+pub mod prefactor;
+pub mod ratelimit;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+
+pub use credentials::{CredentialError, SecretData, SecretString};
+pub use error::{Api, ErrorClass, UpstreamError};
+pub use http::{ClientOptions, Endpoint};
+pub use prefactor::PrefactorClient;
+pub use ratelimit::RateLimiters;
+
+use crate::api::{Connection, Provider};
+
+/// A client for whichever API a store's provider block names.
+#[derive(Debug)]
+pub enum UpstreamClient {
+    Prefactor(PrefactorClient),
+}
+
+/// Why no client could be built for a store: each variant is a distinct store condition.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("the store sets no provider block")]
+    NoProvider,
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// A bad URL or CA bundle in the store spec.
+    #[error("{0}")]
+    Configuration(UpstreamError),
+}
+
+/// A store as the client builder needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreSpec<'a> {
+    /// Stable identity for logs and the rate-limit registry, e.g. `CredentialStore/ns/name`.
+    pub identity: &'a str,
+    pub provider: &'a Provider,
+    pub connection: &'a Connection,
+}
+
+/// Builds the client for `store` from its credential Secret's `data`.
+pub fn connect(
+    store: StoreSpec<'_>,
+    secret_data: &BTreeMap<String, ByteString>,
+    limiters: &RateLimiters,
+    options: &ClientOptions,
+) -> Result<UpstreamClient, ConnectError> {
+    let endpoint = |base_url: &str| Endpoint {
+        store: store.identity.to_owned(),
+        base_url: base_url.to_owned(),
+        ca_bundle: store.connection.ca_bundle.clone(),
+        limiter: limiters.for_store(store.identity, store.connection.rate_limit.as_ref()),
+        options: options.clone(),
+    };
+    let secret = SecretData(secret_data);
+    let provider = store.provider;
+    if let Some(prefactor) = &provider.prefactor {
+        let token = secret.prefactor_token()?;
+        return PrefactorClient::new(
+            endpoint(&prefactor.url),
+            token,
+            prefactor.account_id.clone(),
+        )
+        .map(UpstreamClient::Prefactor)
+        .map_err(ConnectError::Configuration);
+    }
+    Err(ConnectError::NoProvider)
+}
+
+impl UpstreamClient {
+    pub fn api(&self) -> Api {
+        match self {
+            UpstreamClient::Prefactor(_) => Api::Prefactor,
+        }
+    }
+
+    /// An authenticated call that changes nothing: what a store's `Ready` condition reports.
+    pub async fn probe(&self) -> Result<(), UpstreamError> {
+        match self {
+            UpstreamClient::Prefactor(client) => client.probe().await,
+        }
+    }
+
+    /// HTTP requests this client has sent, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        match self {
+            UpstreamClient::Prefactor(client) => client.requests_sent(),
+        }
+    }
+
+    /// The Prefactor client, or `None` for a store of another kind.
+    pub fn prefactor(&self) -> Option<&PrefactorClient> {
+        match self {
+            UpstreamClient::Prefactor(client) => Some(client),
+        }
+    }
+}
