@@ -5,5 +5,6 @@ pub mod controller;
 pub mod health;
 pub mod localcluster;
 pub mod metrics;
+pub mod operator;
 pub mod telemetry;
 pub mod upstream;

@@ -1,3 +1,4 @@
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -20,10 +21,49 @@ enum Command {
         #[arg(long)]
         output_dir: Option<PathBuf>,
     },
+    /// Run the operator: reconcile stores and keys until SIGTERM or Ctrl-C. Uses the
+    /// kubeconfig from the environment (KUBECONFIG, ~/.kube/config) or the in-cluster
+    /// service account.
+    Run {
+        /// Watch only this namespace (ClusterCredentialStores are always watched).
+        #[arg(long, env = "APIKEY_OPERATOR_NAMESPACE")]
+        namespace: Option<String>,
+        /// Address serving /healthz, /readyz and /metrics.
+        #[arg(long, env = "APIKEY_OPERATOR_LISTEN", default_value = "0.0.0.0:8080")]
+        listen: SocketAddr,
+        /// Log format.
+        #[arg(long, env = "APIKEY_OPERATOR_LOG_FORMAT", value_enum, default_value_t)]
+        log_format: apikey_operator::telemetry::LogFormat,
+        /// Name of this replica, shown as the reporting instance of events.
+        #[arg(long, env = "POD_NAME")]
+        instance: Option<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Run {
+            namespace,
+            listen,
+            log_format,
+            instance,
+        } => {
+            apikey_operator::telemetry::init(log_format);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(async {
+                let client = kube::Client::try_default()
+                    .await
+                    .context("connecting to the Kubernetes API")?;
+                let options = apikey_operator::operator::Options {
+                    namespace,
+                    listen,
+                    instance,
+                };
+                apikey_operator::operator::run(client, options)
+                    .await
+                    .context("serving probes and metrics")
+            })?;
+        }
         Command::Crd { output_dir: None } => {
             let yaml = apikey_operator::api::crds_yaml().context("rendering the CRDs as YAML")?;
             print!("{yaml}");

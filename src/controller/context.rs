@@ -23,7 +23,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, stores: Stores, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
-        let reporter = Reporter { controller: "apikey-operator".into(), instance };
+        let reporter = Reporter {
+            controller: "apikey-operator".into(),
+            instance,
+        };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -36,8 +39,21 @@ impl Context {
 
     /// Publishes an event on `object`. Events are best effort: a failure is logged, never
     /// fails the reconciliation. Callers publish only on transitions.
-    pub async fn event(&self, object: &ObjectReference, type_: EventType, reason: &str, action: &str, note: String) {
-        let event = Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+    pub async fn event(
+        &self,
+        object: &ObjectReference,
+        type_: EventType,
+        reason: &str,
+        action: &str,
+        note: String,
+    ) {
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
         if let Err(error) = self.recorder.publish(&event, object).await {
             warn!(%error, reason, "could not publish event");
         }

@@ -15,7 +15,10 @@ pub const PAUSED_ANNOTATION: &str = "apikeys.dev/paused";
 
 /// Whether the resource carries `apikeys.dev/paused: "true"`.
 pub fn is_paused<K: Resource>(object: &K) -> bool {
-    object.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true")
+    object
+        .annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
 }
 
 /// Server-side applies the whole `status` of a key resource (fields the operator no
@@ -29,8 +32,12 @@ where
         "kind": K::kind(&()),
         "status": status,
     });
-    api.patch_status(&object.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
-        .await
-        .map_err(Error::Kube)?;
+    api.patch_status(
+        &object.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
     Ok(())
 }

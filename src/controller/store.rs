@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
@@ -19,7 +19,9 @@ use super::conditions::{self, reason};
 use super::context::Context;
 use super::stores::{Connected, StoreKey, provider_name};
 use super::{Error, FIELD_MANAGER};
-use crate::api::{ClusterCredentialStore, Connection, CredentialStore, Provider, SecretRef, StoreKind, StoreStatus};
+use crate::api::{
+    ClusterCredentialStore, Connection, CredentialStore, Provider, SecretRef, StoreKind, StoreStatus,
+};
 use crate::upstream::{self, ConnectError, ErrorClass, StoreSpec, UpstreamError};
 
 /// A healthy store is probed again this often, to notice a credential revoked upstream.
@@ -28,7 +30,9 @@ const REPROBE_INTERVAL: Duration = Duration::from_secs(30 * 60);
 const UNREACHABLE_RETRY: Duration = Duration::from_secs(15);
 
 /// What the store controller needs from either store kind.
-pub trait StoreObject: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync + 'static {
+pub trait StoreObject:
+    Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug + Send + Sync + 'static
+{
     const KIND: StoreKind;
     fn provider(&self) -> &Provider;
     fn connection(&self) -> &Connection;
@@ -38,7 +42,11 @@ pub trait StoreObject: Resource<DynamicType = ()> + Clone + DeserializeOwned + S
     fn api(client: kube::Client, namespace: Option<&str>) -> Api<Self>;
 
     fn key(&self) -> StoreKey {
-        StoreKey { kind: Self::KIND, namespace: self.namespace(), name: self.name_any() }
+        StoreKey {
+            kind: Self::KIND,
+            namespace: self.namespace(),
+            name: self.name_any(),
+        }
     }
 
     fn secret_ref(&self) -> Option<&SecretRef> {
@@ -100,7 +108,12 @@ struct Verdict {
 
 impl Verdict {
     fn failed(reason: &'static str, message: String, retry: Duration) -> Self {
-        Verdict { ready: false, reason, message, retry }
+        Verdict {
+            ready: false,
+            reason,
+            message,
+            retry,
+        }
     }
 }
 
@@ -113,7 +126,12 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
 
     let unchanged = conditions::is_true(&old_status.conditions, conditions::READY)
         && old_status.observed_generation == generation
-        && ctx.stores.is_current(&key, store.uid().as_deref(), generation, secret_version.as_deref());
+        && ctx.stores.is_current(
+            &key,
+            store.uid().as_deref(),
+            generation,
+            secret_version.as_deref(),
+        );
     if unchanged {
         return Ok(Action::requeue(REPROBE_INTERVAL));
     }
@@ -124,7 +142,10 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
             let secret = secret_display(&*store);
             Verdict::failed(
                 reason::CREDENTIALS_SECRET_MISSING,
-                format!("Secret {secret} does not exist; create it with the {} credential", provider_name(store.provider())),
+                format!(
+                    "Secret {secret} does not exist; create it with the {} credential",
+                    provider_name(store.provider())
+                ),
                 REPROBE_INTERVAL,
             )
         }
@@ -136,8 +157,18 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
     status.provider = Some(provider_name(store.provider()).to_string());
     status.observed_generation = generation;
     let was_ready = conditions::is_true(&old_status.conditions, conditions::READY);
-    conditions::set(&mut status.conditions, conditions::READY, verdict.ready, verdict.reason, &verdict.message, generation, now);
-    let changed_reason = conditions::find(&old_status.conditions, conditions::READY).map(|c| c.reason.as_str()) != Some(verdict.reason);
+    conditions::set(
+        &mut status.conditions,
+        conditions::READY,
+        verdict.ready,
+        verdict.reason,
+        &verdict.message,
+        generation,
+        now,
+    );
+    let changed_reason = conditions::find(&old_status.conditions, conditions::READY)
+        .map(|c| c.reason.as_str())
+        != Some(verdict.reason);
     if changed_reason {
         status.last_probe_time = Some(Time(now));
     }
@@ -145,8 +176,19 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
         patch_status(&*store, &ctx, &status).await?;
     }
     if was_ready != verdict.ready || changed_reason {
-        let type_ = if verdict.ready { EventType::Normal } else { EventType::Warning };
-        ctx.event(&store.object_ref(&()), type_, verdict.reason, "Probe", verdict.message.clone()).await;
+        let type_ = if verdict.ready {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(
+            &store.object_ref(&()),
+            type_,
+            verdict.reason,
+            "Probe",
+            verdict.message.clone(),
+        )
+        .await;
         info!(store = %key.display(), ready = verdict.ready, reason = verdict.reason, "store checked");
     }
     Ok(Action::requeue(verdict.retry))
@@ -161,14 +203,22 @@ async fn connect_and_probe<S: StoreObject>(
     secret_version: Option<String>,
 ) -> Verdict {
     let identity = key.display();
-    let spec = StoreSpec { identity: &identity, provider: store.provider(), connection: store.connection() };
+    let spec = StoreSpec {
+        identity: &identity,
+        provider: store.provider(),
+        connection: store.connection(),
+    };
     let data = secret.data.unwrap_or_default();
     let secret_name = secret_display(store);
     let client = match upstream::connect(spec, &data, &ctx.limiters, &ctx.client_options) {
         Ok(client) => client,
         Err(ConnectError::Credential(error)) => {
             ctx.stores.disconnect(key);
-            return Verdict::failed(reason::CREDENTIALS_INVALID, format!("Secret {secret_name}: {error}"), REPROBE_INTERVAL);
+            return Verdict::failed(
+                reason::CREDENTIALS_INVALID,
+                format!("Secret {secret_name}: {error}"),
+                REPROBE_INTERVAL,
+            );
         }
         Err(error) => {
             ctx.stores.disconnect(key);
@@ -178,11 +228,22 @@ async fn connect_and_probe<S: StoreObject>(
     match client.probe().await {
         Ok(()) => {
             let uid = store.uid();
-            ctx.stores.connect(key.clone(), Connected { client: Arc::new(client), uid, generation, secret_version });
+            ctx.stores.connect(
+                key.clone(),
+                Connected {
+                    client: Arc::new(client),
+                    uid,
+                    generation,
+                    secret_version,
+                },
+            );
             Verdict {
                 ready: true,
                 reason: reason::PROBE_SUCCEEDED,
-                message: format!("authenticated to the {} API with Secret {secret_name}", provider_name(store.provider())),
+                message: format!(
+                    "authenticated to the {} API with Secret {secret_name}",
+                    provider_name(store.provider())
+                ),
                 retry: REPROBE_INTERVAL,
             }
         }
@@ -198,7 +259,9 @@ fn probe_failure(error: &UpstreamError, secret_name: &str) -> Verdict {
     match error.class() {
         ErrorClass::Authentication => Verdict::failed(
             reason::CREDENTIALS_REFUSED,
-            format!("the upstream refused the credential in Secret {secret_name}: {error}; put a valid credential in the Secret"),
+            format!(
+                "the upstream refused the credential in Secret {secret_name}: {error}; put a valid credential in the Secret"
+            ),
             REPROBE_INTERVAL,
         ),
         ErrorClass::Permission => Verdict::failed(
@@ -224,7 +287,10 @@ async fn read_credentials<S: StoreObject>(store: &S, ctx: &Context) -> Result<Op
     let (Some(namespace), Some(secret_ref)) = (store.secret_namespace(), store.secret_ref()) else {
         return Ok(None);
     };
-    Api::<Secret>::namespaced(ctx.client.clone(), &namespace).get_opt(&secret_ref.name).await.map_err(Error::Kube)
+    Api::<Secret>::namespaced(ctx.client.clone(), &namespace)
+        .get_opt(&secret_ref.name)
+        .await
+        .map_err(Error::Kube)
 }
 
 async fn patch_status<S: StoreObject>(store: &S, ctx: &Context, status: &StoreStatus) -> Result<(), Error> {
@@ -234,8 +300,12 @@ async fn patch_status<S: StoreObject>(store: &S, ctx: &Context, status: &StoreSt
         "kind": S::kind(&()),
         "status": status,
     });
-    api.patch_status(&store.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
-        .await
-        .map_err(Error::Kube)?;
+    api.patch_status(
+        &store.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
     Ok(())
 }

@@ -129,10 +129,7 @@ mod tests {
         assert_eq!(credential.client_secret, "cs==");
 
         let secret = data(&[("token", b"tok\n")]);
-        assert_eq!(
-            SecretData(&secret).prefactor_token().unwrap().expose(),
-            "tok"
-        );
+        assert_eq!(SecretData(&secret).prefactor_token().unwrap().expose(), "tok");
         let secret = data(&[("apiSecretKey", b"k")]);
         assert!(SecretData(&secret).trend_micro_api_secret_key().is_ok());
         let secret = data(&[("apiKey", b"ZENKEY_x")]);

@@ -114,23 +114,14 @@ pub fn canonical_headers(headers_to_sign: &[String], headers: &[(&str, &str)]) -
 }
 
 /// The `Authorization` header up to, not including, the signature.
-pub fn unsigned_header(
-    client_token: &str,
-    access_token: &str,
-    timestamp: &str,
-    nonce: &str,
-) -> String {
+pub fn unsigned_header(client_token: &str, access_token: &str, timestamp: &str, nonce: &str) -> String {
     format!(
         "{ALGORITHM} client_token={client_token};access_token={access_token};timestamp={timestamp};nonce={nonce};"
     )
 }
 
 /// The TAB-joined string the signature covers.
-pub fn data_to_sign(
-    request: &RequestParts<'_>,
-    policy: &SigningPolicy,
-    unsigned_header: &str,
-) -> String {
+pub fn data_to_sign(request: &RequestParts<'_>, policy: &SigningPolicy, unsigned_header: &str) -> String {
     [
         request.method.to_ascii_uppercase().as_str(),
         request.scheme.to_ascii_lowercase().as_str(),
@@ -206,13 +197,7 @@ impl Signer {
     /// The `Authorization` header value for `request`, signed now.
     pub fn sign(&self, request: &RequestParts<'_>) -> String {
         let timestamp = format_timestamp(jiff::Timestamp::now());
-        authorization_header(
-            &self.credential,
-            &self.policy,
-            request,
-            &timestamp,
-            &new_nonce(),
-        )
+        authorization_header(&self.credential, &self.policy, request, &timestamp, &new_nonce())
     }
 }
 
@@ -295,8 +280,7 @@ impl AuthorizationFields {
                 reason: "signature is not base64",
             })?;
         let key = signing_key(client_secret, &self.timestamp);
-        let mut mac =
-            HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
+        let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
         mac.update(data_to_sign(request, policy, &self.unsigned_header()).as_bytes());
         mac.verify_slice(&presented)
             .map_err(|_| VerifyError::SignatureMismatch)

@@ -196,10 +196,7 @@ impl UpstreamError {
             text.push_str(&format!(" (gave up after {} attempts)", self.attempts));
         }
         if let Some(wait) = self.retry_after {
-            text.push_str(&format!(
-                " (upstream asked to retry after {}s)",
-                wait.as_secs()
-            ));
+            text.push_str(&format!(" (upstream asked to retry after {}s)", wait.as_secs()));
         }
         text
     }
@@ -223,10 +220,7 @@ impl fmt::Debug for Redactor {
 impl Redactor {
     pub(crate) fn new(secrets: impl IntoIterator<Item = String>) -> Self {
         Self {
-            secrets: secrets
-                .into_iter()
-                .filter(|secret| !secret.is_empty())
-                .collect(),
+            secrets: secrets.into_iter().filter(|secret| !secret.is_empty()).collect(),
         }
     }
 

@@ -6,9 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::header::{
-    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER,
-};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, Url};
 use tracing::{debug, warn};
 
@@ -180,9 +178,8 @@ impl Transport {
         parse_error: ErrorParser,
         redactor: Redactor,
     ) -> Result<Self, UpstreamError> {
-        let invalid = |message: String| {
-            UpstreamError::new(ErrorClass::InvalidRequest, api, "connect", message)
-        };
+        let invalid =
+            |message: String| UpstreamError::new(ErrorClass::InvalidRequest, api, "connect", message);
         let base = endpoint.base_url.trim_end_matches('/').to_owned();
         let parsed = Url::parse(&base)
             .map_err(|error| invalid(format!("store URL {base:?} is not a URL: {error}")))?;
@@ -230,11 +227,7 @@ impl Transport {
     }
 
     /// Sends `request`, retrying as its [`Retry`] allows. Any non-2xx final answer is an error.
-    pub(crate) async fn send(
-        &self,
-        request: &Request,
-        auth: Auth<'_>,
-    ) -> Result<Response, UpstreamError> {
+    pub(crate) async fn send(&self, request: &Request, auth: Auth<'_>) -> Result<Response, UpstreamError> {
         let url = Url::parse(&format!("{}{}", self.base, request.path)).map_err(|error| {
             UpstreamError::new(
                 ErrorClass::InvalidRequest,
@@ -298,8 +291,8 @@ impl Transport {
             }
         };
         if let Some((name, value)) = authorization {
-            let mut value = HeaderValue::from_str(&value)
-                .unwrap_or_else(|_| HeaderValue::from_static("invalid"));
+            let mut value =
+                HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("invalid"));
             value.set_sensitive(true);
             headers.insert(name, value);
         }
@@ -359,10 +352,7 @@ impl Transport {
         attempt: u32,
     ) -> (UpstreamError, Option<Duration>) {
         let what = if error.is_timeout() {
-            format!(
-                "no answer within {}s",
-                self.options.request_timeout.as_secs()
-            )
+            format!("no answer within {}s", self.options.request_timeout.as_secs())
         } else if error.is_connect() {
             "cannot connect".to_owned()
         } else {
@@ -371,14 +361,11 @@ impl Transport {
         let cause = std::error::Error::source(&error)
             .map(|source| source.to_string())
             .unwrap_or_default();
-        let message = self
-            .redactor
-            .clean(&format!("{what} to {}: {cause}", self.base));
+        let message = self.redactor.clean(&format!("{what} to {}: {cause}", self.base));
         let retryable = error.is_connect()
             || (request.retry == Retry::Safe
                 && (error.is_timeout() || error.is_request() || error.is_body()));
-        let upstream_error =
-            UpstreamError::new(ErrorClass::Transient, self.api, request.operation, message);
+        let upstream_error = UpstreamError::new(ErrorClass::Transient, self.api, request.operation, message);
         (upstream_error, retryable.then(|| self.backoff(attempt)))
     }
 
@@ -441,9 +428,7 @@ pub(crate) fn path_segment(api: Api, id: &str) -> Result<String, UpstreamError> 
     Ok(id
         .bytes()
         .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (byte as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (byte as char).to_string(),
             _ => format!("%{byte:02X}"),
         })
         .collect())
@@ -556,14 +541,7 @@ mod tests {
             options: options(),
         };
         let redactor = Redactor::new(["admin-secret-token".to_owned()]);
-        Transport::new(
-            Api::Prefactor,
-            endpoint,
-            HeaderMap::new(),
-            status_only,
-            redactor,
-        )
-        .unwrap()
+        Transport::new(Api::Prefactor, endpoint, HeaderMap::new(), status_only, redactor).unwrap()
     }
 
     fn request(retry: Retry) -> Request {
@@ -625,10 +603,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(server.requests().len(), 1);
-        assert_eq!(
-            (error.class(), error.attempts()),
-            (ErrorClass::UpstreamBug, 1)
-        );
+        assert_eq!((error.class(), error.attempts()), (ErrorClass::UpstreamBug, 1));
     }
 
     #[tokio::test]
@@ -640,10 +615,7 @@ mod tests {
         .await;
         let transport = transport(&server.base_url, unlimited());
         let started = Instant::now();
-        transport
-            .send(&request(Retry::Unsafe), Auth::None)
-            .await
-            .unwrap();
+        transport.send(&request(Retry::Unsafe), Auth::None).await.unwrap();
         assert!(
             started.elapsed() >= Duration::from_millis(950),
             "{:?}",
@@ -654,12 +626,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_long_retry_after_is_handed_to_the_caller() {
-        let server = Scripted::start(vec![Answer::Status(
-            429,
-            &[("retry-after", "120")],
-            "later",
-        )])
-        .await;
+        let server = Scripted::start(vec![Answer::Status(429, &[("retry-after", "120")], "later")]).await;
         let transport = transport(&server.base_url, unlimited());
         let error = transport
             .send(&request(Retry::Safe), Auth::None)
@@ -679,10 +646,7 @@ mod tests {
             .send(&request(Retry::Safe), Auth::None)
             .await
             .unwrap_err();
-        assert_eq!(
-            (error.class(), error.attempts()),
-            (ErrorClass::Transient, 3)
-        );
+        assert_eq!((error.class(), error.attempts()), (ErrorClass::Transient, 3));
         assert!(error.to_string().contains("no answer within"), "{error}");
 
         let server = Scripted::start(vec![Answer::Hang]).await;
@@ -704,10 +668,7 @@ mod tests {
             .send(&request(Retry::Unsafe), Auth::None)
             .await
             .unwrap_err();
-        assert_eq!(
-            (error.class(), error.attempts()),
-            (ErrorClass::Transient, 3)
-        );
+        assert_eq!((error.class(), error.attempts()), (ErrorClass::Transient, 3));
         assert!(error.to_string().contains("cannot connect"), "{error}");
     }
 
@@ -726,11 +687,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(error.class(), ErrorClass::Authentication);
         assert!(server.requests()[0].contains("Bearer admin-secret-token"));
-        for shown in [
-            error.to_string(),
-            format!("{error:?}"),
-            format!("{transport:?}"),
-        ] {
+        for shown in [error.to_string(), format!("{error:?}"), format!("{transport:?}")] {
             assert!(!shown.contains("admin-secret-token"), "{shown}");
         }
     }
@@ -741,10 +698,7 @@ mod tests {
         let transport = transport(&server.base_url, StoreRateLimiter::new(10, 1));
         let started = Instant::now();
         for _ in 0..3 {
-            transport
-                .send(&request(Retry::Safe), Auth::None)
-                .await
-                .unwrap();
+            transport.send(&request(Retry::Safe), Auth::None).await.unwrap();
         }
         // One at once, then two more at 10/s.
         assert!(
@@ -773,8 +727,7 @@ mod tests {
     fn backoff_grows_exponentially_within_bounds() {
         let transport = transport("http://127.0.0.1:9", unlimited());
         for attempt in 1..10 {
-            let ceiling =
-                (Duration::from_millis(10) * (1 << (attempt - 1))).min(Duration::from_millis(40));
+            let ceiling = (Duration::from_millis(10) * (1 << (attempt - 1))).min(Duration::from_millis(40));
             let wait = transport.backoff(attempt);
             assert!(
                 wait >= ceiling / 2 && wait <= ceiling,
@@ -813,10 +766,7 @@ mod tests {
             endpoint("ftp://example.com", None),
             endpoint("https://example.com", Some("not pem")),
         ] {
-            assert_eq!(
-                build(endpoint).unwrap_err().class(),
-                ErrorClass::InvalidRequest
-            );
+            assert_eq!(build(endpoint).unwrap_err().class(), ErrorClass::InvalidRequest);
         }
         let certificate = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
         build(endpoint("https://localhost", Some(&certificate.cert.pem()))).unwrap();

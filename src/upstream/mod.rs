@@ -71,13 +71,9 @@ pub fn connect(
     let provider = store.provider;
     if let Some(prefactor) = &provider.prefactor {
         let token = secret.prefactor_token()?;
-        return PrefactorClient::new(
-            endpoint(&prefactor.url),
-            token,
-            prefactor.account_id.clone(),
-        )
-        .map(UpstreamClient::Prefactor)
-        .map_err(ConnectError::Configuration);
+        return PrefactorClient::new(endpoint(&prefactor.url), token, prefactor.account_id.clone())
+            .map(UpstreamClient::Prefactor)
+            .map_err(ConnectError::Configuration);
     }
     Err(ConnectError::NoProvider)
 }

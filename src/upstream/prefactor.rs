@@ -325,9 +325,7 @@ impl PrefactorClient {
                 })
                 .await?;
             let page: ListEnvelope = response.json(Api::Prefactor, "list_tokens")?;
-            let next = page
-                .pagination
-                .and_then(|pagination| pagination.next_page_offset);
+            let next = page.pagination.and_then(|pagination| pagination.next_page_offset);
             let empty = page.summaries.is_empty();
             tokens.extend(page.summaries);
             match next {
@@ -368,11 +366,7 @@ fn parse_error(status: u16, body: &[u8]) -> ErrorDetail {
     let message = envelope
         .and_then(|envelope| envelope.message)
         .unwrap_or_else(|| default_message(status));
-    ErrorDetail {
-        class,
-        code,
-        message,
-    }
+    ErrorDetail { class, code, message }
 }
 
 pub(crate) fn default_message(status: u16) -> String {

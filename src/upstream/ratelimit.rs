@@ -25,23 +25,17 @@ pub struct StoreRateLimiter {
 
 impl StoreRateLimiter {
     pub fn new(requests_per_second: u32, burst: u32) -> Self {
-        let per_second =
-            NonZeroU32::new(requests_per_second.max(1)).expect("clamped to at least 1");
+        let per_second = NonZeroU32::new(requests_per_second.max(1)).expect("clamped to at least 1");
         let burst = NonZeroU32::new(burst.max(1)).expect("clamped to at least 1");
         Self {
             quota: (per_second.get(), burst.get()),
-            limiter: DefaultDirectRateLimiter::direct(
-                Quota::per_second(per_second).allow_burst(burst),
-            ),
+            limiter: DefaultDirectRateLimiter::direct(Quota::per_second(per_second).allow_burst(burst)),
         }
     }
 
     fn from_spec(spec: Option<&RateLimit>) -> Self {
         match spec {
-            Some(limit) => Self::new(
-                limit.requests_per_second,
-                limit.burst.unwrap_or(DEFAULT_BURST),
-            ),
+            Some(limit) => Self::new(limit.requests_per_second, limit.burst.unwrap_or(DEFAULT_BURST)),
             None => Self::new(DEFAULT_REQUESTS_PER_SECOND, DEFAULT_BURST),
         }
     }
@@ -64,10 +58,7 @@ impl RateLimiters {
     /// when the store's `rateLimit` changed.
     pub fn for_store(&self, store: &str, spec: Option<&RateLimit>) -> Arc<StoreRateLimiter> {
         let wanted = StoreRateLimiter::from_spec(spec);
-        let mut by_store = self
-            .by_store
-            .lock()
-            .expect("rate limiter registry lock poisoned");
+        let mut by_store = self.by_store.lock().expect("rate limiter registry lock poisoned");
         match by_store.get(store) {
             Some(existing) if existing.quota == wanted.quota => existing.clone(),
             _ => {

@@ -92,9 +92,7 @@ fn credential(data: &TestData) -> ClientCredential {
 }
 
 fn base_host(data: &TestData) -> &str {
-    data.base_url
-        .trim_start_matches("https://")
-        .trim_end_matches('/')
+    data.base_url.trim_start_matches("https://").trim_end_matches('/')
 }
 
 #[test]

@@ -34,7 +34,12 @@ struct Blocked {
 
 impl Blocked {
     fn new(condition: &'static str, reason: &'static str, message: String, retry: Duration) -> Self {
-        Blocked { condition, reason, message, retry }
+        Blocked {
+            condition,
+            reason,
+            message,
+            retry,
+        }
     }
 
     /// Classifies an upstream failure into "fix the store", "fix the spec" or "retry later".
@@ -52,13 +57,24 @@ impl Blocked {
                 "; grant the store's credential the permission",
                 Duration::from_secs(300),
             ),
-            ErrorClass::InvalidRequest => {
-                (conditions::UPSTREAM_SYNCED, reason::INVALID_REQUEST, "; fix the spec", RESYNC_INTERVAL)
-            }
-            ErrorClass::Transient => {
-                (conditions::UPSTREAM_SYNCED, reason::UPSTREAM_UNREACHABLE, "; retrying", Duration::from_secs(15))
-            }
-            _ => (conditions::UPSTREAM_SYNCED, reason::UPSTREAM_ERROR, "; retrying", Duration::from_secs(30)),
+            ErrorClass::InvalidRequest => (
+                conditions::UPSTREAM_SYNCED,
+                reason::INVALID_REQUEST,
+                "; fix the spec",
+                RESYNC_INTERVAL,
+            ),
+            ErrorClass::Transient => (
+                conditions::UPSTREAM_SYNCED,
+                reason::UPSTREAM_UNREACHABLE,
+                "; retrying",
+                Duration::from_secs(15),
+            ),
+            _ => (
+                conditions::UPSTREAM_SYNCED,
+                reason::UPSTREAM_ERROR,
+                "; retrying",
+                Duration::from_secs(30),
+            ),
         };
         Blocked::new(condition, reason, format!("{what}: {error}{advice}"), retry)
     }
@@ -88,11 +104,21 @@ impl Run<'_> {
 
     fn set(&mut self, condition: &str, ok: bool, reason: &str, message: String) {
         let generation = self.token.meta().generation;
-        conditions::set(&mut self.status.conditions, condition, ok, reason, message, generation, self.now);
+        conditions::set(
+            &mut self.status.conditions,
+            condition,
+            ok,
+            reason,
+            message,
+            generation,
+            self.now,
+        );
     }
 
     async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
-        self.ctx.event(&self.token.object_ref(&()), type_, reason, action, note).await;
+        self.ctx
+            .event(&self.token.object_ref(&()), type_, reason, action, note)
+            .await;
     }
 }
 
@@ -124,9 +150,14 @@ pub async fn apply(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
     run.save().await?;
 
     let ready = conditions::find(&run.status.conditions, conditions::READY).cloned();
-    let flipped = previous_ready.as_ref().map(|c| (&c.status, &c.reason)) != ready.as_ref().map(|c| (&c.status, &c.reason));
+    let flipped = previous_ready.as_ref().map(|c| (&c.status, &c.reason))
+        != ready.as_ref().map(|c| (&c.status, &c.reason));
     if let (true, Some(ready)) = (flipped, ready) {
-        let type_ = if ready.status == "True" { EventType::Normal } else { EventType::Warning };
+        let type_ = if ready.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
         run.event(type_, &ready.reason, "Reconcile", ready.message).await;
     }
     Ok(action)
@@ -142,17 +173,43 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
         let message = format!(
             "Secret {name} already exists and was not created by this ApiToken; delete it or set spec.secret.name to another name"
         );
-        return Ok(Err(Blocked::new(conditions::SECRET_SYNCED, reason::SECRET_CONFLICT, message, RESYNC_INTERVAL)));
+        return Ok(Err(Blocked::new(
+            conditions::SECRET_SYNCED,
+            reason::SECRET_CONFLICT,
+            message,
+            RESYNC_INTERVAL,
+        )));
     }
 
-    let client = match run.ctx.stores.resolve(&run.ctx.client, KIND, &run.namespace, &token.spec.store_ref, &["prefactor"]).await {
+    let client = match run
+        .ctx
+        .stores
+        .resolve(
+            &run.ctx.client,
+            KIND,
+            &run.namespace,
+            &token.spec.store_ref,
+            &["prefactor"],
+        )
+        .await
+    {
         Ok(client) => client,
         Err(problem) => {
-            return Ok(Err(Blocked::new(conditions::STORE_READY, problem.reason(), problem.to_string(), RESYNC_INTERVAL)));
+            return Ok(Err(Blocked::new(
+                conditions::STORE_READY,
+                problem.reason(),
+                problem.to_string(),
+                RESYNC_INTERVAL,
+            )));
         }
     };
     let prefactor = client.prefactor().expect("resolve checked the provider");
-    run.set(conditions::STORE_READY, true, reason::RECONCILED, "the store is ready".into());
+    run.set(
+        conditions::STORE_READY,
+        true,
+        reason::RECONCILED,
+        "the store is ready".into(),
+    );
 
     if run.status.upstream_id.is_none() && run.status.pending.is_none() {
         record_pending(run, PendingKind::Create, "create")?;
@@ -175,27 +232,47 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
     }
 
     // Rotation: scheduled, requested, or forced by lost Secret material.
-    let requests = schedule::current_requests(token.spec.rotation.as_ref(), token.annotations().get(ROTATE_ANNOTATION).map(String::as_str));
+    let requests = schedule::current_requests(
+        token.spec.rotation.as_ref(),
+        token.annotations().get(ROTATE_ANNOTATION).map(String::as_str),
+    );
     let issued = Issued {
         at: run.status.last_rotation_time.as_ref().map(|t| t.0),
         expires_at: run.status.expires_at.as_ref().map(|t| t.0),
         renewal_extends_expiry: token.spec.expires_at.is_none(),
     };
-    let plan = schedule::evaluate(token.spec.rotation.as_ref(), &requests, run.status.handled_rotation_requests.as_ref(), issued, run.now)?;
+    let plan = schedule::evaluate(
+        token.spec.rotation.as_ref(),
+        &requests,
+        run.status.handled_rotation_requests.as_ref(),
+        issued,
+        run.now,
+    )?;
     run.status.next_rotation_time = plan.next_rotation.map(Time);
-    let secret_lost = existing_secret.as_ref().and_then(target_secret::recorded_fingerprint) != run.status.secret_fingerprint.as_deref();
+    let secret_lost = existing_secret
+        .as_ref()
+        .and_then(target_secret::recorded_fingerprint)
+        != run.status.secret_fingerprint.as_deref();
     let trigger = plan
         .due
         .map(|t| t.as_str())
         .or(secret_lost.then_some("secretLost"))
-        .or(decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0)).then_some("expiresAt"));
+        .or(
+            decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0))
+                .then_some("expiresAt"),
+        );
 
     let step = decide::state_step(token.spec.state, observed.as_ref().map(|d| d.status));
-    let lost_upstream = matches!(step, StateStep::RevokedBehindOurBack | StateStep::DeletedBehindOurBack);
+    let lost_upstream = matches!(
+        step,
+        StateStep::RevokedBehindOurBack | StateStep::DeletedBehindOurBack
+    );
     let usable = token.spec.state == TokenState::Active || lost_upstream;
     if let (Some(trigger), true) = (trigger, usable) {
         if trigger == "secretLost" {
-            let note = format!("Secret {name} no longer holds the current token; issuing a new one (the old token cannot be shown again)");
+            let note = format!(
+                "Secret {name} no longer holds the current token; issuing a new one (the old token cannot be shown again)"
+            );
             run.event(EventType::Warning, "SecretLost", "Rotate", note).await;
         }
         record_pending(run, PendingKind::Rotate, trigger)?;
@@ -210,26 +287,44 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
     if let Err(blocked) = retire_due(run, prefactor).await {
         return Ok(Err(blocked));
     }
-    run.set(conditions::SECRET_SYNCED, true, reason::SECRET_WRITTEN, format!("Secret {name} holds the current token"));
+    run.set(
+        conditions::SECRET_SYNCED,
+        true,
+        reason::SECRET_WRITTEN,
+        format!("Secret {name} holds the current token"),
+    );
 
     let wake = schedule::wake_after(
         run.now,
-        [run.status.next_rotation_time.as_ref(), run.status.expires_at.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|t| t.0)
-            .chain(run.status.retiring.iter().map(|r| r.retire_at.0)),
+        [
+            run.status.next_rotation_time.as_ref(),
+            run.status.expires_at.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| t.0)
+        .chain(run.status.retiring.iter().map(|r| r.retire_at.0)),
     );
     Ok(Ok(wake.unwrap_or(RESYNC_INTERVAL)))
 }
 
 /// Sends the state action the spec asks for, or reports a token lost upstream.
-async fn drive_state(run: &mut Run<'_>, prefactor: &PrefactorClient, id: &str, step: StateStep) -> Option<Blocked> {
+async fn drive_state(
+    run: &mut Run<'_>,
+    prefactor: &PrefactorClient,
+    id: &str,
+    step: StateStep,
+) -> Option<Blocked> {
     let token = run.token;
     match step {
         StateStep::InSync => {
             let state = run.status.upstream_state.clone().unwrap_or_default();
-            run.set(conditions::UPSTREAM_SYNCED, true, reason::RECONCILED, format!("token {id} is {state}"));
+            run.set(
+                conditions::UPSTREAM_SYNCED,
+                true,
+                reason::RECONCILED,
+                format!("token {id} is {state}"),
+            );
             None
         }
         StateStep::Act(action) => {
@@ -241,16 +336,23 @@ async fn drive_state(run: &mut Run<'_>, prefactor: &PrefactorClient, id: &str, s
                     run.status.upstream_state = Some(now.into());
                     let drift = run.written.upstream_state.as_deref() == Some(now);
                     let (reason_, note) = if drift {
-                        ("DriftCorrected", format!("token {id} was {was} upstream; set back to {now} as spec.state asks"))
+                        (
+                            "DriftCorrected",
+                            format!("token {id} was {was} upstream; set back to {now} as spec.state asks"),
+                        )
                     } else {
                         (reason::STATE_CHANGED, format!("token {id} is now {now}"))
                     };
                     info!(token_id = %id, from = %was, to = now, "token state changed");
-                    run.event(EventType::Normal, reason_, action_name(action), note.clone()).await;
+                    run.event(EventType::Normal, reason_, action_name(action), note.clone())
+                        .await;
                     run.set(conditions::UPSTREAM_SYNCED, true, reason_, note);
                     None
                 }
-                Err(error) => Some(Blocked::upstream(&format!("changing the state of token {id}"), &error)),
+                Err(error) => Some(Blocked::upstream(
+                    &format!("changing the state of token {id}"),
+                    &error,
+                )),
             }
         }
         StateStep::RevokedBehindOurBack | StateStep::DeletedBehindOurBack => {
@@ -265,7 +367,12 @@ async fn drive_state(run: &mut Run<'_>, prefactor: &PrefactorClient, id: &str, s
                  spec.rotation.requestedAt); to accept it, set spec.state: Revoked",
                 token.name_any()
             );
-            Some(Blocked::new(conditions::UPSTREAM_SYNCED, reason_, message, RESYNC_INTERVAL))
+            Some(Blocked::new(
+                conditions::UPSTREAM_SYNCED,
+                reason_,
+                message,
+                RESYNC_INTERVAL,
+            ))
         }
     }
 }
@@ -285,7 +392,8 @@ fn idempotency_key() -> String {
 
 /// Records the intent to mint a token, with the exact request, before anything is sent.
 fn record_pending(run: &mut Run<'_>, operation: PendingKind, trigger: &str) -> Result<(), Error> {
-    let request = serde_json::to_string(&CreateRequest::from_spec(&run.token.spec)).map_err(Error::CorruptPending)?;
+    let request =
+        serde_json::to_string(&CreateRequest::from_spec(&run.token.spec)).map_err(Error::CorruptPending)?;
     run.status.pending = Some(PendingOperation {
         operation,
         idempotency_key: idempotency_key(),
@@ -304,26 +412,44 @@ async fn issue(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<Result<
     let pending = run.status.pending.clone().expect("caller checked");
     let request: CreateRequest =
         serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
-    let issued = match prefactor.create(&request.to_upstream(), &pending.idempotency_key).await {
+    let issued = match prefactor
+        .create(&request.to_upstream(), &pending.idempotency_key)
+        .await
+    {
         Ok(issued) => issued,
         Err(error) => return Ok(Err(Blocked::upstream("creating the token", &error))),
     };
     let new_id = issued.details.id.clone();
-    let material = Material { credential_id: new_id.clone(), entries: vec![("token", issued.token.expose().to_string())] };
+    let material = Material {
+        credential_id: new_id.clone(),
+        entries: vec![("token", issued.token.expose().to_string())],
+    };
     let name = secret_name(token);
-    let owner = token.controller_owner_ref(&()).expect("a stored object has a uid");
+    let owner = token
+        .controller_owner_ref(&())
+        .expect("a stored object has a uid");
     let desired = target_secret::desired(&name, &run.namespace, owner, &token.spec.secret, &material);
     let existing = run.secrets.get_opt(&name).await.map_err(Error::Kube)?;
-    if !existing.as_ref().is_some_and(|e| target_secret::is_current(e, &desired)) {
+    if !existing
+        .as_ref()
+        .is_some_and(|e| target_secret::is_current(e, &desired))
+    {
         target_secret::apply(&run.secrets, existing.as_ref(), &owner_uid(token), &desired).await?;
     }
 
-    let previous = run.status.upstream_id.replace(new_id.clone()).filter(|old| *old != new_id);
+    let previous = run
+        .status
+        .upstream_id
+        .replace(new_id.clone())
+        .filter(|old| *old != new_id);
     let rotated = pending.operation == PendingKind::Rotate;
     if let (true, Some(old)) = (rotated, &previous) {
         let retire_at = run.now + schedule::retain_previous(token.spec.rotation.as_ref())?;
         run.status.retiring.retain(|r| r.id != *old);
-        run.status.retiring.push(RetiringCredential { id: old.clone(), retire_at: Time(retire_at) });
+        run.status.retiring.push(RetiringCredential {
+            id: old.clone(),
+            retire_at: Time(retire_at),
+        });
     }
     let fingerprint = material.fingerprint();
     run.status.credential_id = Some(new_id.clone());
@@ -343,19 +469,40 @@ async fn issue(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<Result<
 
     let trigger = pending.trigger.unwrap_or_else(|| "resumed".into());
     if rotated {
-        for failure in rollout::restart(&run.ctx.client, &run.namespace, &token.spec.rollout_restart, &fingerprint).await {
-            run.event(EventType::Warning, "RolloutRestartFailed", "Rotate", failure.to_string()).await;
+        for failure in rollout::restart(
+            &run.ctx.client,
+            &run.namespace,
+            &token.spec.rollout_restart,
+            &fingerprint,
+        )
+        .await
+        {
+            run.event(
+                EventType::Warning,
+                "RolloutRestartFailed",
+                "Rotate",
+                failure.to_string(),
+            )
+            .await;
         }
         run.ctx.metrics.rotated(KIND, schedule_trigger_label(&trigger));
         let note = match &previous {
-            Some(old) => format!("new token {new_id} written to Secret {name} ({trigger}); token {old} retires after spec.rotation.retainPrevious"),
+            Some(old) => format!(
+                "new token {new_id} written to Secret {name} ({trigger}); token {old} retires after spec.rotation.retainPrevious"
+            ),
             None => format!("new token {new_id} written to Secret {name} ({trigger})"),
         };
         info!(token_id = %new_id, %trigger, "token rotated");
         run.event(EventType::Normal, "Rotated", "Rotate", note).await;
     } else {
         info!(token_id = %new_id, "token created");
-        run.event(EventType::Normal, "Created", "Create", format!("token {new_id} created and written to Secret {name}")).await;
+        run.event(
+            EventType::Normal,
+            "Created",
+            "Create",
+            format!("token {new_id} created and written to Secret {name}"),
+        )
+        .await;
     }
     Ok(Ok(()))
 }
@@ -378,10 +525,16 @@ async fn retire_due(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<()
     let (due, _) = schedule::due_for_retirement(&run.status.retiring, run.now);
     for credential in due {
         if let Err(error) = retire(prefactor, &credential.id).await {
-            return Err(Blocked::upstream(&format!("retiring previous token {}", credential.id), &error));
+            return Err(Blocked::upstream(
+                &format!("retiring previous token {}", credential.id),
+                &error,
+            ));
         }
         run.status.retiring.retain(|r| r.id != credential.id);
-        let note = format!("previous token {} revoked and deleted after its retain period", credential.id);
+        let note = format!(
+            "previous token {} revoked and deleted after its retain period",
+            credential.id
+        );
         run.event(EventType::Normal, "Retired", "Retire", note).await;
     }
     Ok(())
@@ -389,9 +542,13 @@ async fn retire_due(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<()
 
 /// Revokes (if needed) and deletes token `id`; a token already gone is fine.
 async fn retire(prefactor: &PrefactorClient, id: &str) -> Result<(), UpstreamError> {
-    let Some(details) = prefactor.get(id).await? else { return Ok(()) };
+    let Some(details) = prefactor.get(id).await? else {
+        return Ok(());
+    };
     if details.status != TokenStatus::Revoked {
-        prefactor.change_state(id, TokenAction::Revoke, &idempotency_key()).await?;
+        prefactor
+            .change_state(id, TokenAction::Revoke, &idempotency_key())
+            .await?;
     }
     match prefactor.delete(id).await {
         Err(error) if error.class() == ErrorClass::NotFound => Ok(()),
@@ -412,7 +569,17 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
         return Ok(Action::await_change());
     }
 
-    let client = match ctx.stores.resolve(&ctx.client, KIND, &namespace, &token.spec.store_ref, &["prefactor"]).await {
+    let client = match ctx
+        .stores
+        .resolve(
+            &ctx.client,
+            KIND,
+            &namespace,
+            &token.spec.store_ref,
+            &["prefactor"],
+        )
+        .await
+    {
         Ok(client) => client,
         Err(problem) if status.upstream_id.is_none() && status.pending.is_none() => {
             info!(%problem, "nothing was created upstream; deleting without the store");
@@ -420,8 +587,17 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
             return Ok(Action::await_change());
         }
         Err(problem) => {
-            let note = format!("cannot delete the token upstream: {problem}; fix the store, or set spec.deletionPolicy: Orphan to leave the token");
-            ctx.event(&token.object_ref(&()), EventType::Warning, "CleanupBlocked", "Delete", note).await;
+            let note = format!(
+                "cannot delete the token upstream: {problem}; fix the store, or set spec.deletionPolicy: Orphan to leave the token"
+            );
+            ctx.event(
+                &token.object_ref(&()),
+                EventType::Warning,
+                "CleanupBlocked",
+                "Delete",
+                note,
+            )
+            .await;
             return Err(Error::CleanupBlocked(problem.to_string()));
         }
     };
@@ -429,26 +605,43 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
     let mut ids: Vec<String> = status.retiring.iter().map(|r| r.id.clone()).collect();
     ids.extend(status.upstream_id.clone());
     if let Some(pending) = &status.pending {
-        let request: CreateRequest =
-            serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
-        let issued = prefactor.create(&request.to_upstream(), &pending.idempotency_key).await?;
+        let request: CreateRequest = serde_json::from_str(pending.request.as_deref().unwrap_or("{}"))
+            .map_err(Error::CorruptPending)?;
+        let issued = prefactor
+            .create(&request.to_upstream(), &pending.idempotency_key)
+            .await?;
         ids.push(issued.details.id);
     }
     for id in &ids {
         retire(prefactor, id).await?;
     }
     target_secret::delete(&secrets, &name, &owner_uid(token)).await?;
-    let note = format!("revoked and deleted {} token(s) upstream and deleted Secret {name}", ids.len());
-    ctx.event(&token.object_ref(&()), EventType::Normal, "Deleted", "Delete", note).await;
+    let note = format!(
+        "revoked and deleted {} token(s) upstream and deleted Secret {name}",
+        ids.len()
+    );
+    ctx.event(
+        &token.object_ref(&()),
+        EventType::Normal,
+        "Deleted",
+        "Delete",
+        note,
+    )
+    .await;
     Ok(Action::await_change())
 }
 
 /// Drops the owner reference so the Secret outlives the resource (Orphan policy).
 async fn release_secret(secrets: &Api<Secret>, name: &str, owner_uid: &str) -> Result<(), Error> {
-    let Some(secret) = secrets.get_opt(name).await.map_err(Error::Kube)? else { return Ok(()) };
+    let Some(secret) = secrets.get_opt(name).await.map_err(Error::Kube)? else {
+        return Ok(());
+    };
     if target_secret::is_ours(Some(&secret), owner_uid) {
         let patch = serde_json::json!({"metadata": {"ownerReferences": null}});
-        secrets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::Kube)?;
+        secrets
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::Kube)?;
     }
     Ok(())
 }

@@ -64,12 +64,24 @@ pub fn error_policy(_token: Arc<ApiToken>, error: &Error, _ctx: Arc<Context>) ->
 
 /// The summary condition from the detail conditions.
 fn summarise(status: &mut crate::api::KeyStatus, generation: Option<i64>, now: Timestamp) {
-    let first_unhappy = [conditions::STORE_READY, conditions::UPSTREAM_SYNCED, conditions::SECRET_SYNCED]
-        .into_iter()
-        .filter_map(|t| conditions::find(&status.conditions, t).cloned())
-        .find(|c| c.status != "True");
+    let first_unhappy = [
+        conditions::STORE_READY,
+        conditions::UPSTREAM_SYNCED,
+        conditions::SECRET_SYNCED,
+    ]
+    .into_iter()
+    .filter_map(|t| conditions::find(&status.conditions, t).cloned())
+    .find(|c| c.status != "True");
     match first_unhappy {
-        Some(c) => conditions::set(&mut status.conditions, conditions::READY, false, &c.reason, c.message, generation, now),
+        Some(c) => conditions::set(
+            &mut status.conditions,
+            conditions::READY,
+            false,
+            &c.reason,
+            c.message,
+            generation,
+            now,
+        ),
         None => {
             let message = format!(
                 "token {} is {} upstream and delivered in Secret {}",
@@ -77,7 +89,15 @@ fn summarise(status: &mut crate::api::KeyStatus, generation: Option<i64>, now: T
                 status.upstream_state.as_deref().unwrap_or_default(),
                 status.secret_name.as_deref().unwrap_or_default(),
             );
-            conditions::set(&mut status.conditions, conditions::READY, true, reason::RECONCILED, message, generation, now)
+            conditions::set(
+                &mut status.conditions,
+                conditions::READY,
+                true,
+                reason::RECONCILED,
+                message,
+                generation,
+                now,
+            )
         }
     }
 }

@@ -1,0 +1,217 @@
+//! `apikey-operator run`: the controllers, the probes and metrics, and a clean shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use futures::{StreamExt, future};
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, PartialObjectMeta};
+use kube::runtime::controller::Controller;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use tracing::info;
+
+use crate::api::{ApiToken, ClusterCredentialStore, CredentialStore, StoreKind};
+use crate::controller::store::StoreObject;
+use crate::controller::stores::Stores;
+use crate::controller::target_secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
+use crate::controller::{Context, api_token, store};
+use crate::health::{self, Readiness};
+use crate::metrics::Metrics;
+
+/// How the operator runs.
+pub struct Options {
+    /// Watch only this namespace (ClusterCredentialStores are always watched).
+    pub namespace: Option<String>,
+    /// Where `/healthz`, `/readyz` and `/metrics` are served.
+    pub listen: SocketAddr,
+    /// Identifies this replica in events (the pod name in a cluster).
+    pub instance: Option<String>,
+}
+
+fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Runs every controller until SIGTERM or Ctrl-C.
+pub async fn run(client: Client, options: Options) -> std::io::Result<()> {
+    let namespace = options.namespace.as_deref();
+    let metrics = Arc::new(Metrics::default());
+    let readiness = Arc::new(Readiness::default());
+
+    let stores_controller = Controller::new(
+        namespaced::<CredentialStore>(&client, namespace),
+        watcher::Config::default(),
+    );
+    let cluster_stores_controller = Controller::new(
+        Api::<ClusterCredentialStore>::all(client.clone()),
+        watcher::Config::default(),
+    );
+    let namespaced_stores = stores_controller.store();
+    let cluster_stores = cluster_stores_controller.store();
+
+    // Store credential Secrets are watched by metadata only: a change re-probes the stores
+    // that reference the Secret, and no Secret data is cached.
+    let secrets_meta = || namespaced::<PartialObjectMeta<Secret>>(&client, namespace);
+    let by_namespaced_secret = namespaced_stores.clone();
+    let stores_controller =
+        stores_controller.watches(secrets_meta(), watcher::Config::default(), move |secret| {
+            stores_using_secret(
+                &by_namespaced_secret,
+                &secret.namespace().unwrap_or_default(),
+                &secret.name_any(),
+            )
+        });
+    let by_cluster_secret = cluster_stores.clone();
+    let cluster_stores_controller = cluster_stores_controller.watches(
+        Api::all(client.clone()),
+        watcher::Config::default(),
+        move |secret: PartialObjectMeta<Secret>| {
+            stores_using_secret(
+                &by_cluster_secret,
+                &secret.namespace().unwrap_or_default(),
+                &secret.name_any(),
+            )
+        },
+    );
+
+    let own_secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let tokens_controller = Controller::new(
+        namespaced::<ApiToken>(&client, namespace),
+        watcher::Config::default(),
+    )
+    .owns(namespaced::<Secret>(&client, namespace), own_secrets);
+    let tokens = tokens_controller.store();
+    let tokens_by_store = tokens.clone();
+    let tokens_controller = tokens_controller.watches(
+        namespaced::<CredentialStore>(&client, namespace),
+        watcher::Config::default(),
+        move |s| {
+            keys_using_store(
+                &tokens_by_store,
+                StoreKind::CredentialStore,
+                s.namespace().as_deref(),
+                &s.name_any(),
+            )
+        },
+    );
+    let tokens_by_cluster_store = tokens.clone();
+    let tokens_controller = tokens_controller.watches(
+        Api::<ClusterCredentialStore>::all(client.clone()),
+        watcher::Config::default(),
+        move |s| {
+            keys_using_store(
+                &tokens_by_cluster_store,
+                StoreKind::ClusterCredentialStore,
+                None,
+                &s.name_any(),
+            )
+        },
+    );
+
+    let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        stores,
+        metrics.clone(),
+        options.instance,
+    ));
+
+    let ready = {
+        let readiness = readiness.clone();
+        let (a, b, c) = (namespaced_stores.clone(), cluster_stores.clone(), tokens.clone());
+        async move {
+            let synced =
+                future::join3(a.wait_until_ready(), b.wait_until_ready(), c.wait_until_ready()).await;
+            if let (Ok(()), Ok(()), Ok(())) = synced {
+                info!("caches synced; ready");
+                readiness.set_ready();
+            }
+        }
+    };
+
+    let stores_run = stores_controller
+        .shutdown_on_signal()
+        .run(
+            store::reconcile::<CredentialStore>,
+            store_error_policy::<CredentialStore>,
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+    let cluster_stores_run = cluster_stores_controller
+        .shutdown_on_signal()
+        .run(
+            store::reconcile::<ClusterCredentialStore>,
+            store_error_policy::<ClusterCredentialStore>,
+            ctx.clone(),
+        )
+        .for_each(|_| future::ready(()));
+    let tokens_run = tokens_controller
+        .shutdown_on_signal()
+        .run(api_token::reconcile, api_token::error_policy, ctx.clone())
+        .for_each(|_| future::ready(()));
+
+    let server = health::serve(options.listen, readiness, metrics, shutdown_signal());
+    let controllers = future::join3(stores_run, cluster_stores_run, tokens_run);
+    let (server, ..) = future::join3(server, controllers, ready).await;
+    info!("controllers stopped");
+    server
+}
+
+fn store_error_policy<S: StoreObject>(
+    _: Arc<S>,
+    error: &crate::controller::Error,
+    _: Arc<Context>,
+) -> kube::runtime::controller::Action {
+    tracing::warn!(%error, "store reconciliation failed");
+    kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(15))
+}
+
+/// Stores whose credentials Secret is `namespace/name`.
+fn stores_using_secret<S: StoreObject>(stores: &Store<S>, namespace: &str, name: &str) -> Vec<ObjectRef<S>> {
+    stores
+        .state()
+        .iter()
+        .filter(|s| {
+            s.secret_namespace().as_deref() == Some(namespace)
+                && s.secret_ref().is_some_and(|r| r.name == name)
+        })
+        .map(|s| ObjectRef::from_obj(&**s))
+        .collect()
+}
+
+/// Key resources that reference the store `kind`/`namespace`/`name`.
+fn keys_using_store(
+    tokens: &Store<ApiToken>,
+    kind: StoreKind,
+    namespace: Option<&str>,
+    name: &str,
+) -> Vec<ObjectRef<ApiToken>> {
+    tokens
+        .state()
+        .iter()
+        .filter(|t| {
+            t.spec.store_ref.kind == kind
+                && t.spec.store_ref.name == name
+                && (kind == StoreKind::ClusterCredentialStore || t.namespace().as_deref() == namespace)
+        })
+        .map(|t| ObjectRef::from_obj(&**t))
+        .collect()
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let mut terminate =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = terminate.recv() => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
