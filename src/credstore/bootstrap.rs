@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::secrets::random_bytes;
-use super::{Error, Shared, prefactor};
+use super::{Error, Shared, prefactor, zenml};
 
 pub const PREFACTOR_TOKEN_FILE: &str = "prefactor.token";
+pub const ZENML_API_KEY_FILE: &str = "zenml.api-key";
 pub const IDS_FILE: &str = "bootstrap.json";
 const MASTER_KEY_FILE: &str = "master.key";
 const API: &str = "credstore";
@@ -23,6 +24,7 @@ const KIND: &str = "bootstrap";
 #[serde(rename_all = "camelCase")]
 pub struct Ids {
     pub prefactor: serde_json::Value,
+    pub zenml: serde_json::Value,
 }
 
 pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
@@ -55,7 +57,9 @@ pub fn run(shared: &Shared, dir: &Path) -> Result<(), Error> {
         }
         let (prefactor_ids, prefactor_token) = prefactor::bootstrap(tx, now_ms)?;
         write_private(&dir.join(PREFACTOR_TOKEN_FILE), format!("{prefactor_token}\n").as_bytes())?;
-        let ids = Ids { prefactor: serde_json::json!(prefactor_ids) };
+        let (zenml_ids, zenml_key) = zenml::bootstrap(tx, now_ms)?;
+        write_private(&dir.join(ZENML_API_KEY_FILE), format!("{zenml_key}\n").as_bytes())?;
+        let ids = Ids { prefactor: serde_json::json!(prefactor_ids), zenml: serde_json::json!(zenml_ids) };
         let ids_json = serde_json::to_vec_pretty(&ids).expect("ids serialise");
         write_private(&dir.join(IDS_FILE), &ids_json)?;
         tx.put(API, KIND, KIND, "", &ids)?;

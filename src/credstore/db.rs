@@ -140,11 +140,15 @@ impl Tx<'_> {
             .optional()?)
     }
 
-    /// Gives every open-ended credential of `owner` an end; `Some(now)` ends them at once.
-    pub fn expire_credentials(&self, api: &str, owner: &str, not_after_ms: i64) -> Result<(), DbError> {
+    /// Retires `owner`'s current secret: it stays valid until `retain_until_ms`,
+    /// while secrets retired earlier end now.
+    pub fn retire_credentials(&self, api: &str, owner: &str, now_ms: i64, retain_until_ms: i64) -> Result<(), DbError> {
         self.0
-            .prepare_cached("UPDATE credentials SET not_after_ms = ?3 WHERE api = ?1 AND owner = ?2 AND (not_after_ms IS NULL OR not_after_ms > ?3)")?
-            .execute(params![api, owner, not_after_ms])?;
+            .prepare_cached("UPDATE credentials SET not_after_ms = ?3 WHERE api = ?1 AND owner = ?2 AND not_after_ms > ?3")?
+            .execute(params![api, owner, now_ms])?;
+        self.0
+            .prepare_cached("UPDATE credentials SET not_after_ms = ?3 WHERE api = ?1 AND owner = ?2 AND not_after_ms IS NULL")?
+            .execute(params![api, owner, retain_until_ms])?;
         Ok(())
     }
 

@@ -11,6 +11,8 @@ mod http;
 mod idempotency;
 mod prefactor;
 mod secrets;
+mod zenml;
+mod zenml_query;
 
 use std::future::Future;
 use std::io;
@@ -118,7 +120,7 @@ impl CredStore {
 }
 
 fn router(shared: AppState, admin_api: bool) -> Router {
-    let mut app = Router::new().merge(prefactor::router());
+    let mut app = Router::new().merge(prefactor::router()).merge(zenml::router());
     if admin_api {
         app = app.merge(admin::router());
     }

@@ -4,3 +4,4 @@ mod faults_and_admin;
 mod persistence;
 mod prefactor;
 mod support;
+mod zenml;
