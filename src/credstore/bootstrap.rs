@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::secrets::random_bytes;
-use super::{Error, Shared, prefactor, zenml};
+use super::{Error, Shared, prefactor, trend, zenml};
 
 pub const PREFACTOR_TOKEN_FILE: &str = "prefactor.token";
 pub const ZENML_API_KEY_FILE: &str = "zenml.api-key";
+pub const TREND_SECRET_KEY_FILE: &str = "trendmicro.secret-key";
 pub const IDS_FILE: &str = "bootstrap.json";
 const MASTER_KEY_FILE: &str = "master.key";
 const API: &str = "credstore";
@@ -24,6 +25,7 @@ const KIND: &str = "bootstrap";
 #[serde(rename_all = "camelCase")]
 pub struct Ids {
     pub prefactor: serde_json::Value,
+    pub trendmicro: serde_json::Value,
     pub zenml: serde_json::Value,
 }
 
@@ -59,7 +61,13 @@ pub fn run(shared: &Shared, dir: &Path) -> Result<(), Error> {
         write_private(&dir.join(PREFACTOR_TOKEN_FILE), format!("{prefactor_token}\n").as_bytes())?;
         let (zenml_ids, zenml_key) = zenml::bootstrap(tx, now_ms)?;
         write_private(&dir.join(ZENML_API_KEY_FILE), format!("{zenml_key}\n").as_bytes())?;
-        let ids = Ids { prefactor: serde_json::json!(prefactor_ids), zenml: serde_json::json!(zenml_ids) };
+        let (trend_ids, trend_secret) = trend::bootstrap(tx, now_ms)?;
+        write_private(&dir.join(TREND_SECRET_KEY_FILE), format!("{trend_secret}\n").as_bytes())?;
+        let ids = Ids {
+            prefactor: serde_json::json!(prefactor_ids),
+            trendmicro: serde_json::json!(trend_ids),
+            zenml: serde_json::json!(zenml_ids),
+        };
         let ids_json = serde_json::to_vec_pretty(&ids).expect("ids serialise");
         write_private(&dir.join(IDS_FILE), &ids_json)?;
         tx.put(API, KIND, KIND, "", &ids)?;

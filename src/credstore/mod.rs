@@ -11,6 +11,8 @@ mod http;
 mod idempotency;
 mod prefactor;
 mod secrets;
+mod trend;
+mod trend_search;
 mod zenml;
 mod zenml_query;
 
@@ -120,7 +122,7 @@ impl CredStore {
 }
 
 fn router(shared: AppState, admin_api: bool) -> Router {
-    let mut app = Router::new().merge(prefactor::router()).merge(zenml::router());
+    let mut app = Router::new().merge(prefactor::router()).merge(zenml::router()).merge(trend::router());
     if admin_api {
         app = app.merge(admin::router());
     }

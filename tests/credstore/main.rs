@@ -4,4 +4,5 @@ mod faults_and_admin;
 mod persistence;
 mod prefactor;
 mod support;
+mod trend;
 mod zenml;
