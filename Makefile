@@ -2,15 +2,21 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: test crds check-generated envtest
+.PHONY: test crds check-generated envtest conformance-venv
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
-test: envtest check-generated
-	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" cargo test --all-targets --locked
+test: envtest check-generated conformance-venv
+	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
+	EDGEGRID_PYTHON_DIR="$$(tests/conformance/venv.sh | tail -n 1)" \
+	cargo test --all-targets --locked
 
 ## Builds (once) and prints the directory holding kube-apiserver, etcd and kubectl.
 envtest:
 	@tests/envtest/setup.sh | tail -n 1
+
+## Installs (once) the vendors' Python SDKs whose test vectors the conformance tests read.
+conformance-venv:
+	@tests/conformance/venv.sh | tail -n 1
 
 ## Regenerates crds/ from the Rust types.
 crds:

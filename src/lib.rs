@@ -3,3 +3,4 @@
 pub mod api;
 pub mod credstore;
 pub mod localcluster;
+pub mod upstream;

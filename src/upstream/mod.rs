@@ -1,0 +1,3 @@
+//! Clients for the upstream credential stores.
+
+pub mod edgegrid;

@@ -1,0 +1,3 @@
+//! Conformance of our implementations with the vendors' published references.
+
+mod edgegrid;
