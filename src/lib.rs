@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod controller;
+pub mod credstore;
 pub mod health;
 pub mod localcluster;
 pub mod metrics;
