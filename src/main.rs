@@ -53,7 +53,8 @@ fn main() -> anyhow::Result<()> {
             apikey_operator::telemetry::init(log_format);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
-                let client = kube::Client::try_default()
+                let metrics = std::sync::Arc::new(apikey_operator::metrics::Metrics::default());
+                let client = apikey_operator::operator::connect(metrics.clone())
                     .await
                     .context("connecting to the Kubernetes API")?;
                 let options = apikey_operator::operator::Options {
@@ -61,7 +62,7 @@ fn main() -> anyhow::Result<()> {
                     listen,
                     instance,
                 };
-                apikey_operator::operator::run(client, options)
+                apikey_operator::operator::run(client, metrics, options)
                     .await
                     .context("serving probes and metrics")
             })?;

@@ -21,6 +21,11 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KubeRequestLabels {
+    pub method: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RotationLabels {
     pub kind: &'static str,
     pub trigger: &'static str,
@@ -32,6 +37,7 @@ pub struct Metrics {
     reconciliations: Family<ReconcileLabels, Counter>,
     reconcile_duration: Family<KindLabels, Histogram>,
     rotations: Family<RotationLabels, Counter>,
+    kube_requests: Family<KubeRequestLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -57,11 +63,18 @@ impl Default for Metrics {
             "Credential rotations by kind and trigger",
             rotations.clone(),
         );
+        let kube_requests = Family::<KubeRequestLabels, Counter>::default();
+        registry.register(
+            "kubernetes_requests",
+            "Requests sent to the Kubernetes API by HTTP method",
+            kube_requests.clone(),
+        );
         Metrics {
             registry,
             reconciliations,
             reconcile_duration,
             rotations,
+            kube_requests,
         }
     }
 }
@@ -81,6 +94,21 @@ impl Metrics {
     pub fn rotated(&self, kind: &'static str, trigger: &'static str) {
         self.rotations
             .get_or_create(&RotationLabels { kind, trigger })
+            .inc();
+    }
+
+    /// Records one request to the Kubernetes API.
+    pub fn kube_request(&self, method: &http::Method) {
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::DELETE => "DELETE",
+            _ => "other",
+        };
+        self.kube_requests
+            .get_or_create(&KubeRequestLabels { method })
             .inc();
     }
 

@@ -40,10 +40,22 @@ where
     }
 }
 
+/// A client from the environment's kubeconfig (or the in-cluster service account) whose
+/// every request is counted in `metrics`, by method.
+pub async fn connect(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
+    let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    let count = tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
+        metrics.kube_request(request.method());
+        request
+    });
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
+}
+
 /// Runs every controller until SIGTERM or Ctrl-C.
-pub async fn run(client: Client, options: Options) -> std::io::Result<()> {
+pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std::io::Result<()> {
     let namespace = options.namespace.as_deref();
-    let metrics = Arc::new(Metrics::default());
     let readiness = Arc::new(Readiness::default());
 
     let stores_controller = Controller::new(

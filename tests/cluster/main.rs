@@ -1,7 +1,10 @@
 //! Integration tests against a real kube-apiserver + etcd.
 
+mod api_token;
 mod crds;
 mod examples;
+mod fixtures;
 mod harness;
+mod processes;
 mod support;
 mod validation;

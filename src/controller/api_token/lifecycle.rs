@@ -215,7 +215,10 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
         record_pending(run, PendingKind::Create, "create")?;
         run.save().await?;
     }
-    if run.status.pending.is_some() {
+    // The Secret read above predates an issuance in this run, so it is judged only when
+    // nothing was issued.
+    let issued_now = run.status.pending.is_some();
+    if issued_now {
         if let Err(blocked) = issue(run, prefactor).await? {
             return Ok(Err(blocked));
         }
@@ -249,10 +252,11 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
         run.now,
     )?;
     run.status.next_rotation_time = plan.next_rotation.map(Time);
-    let secret_lost = existing_secret
-        .as_ref()
-        .and_then(target_secret::recorded_fingerprint)
-        != run.status.secret_fingerprint.as_deref();
+    let secret_lost = !issued_now
+        && existing_secret
+            .as_ref()
+            .and_then(target_secret::recorded_fingerprint)
+            != run.status.secret_fingerprint.as_deref();
     let trigger = plan
         .due
         .map(|t| t.as_str())

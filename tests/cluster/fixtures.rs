@@ -1,0 +1,189 @@
+//! Building blocks of the controller tests: stores wired to the credential store, waiting
+//! on conditions, and using tokens against the credential store over HTTP.
+
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::wait::await_condition;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::processes::Credstore;
+
+/// Generous bound for one convergence on a loaded two-core machine.
+pub const CONVERGE: Duration = Duration::from_secs(60);
+
+/// Creates Secret `prefactor-admin` and CredentialStore `name` pointing at `credstore`.
+pub async fn prefactor_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
+    put_secret(
+        client,
+        namespace,
+        "prefactor-admin",
+        json!({"token": credstore.prefactor_token}),
+    )
+    .await;
+    apply(
+        client,
+        namespace,
+        json!({
+            "apiVersion": "apikeys.dev/v1alpha1",
+            "kind": "CredentialStore",
+            "metadata": {"name": name},
+            "spec": {"prefactor": {"url": credstore.url, "credentialsSecretRef": {"name": "prefactor-admin"}}},
+        }),
+    )
+    .await;
+}
+
+/// Creates or replaces an Opaque Secret from string values.
+pub async fn put_secret(client: &Client, namespace: &str, name: &str, string_data: Value) {
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret",
+        "metadata": {"name": name},
+        "stringData": string_data,
+    }))
+    .unwrap();
+    let api: Api<Secret> = Api::namespaced(client.clone(), namespace);
+    let _ = api.delete(name, &Default::default()).await;
+    api.create(&PostParams::default(), &secret).await.unwrap();
+}
+
+/// Server-side applies a manifest (as the test's own field manager) into `namespace`.
+pub async fn apply(client: &Client, namespace: &str, manifest: Value) {
+    let object: kube::api::DynamicObject = serde_json::from_value(manifest).unwrap();
+    crate::support::apply(client, &object, namespace)
+        .await
+        .unwrap_or_else(|e| panic!("apply refused: {e}"));
+}
+
+/// Merge-patches the spec or metadata of a resource.
+pub async fn merge<K>(api: &Api<K>, name: &str, patch: Value)
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+/// Waits until `check` holds for the named object; panics with the last state otherwise.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, what: &str, check: impl Fn(&K) -> bool) -> K
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let condition = |object: Option<&K>| object.is_some_and(&check);
+    match tokio::time::timeout(CONVERGE, await_condition(api.clone(), name, condition)).await {
+        Ok(Ok(Some(object))) => object,
+        _ => {
+            let last = api.get_opt(name).await.ok().flatten();
+            panic!("{name}: timed out waiting for {what}; last seen: {last:#?}")
+        }
+    }
+}
+
+/// The `status` of a condition type, and its reason, from an object's status JSON.
+pub fn condition(object: &impl serde::Serialize, type_: &str) -> Option<(String, String)> {
+    let value = serde_json::to_value(object).ok()?;
+    value["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+}
+
+/// Whether the object's Ready condition is True for its current generation.
+pub fn is_ready<K: Resource + serde::Serialize>(object: &K) -> bool {
+    let value = serde_json::to_value(object).unwrap();
+    condition(object, "Ready").is_some_and(|(s, _)| s == "True")
+        && value["status"]["observedGeneration"] == value["metadata"]["generation"]
+}
+
+/// Whether the Ready condition is False with `reason`.
+pub fn not_ready_because<K: serde::Serialize>(object: &K, reason: &str) -> bool {
+    condition(object, "Ready").is_some_and(|(s, r)| s == "False" && r == reason)
+}
+
+/// A key of a Secret, as a string.
+pub async fn secret_value(client: &Client, namespace: &str, name: &str, key: &str) -> Option<String> {
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .unwrap()?;
+    let bytes = secret.data?.get(key)?.0.clone();
+    Some(String::from_utf8(bytes).unwrap())
+}
+
+/// HTTP status of `GET /api/v1/ping` with `token`: 200 while the token works.
+pub async fn ping(credstore: &Credstore, token: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/api/v1/ping", credstore.url))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// The token as the upstream describes it (`details`), or `None` when it is gone.
+pub async fn upstream_token(credstore: &Credstore, id: &str) -> Option<Value> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/v1/api_token/{id}", credstore.url))
+        .bearer_auth(&credstore.prefactor_token)
+        .send()
+        .await
+        .unwrap();
+    if response.status() == 404 {
+        return None;
+    }
+    assert!(
+        response.status().is_success(),
+        "GET token {id}: {}",
+        response.status()
+    );
+    Some(response.json::<Value>().await.unwrap()["details"].clone())
+}
+
+/// Changes a token's state upstream behind the operator's back, as the store admin.
+pub async fn upstream_action(credstore: &Credstore, id: &str, action: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/api_token/{id}/{action}", credstore.url))
+        .bearer_auth(&credstore.prefactor_token)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{action} {id}: {}",
+        response.status()
+    );
+}
+
+/// Polls `probe` until it returns `want` (for effects with no Kubernetes object to watch).
+pub async fn eventually<F, Fut, T>(what: &str, want: T, mut probe: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+    T: PartialEq + std::fmt::Debug,
+{
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        let got = probe().await;
+        if got == want {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {got:?}, wanted {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
