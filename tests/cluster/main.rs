@@ -5,6 +5,8 @@ mod crds;
 mod examples;
 mod fixtures;
 mod harness;
+mod observability;
 mod processes;
+mod stores;
 mod support;
 mod validation;

@@ -1,0 +1,137 @@
+//! What the operator shows and does when nobody is looking: no secret material in its
+//! logs, events or status; no writes at all in a quiet minute.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use apikey_operator::api::ApiToken;
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, ListParams};
+use serde_json::{Value, json};
+
+use crate::fixtures::{self, is_ready, merge, wait_for};
+use crate::processes::{self, Credstore};
+use crate::support;
+
+#[tokio::test]
+async fn no_token_appears_in_logs_events_or_status() {
+    let credstore = processes::credstore();
+    let operator = processes::operator();
+    let client = support::client().await;
+    let namespace = support::namespace(&client, "leak-scan").await;
+    fixtures::prefactor_store(&client, &namespace, "prefactor", credstore).await;
+    let tokens: Api<ApiToken> = Api::namespaced(client.clone(), &namespace);
+    fixtures::apply(
+        &client,
+        &namespace,
+        json!({
+            "apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken", "metadata": {"name": "scanned"},
+            "spec": {"storeRef": {"name": "prefactor"}, "scope": "account", "rotation": {"retainPrevious": "0s"}},
+        }),
+    )
+    .await;
+    wait_for(&tokens, "scanned", "Ready", is_ready).await;
+
+    // Drive it through every path that logs, records events and writes status.
+    let mut issued = vec![fixtures::secret_value(&client, &namespace, "scanned", "token").await.unwrap()];
+    for (round, patch) in [
+        json!({"spec": {"state": "Suspended"}}),
+        json!({"spec": {"state": "Active"}}),
+        json!({"metadata": {"annotations": {"apikeys.dev/rotate": "scan-1"}}}),
+        json!({"metadata": {"annotations": {"apikeys.dev/rotate": "scan-2"}}}),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        merge(&tokens, "scanned", patch).await;
+        wait_for(&tokens, "scanned", &format!("round {round}"), |t: &ApiToken| {
+            is_ready(t) && t.metadata.generation == t.status.as_ref().and_then(|s| s.observed_generation)
+        })
+        .await;
+        let token = fixtures::secret_value(&client, &namespace, "scanned", "token").await.unwrap();
+        if !issued.contains(&token) {
+            issued.push(token);
+        }
+    }
+    fixtures::eventually("two rotations", 3, || async {
+        let token = fixtures::secret_value(&client, &namespace, "scanned", "token").await.unwrap();
+        if !issued.contains(&token) {
+            issued.push(token);
+        }
+        issued.len()
+    })
+    .await;
+    // The admin credential must not leak either.
+    issued.push(credstore.prefactor_token.clone());
+
+    let log = std::fs::read_to_string(&operator.log).unwrap();
+    assert!(log.len() > 1000, "the operator logged at debug level ({} bytes)", log.len());
+    let events = Api::<Event>::namespaced(client.clone(), &namespace).list(&ListParams::default()).await.unwrap();
+    assert!(events.items.len() >= 4, "events were recorded: {}", events.items.len());
+    let events = serde_json::to_string(&events.items).unwrap();
+    let statuses = serde_json::to_string(&tokens.list(&ListParams::default()).await.unwrap().items).unwrap();
+    for secret in &issued {
+        // Any 12-character window of a secret is enough to call it leaked.
+        for window in secret.as_bytes().windows(12).map(|w| std::str::from_utf8(w).unwrap()) {
+            assert!(!log.contains(window), "the operator log contains secret material");
+            assert!(!events.contains(window), "an event contains secret material");
+            assert!(!statuses.contains(window), "a status contains secret material");
+        }
+    }
+}
+
+/// Counters of the operator (Kubernetes requests by method) and the credential store
+/// (upstream requests by operation).
+async fn counters(operator: &processes::Operator, credstore: &Credstore) -> (BTreeMap<String, f64>, Value) {
+    let metrics = reqwest::get(format!("{}/metrics", operator.probes)).await.unwrap().text().await.unwrap();
+    let kube: BTreeMap<String, f64> = metrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("apikey_operator_kubernetes_requests_total{method=\""))
+        .filter_map(|rest| {
+            let (method, value) = rest.split_once("\"} ")?;
+            Some((method.to_string(), value.parse().ok()?))
+        })
+        .collect();
+    let upstream = reqwest::get(format!("{}/_credstore/requests", credstore.url)).await.unwrap().json().await.unwrap();
+    (kube, upstream)
+}
+
+#[tokio::test]
+async fn a_quiet_minute_costs_no_writes_and_no_upstream_calls() {
+    support::control_plane();
+    let client = support::client().await;
+    let namespace = support::namespace(&client, "quiet").await;
+    let dir = support::control_plane().dir.join(&namespace);
+    std::fs::create_dir_all(&dir).unwrap();
+    let credstore = processes::start_credstore(&dir.join("credstore"));
+    let operator = processes::start_operator(&dir, "operator", Some(&namespace));
+    fixtures::prefactor_store(&client, &namespace, "prefactor", &credstore).await;
+    let tokens: Api<ApiToken> = Api::namespaced(client.clone(), &namespace);
+    for name in ["quiet-a", "quiet-b"] {
+        fixtures::apply(
+            &client,
+            &namespace,
+            json!({
+                "apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken", "metadata": {"name": name},
+                "spec": {"storeRef": {"name": "prefactor"}, "scope": "account", "rotation": {"interval": "720h"}},
+            }),
+        )
+        .await;
+    }
+    for name in ["quiet-a", "quiet-b"] {
+        wait_for(&tokens, name, "Ready", is_ready).await;
+    }
+    // Let the events of convergence (status echoes, Secret watch events) settle.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+
+    let (kube_before, upstream_before) = counters(&operator, &credstore).await;
+    assert!(kube_before.get("PATCH").copied().unwrap_or_default() > 0, "the counters count: {kube_before:?}");
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let (kube_after, upstream_after) = counters(&operator, &credstore).await;
+
+    for method in ["POST", "PUT", "PATCH", "DELETE"] {
+        assert_eq!(kube_before.get(method), kube_after.get(method), "{method} requests in a quiet minute");
+    }
+    assert_eq!(upstream_before, upstream_after, "upstream requests in a quiet minute");
+    println!("quiet minute: Kubernetes requests before {kube_before:?}, after {kube_after:?}");
+}
