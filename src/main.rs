@@ -20,6 +20,8 @@ enum Command {
         #[arg(long)]
         output_dir: Option<PathBuf>,
     },
+    /// Serve the embedded credential store: the four upstream APIs on one port, backed by SQLite.
+    Credstore(apikey_operator::credstore::Config),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -36,6 +38,26 @@ fn main() -> anyhow::Result<()> {
                 std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
             }
         }
+        Command::Credstore(config) => run_credstore(config)?,
     }
     Ok(())
+}
+
+fn run_credstore(config: apikey_operator::credstore::Config) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let store = apikey_operator::credstore::CredStore::open(config).await.context("opening the credential store")?;
+        // Scripts and tests read the bound address (useful with port 0) from this line.
+        println!("credstore listening on {}", store.local_addr());
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        store.serve(shutdown).await.context("serving the credential store")
+    })
 }

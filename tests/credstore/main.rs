@@ -1,0 +1,8 @@
+//! Tests of the embedded credential store over real HTTP on loopback.
+
+mod faults_and_admin;
+mod persistence;
+mod prefactor;
+mod support;
+mod trend;
+mod zenml;
