@@ -4,7 +4,7 @@
 # Fails loudly when the venv cannot be built: conformance must never be skipped.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-venv="${CONFORMANCE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/apikey-operator/conformance-venv}"
+venv="${CONFORMANCE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/apikey-operator/credstore-conformance-venv}"
 stamp="$venv/.requirements.sha256"
 want="$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)"
 
