@@ -331,8 +331,14 @@ impl Transport {
     ) -> (UpstreamError, Option<Duration>) {
         let retry_after = response.retry_after;
         let detail = (self.parse_error)(response.status, &response.body);
+        // Throttling and server errors are transient whatever code the body carries
+        // (a store may label its 429 `bad_request`): only the status is trustworthy there.
+        let class = match response.status {
+            429 | 500..=599 => ErrorClass::from_status(response.status),
+            _ => detail.class,
+        };
         let error = UpstreamError::new(
-            detail.class,
+            class,
             self.api,
             request.operation,
             self.redactor.clean(&detail.message),
