@@ -554,7 +554,74 @@ fn parse_error(status: u16, body: &[u8]) -> ErrorDetail {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::upstream::edgegrid::{AuthorizationFields, RequestParts};
+    use crate::upstream::http::ClientOptions;
+    use crate::upstream::http::tests::{Answer, Scripted};
+    use crate::upstream::ratelimit::StoreRateLimiter;
+
+    /// The signature the client sends verifies, on the server side, against the request as
+    /// received: path, `accountSwitchKey` query and host included.
+    #[tokio::test]
+    async fn requests_are_signed_as_sent() {
+        let server = Scripted::start(vec![Answer::Status(
+            201,
+            &[],
+            r#"{"credentialId":1,"clientToken":"akab-new","clientSecret":"new-secret","status":"ACTIVE"}"#,
+        )])
+        .await;
+        let credential = ClientCredential {
+            client_token: "akab-client".into(),
+            client_secret: "c2VjcmV0".into(),
+            access_token: "akab-access".into(),
+        };
+        let endpoint = Endpoint {
+            store: "CredentialStore/test/akamai".into(),
+            base_url: server.base_url.clone(),
+            ca_bundle: None,
+            limiter: Arc::new(StoreRateLimiter::new(100, 100)),
+            options: ClientOptions::default(),
+        };
+        let client = AkamaiClient::new(endpoint, credential.clone(), Some("A-1:B".into())).unwrap();
+        let issued = client.create_credential("cl1").await.unwrap();
+        assert_eq!(issued.client_secret.expose(), "new-secret");
+
+        let head = &server.requests()[0];
+        let target = head.split(' ').nth(1).unwrap();
+        assert_eq!(
+            target,
+            "/identity-management/v3/api-clients/cl1/credentials?accountSwitchKey=A-1%3AB"
+        );
+        let header = |name: &str| {
+            head.lines()
+                .find_map(|line| {
+                    line.split_once(": ")
+                        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+                })
+                .map(|(_, value)| value.trim().to_owned())
+                .unwrap()
+        };
+        let fields = AuthorizationFields::parse(&header("authorization")).unwrap();
+        assert_eq!(fields.client_token, "akab-client");
+        let host = header("host");
+        let received = RequestParts {
+            method: "POST",
+            scheme: "http",
+            host: &host,
+            path_and_query: target,
+            headers: &[],
+            body: b"",
+        };
+        fields
+            .verify(
+                &received,
+                &SigningPolicy::default(),
+                &credential.client_secret,
+            )
+            .unwrap();
+    }
 
     #[test]
     fn create_body_has_the_vendor_shape() {

@@ -6,6 +6,15 @@
 //! unchanged. Every call is rate limited per store (shared through [`RateLimiters`]), timed
 //! out, and retried where a retry is safe. Failures are [`UpstreamError`]s whose
 //! [`ErrorClass`] tells "fix the resource" from "fix the store credential" from "retry later".
+//!
+//! HTTP requests per operation, without retries (measured in `tests/upstream`):
+//!
+//! | API | create | rotation |
+//! |---|---|---|
+//! | Prefactor | 1 (`POST /api_token`) | 3: create new, revoke old, delete old |
+//! | ZenML | 1 (+1 login per bearer lifetime) | 1: `rotate` (the old key expires upstream after the retain period) |
+//! | Trend Micro | 1 | 1 with no overlap (`secretkey` regenerate); 2 with overlap (create new, delete old) |
+//! | Akamai | 3: client, credential, credential update (description/expiry); +1 to lock | 4: credential, its update, deactivate old, delete old |
 
 pub mod akamai;
 pub mod credentials;
