@@ -324,8 +324,14 @@ impl Transport {
     ) -> (UpstreamError, Option<Duration>) {
         let retry_after = response.retry_after;
         let detail = (self.parse_error)(response.status, &response.body);
+        // Throttling and server errors are transient whatever code the body carries
+        // (a store may label its 429 `bad_request`): only the status is trustworthy there.
+        let class = match response.status {
+            429 | 500..=599 => ErrorClass::from_status(response.status),
+            _ => detail.class,
+        };
         let error = UpstreamError::new(
-            detail.class,
+            class,
             self.api,
             request.operation,
             self.redactor.clean(&detail.message),
@@ -435,7 +441,7 @@ pub(crate) fn path_segment(api: Api, id: &str) -> Result<String, UpstreamError> 
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! Retry mechanics against a scripted HTTP/1.1 responder: the credential store's fault
     //! injection cannot script a hung connection or an exact sequence of answers.
 
@@ -449,19 +455,19 @@ mod tests {
     use crate::upstream::ratelimit::StoreRateLimiter;
 
     #[derive(Clone)]
-    enum Answer {
+    pub(crate) enum Answer {
         Status(u16, &'static [(&'static str, &'static str)], &'static str),
         Hang,
     }
 
-    struct Scripted {
-        base_url: String,
+    pub(crate) struct Scripted {
+        pub(crate) base_url: String,
         seen: Arc<Mutex<Vec<String>>>,
     }
 
     impl Scripted {
         /// Answers the n-th request with `answers[n]`, repeating the last one.
-        async fn start(answers: Vec<Answer>) -> Self {
+        pub(crate) async fn start(answers: Vec<Answer>) -> Self {
             let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
             let base_url = format!("http://{}", listener.local_addr().unwrap());
             let seen = Arc::new(Mutex::new(Vec::new()));
@@ -508,7 +514,8 @@ mod tests {
             Self { base_url, seen }
         }
 
-        fn requests(&self) -> Vec<String> {
+        /// The head (request line and headers) of each request received.
+        pub(crate) fn requests(&self) -> Vec<String> {
             self.seen.lock().unwrap().clone()
         }
     }

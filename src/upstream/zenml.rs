@@ -1,0 +1,526 @@
+//! ZenML service-account API keys (`/api/v1/service_accounts/{sa}/api_keys`), for
+//! ServiceAccountKey resources on ZenML stores.
+//!
+//! The store's own `ZENKEY_…` key is exchanged at `/api/v1/login` for a bearer token,
+//! cached and renewed before it expires (and once more if the server refuses it early).
+
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+use tracing::debug;
+
+use super::credentials::SecretString;
+use super::error::{Api, ErrorClass, Redactor, UpstreamError};
+use super::http::{
+    Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment,
+};
+use super::prefactor::default_message;
+
+/// Keys requested per list page (the API allows up to 10000; 100 keeps pages small).
+const PAGE_SIZE: u32 = 100;
+const MAX_PAGES: u32 = 1000;
+/// Assumed bearer lifetime when the login answer does not say.
+const DEFAULT_BEARER_LIFETIME: Duration = Duration::from_secs(3600);
+/// Renew this long before expiry at most, so a call never starts with a nearly dead bearer.
+const MAX_RENEW_MARGIN: Duration = Duration::from_secs(300);
+
+/// A service-account API key as the API describes it, without its secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApiKey {
+    pub id: String,
+    pub name: String,
+    pub active: bool,
+    pub created: Option<String>,
+    pub updated: Option<String>,
+    pub description: Option<String>,
+    pub retain_period_minutes: Option<u64>,
+    pub last_login: Option<String>,
+    pub last_rotated: Option<String>,
+}
+
+/// A key together with the secret the API shows only on create and rotate.
+#[derive(Clone, Debug)]
+pub struct IssuedApiKey {
+    pub key: ApiKey,
+    /// The `ZENKEY_…` value a consumer logs in with.
+    pub secret: SecretString,
+}
+
+/// Fields to change; `None` leaves a field as it is.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ApiKeyUpdate {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub active: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct KeyResponse {
+    id: String,
+    name: String,
+    #[serde(default)]
+    body: Option<KeyBody>,
+    #[serde(default)]
+    metadata: Option<KeyMetadata>,
+}
+
+#[derive(Deserialize)]
+struct KeyBody {
+    #[serde(default)]
+    created: Option<String>,
+    #[serde(default)]
+    updated: Option<String>,
+    #[serde(default)]
+    key: Option<String>,
+    #[serde(default)]
+    active: bool,
+}
+
+#[derive(Deserialize)]
+struct KeyMetadata {
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    retain_period_minutes: Option<u64>,
+    #[serde(default)]
+    last_login: Option<String>,
+    #[serde(default)]
+    last_rotated: Option<String>,
+}
+
+impl KeyResponse {
+    /// Splits the secret off, so it can only travel as a [`SecretString`].
+    fn split(self) -> (ApiKey, Option<String>) {
+        let body = self.body.unwrap_or(KeyBody {
+            created: None,
+            updated: None,
+            key: None,
+            active: false,
+        });
+        let metadata = self.metadata;
+        let key = ApiKey {
+            id: self.id,
+            name: self.name,
+            active: body.active,
+            created: body.created,
+            updated: body.updated,
+            description: metadata.as_ref().and_then(|m| m.description.clone()),
+            retain_period_minutes: metadata.as_ref().and_then(|m| m.retain_period_minutes),
+            last_login: metadata.as_ref().and_then(|m| m.last_login.clone()),
+            last_rotated: metadata.and_then(|m| m.last_rotated),
+        };
+        (key, body.key)
+    }
+}
+
+#[derive(Deserialize)]
+struct Page {
+    items: Vec<KeyResponse>,
+    #[serde(default)]
+    total_pages: u32,
+}
+
+#[derive(Serialize)]
+struct CreateBody<'a> {
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct RotateBody {
+    retain_period_minutes: u64,
+}
+
+#[derive(Serialize)]
+struct LoginForm<'a> {
+    grant_type: &'static str,
+    password: &'a str,
+}
+
+#[derive(Deserialize)]
+struct LoginResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+struct Bearer {
+    token: SecretString,
+    renew_at: Instant,
+}
+
+/// Client of one ZenML store.
+pub struct ZenmlClient {
+    transport: Transport,
+    api_key: SecretString,
+    bearer: Mutex<Option<Bearer>>,
+}
+
+impl std::fmt::Debug for ZenmlClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZenmlClient")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ZenmlClient {
+    /// `endpoint.base_url` is the ZenML server URL (without `/api/v1`).
+    pub fn new(endpoint: Endpoint, api_key: SecretString) -> Result<Self, UpstreamError> {
+        let endpoint = Endpoint {
+            base_url: format!("{}/api/v1", endpoint.base_url.trim_end_matches('/')),
+            ..endpoint
+        };
+        let redactor = Redactor::new([api_key.expose().to_owned()]);
+        let transport = Transport::new(
+            Api::Zenml,
+            endpoint,
+            Default::default(),
+            parse_error,
+            redactor,
+        )?;
+        Ok(Self {
+            transport,
+            api_key,
+            bearer: Mutex::new(None),
+        })
+    }
+
+    /// HTTP requests sent so far, logins and retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.transport.requests_sent()
+    }
+
+    /// Logs in afresh with the store's key: proves the credential.
+    pub async fn probe(&self) -> Result<(), UpstreamError> {
+        let mut bearer = self.bearer.lock().await;
+        *bearer = Some(self.login().await?);
+        Ok(())
+    }
+
+    /// Creates key `name` on `service_account` (name or UUID). The name is unique per account,
+    /// so a retried create cannot mint a twin: a repeat answers `Conflict`.
+    pub async fn create(
+        &self,
+        service_account: &str,
+        name: &str,
+        description: Option<&str>,
+    ) -> Result<IssuedApiKey, UpstreamError> {
+        let response = self
+            .send(Request {
+                operation: "create_key",
+                method: Method::POST,
+                path: keys_path(service_account)?,
+                body: Some(Body::json(&CreateBody { name, description })),
+                retry: Retry::Safe,
+            })
+            .await?;
+        issued(&response, "create_key")
+    }
+
+    /// The key addressed by name or UUID, or `None` when there is none.
+    pub async fn get(
+        &self,
+        service_account: &str,
+        key: &str,
+    ) -> Result<Option<ApiKey>, UpstreamError> {
+        let request = Request {
+            operation: "get_key",
+            method: Method::GET,
+            path: key_path(service_account, key, "")?,
+            body: None,
+            retry: Retry::Safe,
+        };
+        match self.send(request).await {
+            Ok(response) => Ok(Some(
+                response
+                    .json::<KeyResponse>(Api::Zenml, "get_key")?
+                    .split()
+                    .0,
+            )),
+            Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Changes the given fields (`active: Some(false)` stops the key authenticating).
+    pub async fn update(
+        &self,
+        service_account: &str,
+        key: &str,
+        update: &ApiKeyUpdate,
+    ) -> Result<ApiKey, UpstreamError> {
+        let response = self
+            .send(Request {
+                operation: "update_key",
+                method: Method::PUT,
+                path: key_path(service_account, key, "")?,
+                body: Some(Body::json(update)),
+                retry: Retry::Safe,
+            })
+            .await?;
+        Ok(response
+            .json::<KeyResponse>(Api::Zenml, "update_key")?
+            .split()
+            .0)
+    }
+
+    /// Issues a new secret; the previous one keeps working for `retain_period_minutes`.
+    /// Not retried once sent: a second rotation would end the first new secret's overlap.
+    pub async fn rotate(
+        &self,
+        service_account: &str,
+        key: &str,
+        retain_period_minutes: u64,
+    ) -> Result<IssuedApiKey, UpstreamError> {
+        let response = self
+            .send(Request {
+                operation: "rotate_key",
+                method: Method::PUT,
+                path: key_path(service_account, key, "/rotate")?,
+                body: Some(Body::json(&RotateBody {
+                    retain_period_minutes,
+                })),
+                retry: Retry::Unsafe,
+            })
+            .await?;
+        issued(&response, "rotate_key")
+    }
+
+    /// Deletes the key. `Ok` also when it is already gone.
+    pub async fn delete(&self, service_account: &str, key: &str) -> Result<(), UpstreamError> {
+        let request = Request {
+            operation: "delete_key",
+            method: Method::DELETE,
+            path: key_path(service_account, key, "")?,
+            body: None,
+            retry: Retry::Safe,
+        };
+        match self.send(request).await {
+            Ok(_) => Ok(()),
+            Err(error) if error.class() == ErrorClass::NotFound => Ok(()),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Every key of `service_account`, all pages.
+    pub async fn list(&self, service_account: &str) -> Result<Vec<ApiKey>, UpstreamError> {
+        let mut keys = Vec::new();
+        for page in 1..=MAX_PAGES {
+            let response = self
+                .send(Request {
+                    operation: "list_keys",
+                    method: Method::GET,
+                    path: format!(
+                        "{}?page={page}&size={PAGE_SIZE}&hydrate=true",
+                        keys_path(service_account)?
+                    ),
+                    body: None,
+                    retry: Retry::Safe,
+                })
+                .await?;
+            let listed: Page = response.json(Api::Zenml, "list_keys")?;
+            let empty = listed.items.is_empty();
+            keys.extend(listed.items.into_iter().map(|item| item.split().0));
+            if empty || page >= listed.total_pages {
+                return Ok(keys);
+            }
+        }
+        Err(UpstreamError::new(
+            ErrorClass::UpstreamBug,
+            Api::Zenml,
+            "list_keys",
+            format!("pagination did not end after {MAX_PAGES} pages"),
+        ))
+    }
+
+    /// Sends with a valid bearer; a 401 on a cached bearer (revoked or expired early)
+    /// gets one fresh login and one more try.
+    async fn send(&self, request: Request) -> Result<Response, UpstreamError> {
+        let (token, fresh) = self.bearer(false).await?;
+        match self
+            .transport
+            .send(&request, Auth::Bearer(token.expose()))
+            .await
+        {
+            Err(error) if error.class() == ErrorClass::Authentication && !fresh => {
+                debug!(api = %Api::Zenml, op = request.operation, "bearer refused, logging in again");
+                let (token, _) = self.bearer(true).await?;
+                self.transport
+                    .send(&request, Auth::Bearer(token.expose()))
+                    .await
+            }
+            outcome => outcome,
+        }
+    }
+
+    /// The cached bearer, or a new one when it is due for renewal (or `renew` is set).
+    /// Returns whether it was just issued. The lock makes concurrent callers share one login.
+    async fn bearer(&self, renew: bool) -> Result<(SecretString, bool), UpstreamError> {
+        let mut bearer = self.bearer.lock().await;
+        if let Some(current) = bearer
+            .as_ref()
+            .filter(|b| !renew && Instant::now() < b.renew_at)
+        {
+            return Ok((current.token.clone(), false));
+        }
+        let fresh = self.login().await?;
+        let token = fresh.token.clone();
+        *bearer = Some(fresh);
+        Ok((token, true))
+    }
+
+    async fn login(&self) -> Result<Bearer, UpstreamError> {
+        let response = self
+            .transport
+            .send(
+                &Request {
+                    operation: "login",
+                    method: Method::POST,
+                    path: "/login".into(),
+                    body: Some(Body::form(&LoginForm {
+                        grant_type: "zenml-api-key",
+                        password: self.api_key.expose(),
+                    })),
+                    retry: Retry::Safe,
+                },
+                Auth::None,
+            )
+            .await?;
+        let login: LoginResponse = response.json(Api::Zenml, "login")?;
+        let lifetime = login
+            .expires_in
+            .map_or(DEFAULT_BEARER_LIFETIME, Duration::from_secs);
+        let margin = (lifetime / 5).min(MAX_RENEW_MARGIN);
+        Ok(Bearer {
+            token: login.access_token.into(),
+            renew_at: Instant::now() + lifetime - margin,
+        })
+    }
+}
+
+fn issued(response: &Response, operation: &'static str) -> Result<IssuedApiKey, UpstreamError> {
+    let (key, secret) = response.json::<KeyResponse>(Api::Zenml, operation)?.split();
+    let secret = secret.filter(|secret| !secret.is_empty()).ok_or_else(|| {
+        UpstreamError::new(
+            ErrorClass::UpstreamBug,
+            Api::Zenml,
+            operation,
+            "response carries no key value",
+        )
+        .with_status(response.status)
+    })?;
+    Ok(IssuedApiKey {
+        key,
+        secret: secret.into(),
+    })
+}
+
+fn keys_path(service_account: &str) -> Result<String, UpstreamError> {
+    Ok(format!(
+        "/service_accounts/{}/api_keys",
+        path_segment(Api::Zenml, service_account)?
+    ))
+}
+
+fn key_path(service_account: &str, key: &str, suffix: &str) -> Result<String, UpstreamError> {
+    Ok(format!(
+        "{}/{}{suffix}",
+        keys_path(service_account)?,
+        path_segment(Api::Zenml, key)?
+    ))
+}
+
+/// `{"detail": ["ExceptionName", "message"]}`, FastAPI's `{"detail": [{"msg": …}, …]}`, or
+/// `{"detail": "message"}`.
+fn parse_error(status: u16, body: &[u8]) -> ErrorDetail {
+    let detail = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value.get("detail").cloned());
+    let (code, message) = match detail {
+        Some(serde_json::Value::String(message)) => (None, Some(message)),
+        Some(serde_json::Value::Array(parts)) => match parts.as_slice() {
+            [
+                serde_json::Value::String(name),
+                serde_json::Value::String(message),
+            ] => (Some(name.clone()), Some(message.clone())),
+            items => {
+                let messages: Vec<String> = items
+                    .iter()
+                    .filter_map(|item| {
+                        let message = item.get("msg")?.as_str()?;
+                        let location = item.get("loc").and_then(|loc| loc.as_array()).map(|loc| {
+                            loc.iter()
+                                .map(|part| part.to_string().trim_matches('"').to_owned())
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        });
+                        Some(match location {
+                            Some(location) => format!("{location}: {message}"),
+                            None => message.to_owned(),
+                        })
+                    })
+                    .collect();
+                (None, (!messages.is_empty()).then(|| messages.join("; ")))
+            }
+        },
+        _ => (None, None),
+    };
+    ErrorDetail {
+        class: ErrorClass::from_status(status),
+        code,
+        message: message.unwrap_or_else(|| default_message(status)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_bodies_in_all_three_shapes() {
+        let conflict = parse_error(409, br#"{"detail":["EntityExistsError","key k exists"]}"#);
+        assert_eq!(conflict.class, ErrorClass::Conflict);
+        assert_eq!(conflict.code.as_deref(), Some("EntityExistsError"));
+        assert_eq!(conflict.message, "key k exists");
+        let invalid = parse_error(
+            422,
+            br#"{"detail":[{"loc":["body","name"],"msg":"field required","type":"missing"}]}"#,
+        );
+        assert_eq!(
+            (invalid.class, invalid.message.as_str()),
+            (ErrorClass::InvalidRequest, "body.name: field required")
+        );
+        let plain = parse_error(401, br#"{"detail":"Not authenticated"}"#);
+        assert_eq!(
+            (plain.class, plain.message.as_str()),
+            (ErrorClass::Authentication, "Not authenticated")
+        );
+    }
+
+    #[test]
+    fn responses_tolerate_unknown_fields_and_keep_the_secret_apart() {
+        let response: KeyResponse = serde_json::from_str(
+            r#"{"id":"9a7c","name":"ci","permission_denied":false,"resources":null,"extra":1,
+                "body":{"created":"2025-01-01T00:00:00","updated":"2025-01-01T00:00:00",
+                        "key":"ZENKEY_secret","active":true,"service_account":{"id":"s"}},
+                "metadata":{"description":"d","retain_period_minutes":5,"last_login":null,"last_rotated":null}}"#,
+        )
+        .unwrap();
+        let (key, secret) = response.split();
+        assert!(key.active);
+        assert_eq!(key.retain_period_minutes, Some(5));
+        assert_eq!(secret.as_deref(), Some("ZENKEY_secret"));
+        let issued = IssuedApiKey {
+            key,
+            secret: "ZENKEY_secret".to_owned().into(),
+        };
+        assert!(!format!("{issued:?}").contains("ZENKEY_secret"));
+    }
+}

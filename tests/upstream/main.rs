@@ -1,0 +1,7 @@
+//! Every upstream client operation against the embedded credential store over real HTTP.
+
+mod prefactor;
+mod resilience;
+mod support;
+mod trend;
+mod zenml;
