@@ -28,6 +28,8 @@ pub enum Error {
     Spec(#[from] schedule::InvalidDuration),
     #[error("finalizer: {0}")]
     Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+    #[error("the cached object was stale; retrying with a fresh view")]
+    StaleView,
     #[error("cleanup is blocked: {0}")]
     CleanupBlocked(String),
     #[error("the status records an unreadable request: {0}")]
@@ -43,6 +45,7 @@ impl Error {
             Error::Upstream(e) => e.class().as_str(),
             Error::Spec(_) => "spec",
             Error::Finalizer(_) => "finalizer",
+            Error::StaleView => "stale_view",
             Error::CleanupBlocked(_) => "cleanup_blocked",
             Error::CorruptPending(_) => "corrupt_pending",
         }

@@ -10,9 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::credentials::SecretString;
 use super::edgegrid::{ClientCredential, Signer, SigningPolicy};
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
-use super::http::{
-    Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment,
-};
+use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment};
 use super::prefactor::default_message;
 use crate::api::{ApiAccess, ClientType, GroupAccess, IpAcl};
 
@@ -139,10 +137,7 @@ pub struct CredentialUpdate {
 }
 
 /// The API wants expiry with milliseconds, e.g. `2028-10-11T23:06:59.000Z`.
-fn serialize_millis<S: serde::Serializer>(
-    at: &jiff::Timestamp,
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
+fn serialize_millis<S: serde::Serializer>(at: &jiff::Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
@@ -188,13 +183,7 @@ impl AkamaiClient {
             ..endpoint
         };
         let redactor = Redactor::new([credential.client_secret.clone()]);
-        let transport = Transport::new(
-            Api::Akamai,
-            endpoint,
-            Default::default(),
-            parse_error,
-            redactor,
-        )?;
+        let transport = Transport::new(Api::Akamai, endpoint, Default::default(), parse_error, redactor)?;
         Ok(Self {
             transport,
             signer: Signer::new(credential, SigningPolicy::default()),
@@ -222,10 +211,7 @@ impl AkamaiClient {
     }
 
     /// Creates a client without credentials. Sent at most once past the connection.
-    pub async fn create_client(
-        &self,
-        settings: &ClientSettings,
-    ) -> Result<ApiClient, UpstreamError> {
+    pub async fn create_client(&self, settings: &ClientSettings) -> Result<ApiClient, UpstreamError> {
         let body = Body::json(&CreateClientBody {
             settings,
             create_credential: false,
@@ -276,10 +262,7 @@ impl AkamaiClient {
     }
 
     /// Clients named exactly `client_name`.
-    pub async fn find_clients_by_name(
-        &self,
-        client_name: &str,
-    ) -> Result<Vec<ApiClient>, UpstreamError> {
+    pub async fn find_clients_by_name(&self, client_name: &str) -> Result<Vec<ApiClient>, UpstreamError> {
         let mut clients = self.list_clients().await?;
         clients.retain(|client| client.client_name.as_deref() == Some(client_name));
         Ok(clients)
@@ -305,20 +288,13 @@ impl AkamaiClient {
     }
 
     /// Locks (`true`) or unlocks (`false`) the client.
-    pub async fn set_locked(
-        &self,
-        client_id: &str,
-        locked: bool,
-    ) -> Result<ApiClient, UpstreamError> {
+    pub async fn set_locked(&self, client_id: &str, locked: bool) -> Result<ApiClient, UpstreamError> {
         let (operation, action) = if locked {
             ("lock_client", "lock")
         } else {
             ("unlock_client", "unlock")
         };
-        let path = format!(
-            "/api-clients/{}/{action}",
-            path_segment(Api::Akamai, client_id)?
-        );
+        let path = format!("/api-clients/{}/{action}", path_segment(Api::Akamai, client_id)?);
         self.call(operation, Method::PUT, &path, &[], None, Retry::Safe)
             .await?
             .json(Api::Akamai, operation)
@@ -328,14 +304,7 @@ impl AkamaiClient {
     pub async fn delete_client(&self, client_id: &str) -> Result<(), UpstreamError> {
         let path = format!("/api-clients/{}", path_segment(Api::Akamai, client_id)?);
         let outcome = self
-            .call(
-                "delete_client",
-                Method::DELETE,
-                &path,
-                &[],
-                None,
-                Retry::Safe,
-            )
+            .call("delete_client", Method::DELETE, &path, &[], None, Retry::Safe)
             .await;
         gone_is_fine(outcome)
     }
@@ -344,23 +313,13 @@ impl AkamaiClient {
     /// the connection. Set its description and expiry with
     /// [`AkamaiClient::update_credential`] after the secret is safely stored: a failure
     /// there must not lose the secret, which this response alone carries.
-    pub async fn create_credential(
-        &self,
-        client_id: &str,
-    ) -> Result<IssuedCredential, UpstreamError> {
+    pub async fn create_credential(&self, client_id: &str) -> Result<IssuedCredential, UpstreamError> {
         let path = format!(
             "/api-clients/{}/credentials",
             path_segment(Api::Akamai, client_id)?
         );
         let response = self
-            .call(
-                "create_credential",
-                Method::POST,
-                &path,
-                &[],
-                None,
-                Retry::Unsafe,
-            )
+            .call("create_credential", Method::POST, &path, &[], None, Retry::Unsafe)
             .await?;
         let created: CreatedCredential = response.json(Api::Akamai, "create_credential")?;
         let client_secret = created
@@ -382,24 +341,14 @@ impl AkamaiClient {
     }
 
     /// The client's credentials, without secrets.
-    pub async fn list_credentials(
-        &self,
-        client_id: &str,
-    ) -> Result<Vec<Credential>, UpstreamError> {
+    pub async fn list_credentials(&self, client_id: &str) -> Result<Vec<Credential>, UpstreamError> {
         let path = format!(
             "/api-clients/{}/credentials",
             path_segment(Api::Akamai, client_id)?
         );
-        self.call(
-            "list_credentials",
-            Method::GET,
-            &path,
-            &[],
-            None,
-            Retry::Safe,
-        )
-        .await?
-        .json(Api::Akamai, "list_credentials")
+        self.call("list_credentials", Method::GET, &path, &[], None, Retry::Safe)
+            .await?
+            .json(Api::Akamai, "list_credentials")
     }
 
     /// Sets a credential's status (ACTIVE/INACTIVE), expiry and description.
@@ -460,21 +409,10 @@ impl AkamaiClient {
     }
 
     /// Deletes an INACTIVE credential. `Ok` also when it is already gone.
-    pub async fn delete_credential(
-        &self,
-        client_id: &str,
-        credential_id: i64,
-    ) -> Result<(), UpstreamError> {
+    pub async fn delete_credential(&self, client_id: &str, credential_id: i64) -> Result<(), UpstreamError> {
         let path = credential_path(client_id, credential_id, "")?;
         let outcome = self
-            .call(
-                "delete_credential",
-                Method::DELETE,
-                &path,
-                &[],
-                None,
-                Retry::Safe,
-            )
+            .call("delete_credential", Method::DELETE, &path, &[], None, Retry::Safe)
             .await;
         gone_is_fine(outcome)
     }
@@ -508,17 +446,11 @@ impl AkamaiClient {
             body,
             retry,
         };
-        self.transport
-            .send(&request, Auth::EdgeGrid(&self.signer))
-            .await
+        self.transport.send(&request, Auth::EdgeGrid(&self.signer)).await
     }
 }
 
-fn credential_path(
-    client_id: &str,
-    credential_id: i64,
-    suffix: &str,
-) -> Result<String, UpstreamError> {
+fn credential_path(client_id: &str, credential_id: i64, suffix: &str) -> Result<String, UpstreamError> {
     Ok(format!(
         "/api-clients/{}/credentials/{credential_id}{suffix}",
         path_segment(Api::Akamai, client_id)?
@@ -615,11 +547,7 @@ mod tests {
             body: b"",
         };
         fields
-            .verify(
-                &received,
-                &SigningPolicy::default(),
-                &credential.client_secret,
-            )
+            .verify(&received, &SigningPolicy::default(), &credential.client_secret)
             .unwrap();
     }
 

@@ -136,9 +136,7 @@ impl TrendMicroClient {
 
     /// Describes the store's own key (`GET /apikeys/current`): proves the credential.
     pub async fn probe(&self) -> Result<ApiKey, UpstreamError> {
-        let response = self
-            .send(get("current_key", "/apikeys/current".into()))
-            .await?;
+        let response = self.send(get("current_key", "/apikeys/current".into())).await?;
         response.json(Api::TrendMicro, "current_key")
     }
 
@@ -213,7 +211,8 @@ impl TrendMicroClient {
 
     /// Keys named exactly `key_name`.
     pub async fn find_by_name(&self, key_name: &str) -> Result<Vec<ApiKey>, UpstreamError> {
-        let criterion = serde_json::json!({"fieldName": "keyName", "stringTest": "equal", "stringValue": key_name});
+        let criterion =
+            serde_json::json!({"fieldName": "keyName", "stringTest": "equal", "stringValue": key_name});
         self.search_all("find_keys", vec![criterion]).await
     }
 
@@ -232,7 +231,9 @@ impl TrendMicroClient {
         for _ in 0..MAX_PAGES {
             let mut search_criteria = criteria.clone();
             if let Some(last) = keys.last() {
-                search_criteria.push(serde_json::json!({"fieldName": "ID", "idTest": "greater-than", "idValue": last.id}));
+                search_criteria.push(
+                    serde_json::json!({"fieldName": "ID", "idTest": "greater-than", "idValue": last.id}),
+                );
             }
             let filter = SearchFilter {
                 max_items: PAGE_SIZE,

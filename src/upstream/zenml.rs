@@ -13,9 +13,7 @@ use tracing::debug;
 
 use super::credentials::SecretString;
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
-use super::http::{
-    Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment,
-};
+use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment};
 use super::prefactor::default_message;
 
 /// Keys requested per list page (the API allows up to 10000; 100 keeps pages small).
@@ -178,13 +176,7 @@ impl ZenmlClient {
             ..endpoint
         };
         let redactor = Redactor::new([api_key.expose().to_owned()]);
-        let transport = Transport::new(
-            Api::Zenml,
-            endpoint,
-            Default::default(),
-            parse_error,
-            redactor,
-        )?;
+        let transport = Transport::new(Api::Zenml, endpoint, Default::default(), parse_error, redactor)?;
         Ok(Self {
             transport,
             api_key,
@@ -225,11 +217,7 @@ impl ZenmlClient {
     }
 
     /// The key addressed by name or UUID, or `None` when there is none.
-    pub async fn get(
-        &self,
-        service_account: &str,
-        key: &str,
-    ) -> Result<Option<ApiKey>, UpstreamError> {
+    pub async fn get(&self, service_account: &str, key: &str) -> Result<Option<ApiKey>, UpstreamError> {
         let request = Request {
             operation: "get_key",
             method: Method::GET,
@@ -239,10 +227,7 @@ impl ZenmlClient {
         };
         match self.send(request).await {
             Ok(response) => Ok(Some(
-                response
-                    .json::<KeyResponse>(Api::Zenml, "get_key")?
-                    .split()
-                    .0,
+                response.json::<KeyResponse>(Api::Zenml, "get_key")?.split().0,
             )),
             Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
             Err(error) => Err(error),
@@ -265,10 +250,7 @@ impl ZenmlClient {
                 retry: Retry::Safe,
             })
             .await?;
-        Ok(response
-            .json::<KeyResponse>(Api::Zenml, "update_key")?
-            .split()
-            .0)
+        Ok(response.json::<KeyResponse>(Api::Zenml, "update_key")?.split().0)
     }
 
     /// Issues a new secret; the previous one keeps working for `retain_period_minutes`.
@@ -344,17 +326,11 @@ impl ZenmlClient {
     /// gets one fresh login and one more try.
     async fn send(&self, request: Request) -> Result<Response, UpstreamError> {
         let (token, fresh) = self.bearer(false).await?;
-        match self
-            .transport
-            .send(&request, Auth::Bearer(token.expose()))
-            .await
-        {
+        match self.transport.send(&request, Auth::Bearer(token.expose())).await {
             Err(error) if error.class() == ErrorClass::Authentication && !fresh => {
                 debug!(api = %Api::Zenml, op = request.operation, "bearer refused, logging in again");
                 let (token, _) = self.bearer(true).await?;
-                self.transport
-                    .send(&request, Auth::Bearer(token.expose()))
-                    .await
+                self.transport.send(&request, Auth::Bearer(token.expose())).await
             }
             outcome => outcome,
         }
@@ -364,10 +340,7 @@ impl ZenmlClient {
     /// Returns whether it was just issued. The lock makes concurrent callers share one login.
     async fn bearer(&self, renew: bool) -> Result<(SecretString, bool), UpstreamError> {
         let mut bearer = self.bearer.lock().await;
-        if let Some(current) = bearer
-            .as_ref()
-            .filter(|b| !renew && Instant::now() < b.renew_at)
-        {
+        if let Some(current) = bearer.as_ref().filter(|b| !renew && Instant::now() < b.renew_at) {
             return Ok((current.token.clone(), false));
         }
         let fresh = self.login().await?;

@@ -40,10 +40,7 @@ async fn token_lifecycle_create_suspend_activate_revoke_delete() {
     let prefactor = prefactor(&client);
 
     let before = prefactor.requests_sent();
-    let issued = prefactor
-        .create(&account_token(), "create-1")
-        .await
-        .unwrap();
+    let issued = prefactor.create(&account_token(), "create-1").await.unwrap();
     assert_eq!(
         prefactor.requests_sent() - before,
         1,
@@ -55,10 +52,7 @@ async fn token_lifecycle_create_suspend_activate_revoke_delete() {
     assert_eq!(ping(&store, issued.token.expose()).await, 200);
 
     // A retried create with the same idempotency key returns the same token: no twin.
-    let again = prefactor
-        .create(&account_token(), "create-1")
-        .await
-        .unwrap();
+    let again = prefactor.create(&account_token(), "create-1").await.unwrap();
     assert_eq!(again.details.id, id);
     assert_eq!(
         prefactor
@@ -158,10 +152,7 @@ async fn environment_tokens_and_invalid_requests() {
     assert_eq!(error.code(), Some("required_value"));
 
     // The same idempotency key for a different request is a conflict, not a silent replay.
-    let error = prefactor
-        .create(&account_token(), "env-1")
-        .await
-        .unwrap_err();
+    let error = prefactor.create(&account_token(), "env-1").await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::Conflict, "{error}");
 }
 

@@ -12,9 +12,7 @@ use crate::support::Store;
 async fn transient_failures_are_retried_until_success() {
     let store = Store::start().await;
     let client = store.prefactor(&store.file("prefactor.token"));
-    store
-        .set_faults(json!({"failNext": 2, "errorStatus": 503}))
-        .await;
+    store.set_faults(json!({"failNext": 2, "errorStatus": 503})).await;
     let before = client.requests_sent();
     client.probe().await.expect("third attempt succeeds");
     assert_eq!(client.requests_sent() - before, 3);
@@ -73,23 +71,15 @@ async fn creates_without_idempotency_are_not_repeated_after_a_server_error() {
         role_id: Some(1),
         ..Default::default()
     };
-    store
-        .set_faults(json!({"failNext": 1, "errorStatus": 503}))
-        .await;
+    store.set_faults(json!({"failNext": 1, "errorStatus": 503})).await;
     let before = trend.requests_sent();
     let error = trend.create(&settings).await.unwrap_err();
-    assert_eq!(
-        (error.class(), error.attempts()),
-        (ErrorClass::Transient, 1)
-    );
+    assert_eq!((error.class(), error.attempts()), (ErrorClass::Transient, 1));
     assert_eq!(trend.requests_sent() - before, 1);
 
     // ...but a 429 proves the server did nothing, so even a create is sent again.
     store
         .set_faults(json!({"throttleNext": 1, "retryAfterSeconds": 1}))
         .await;
-    trend
-        .create(&settings)
-        .await
-        .expect("create after throttling");
+    trend.create(&settings).await.expect("create after throttling");
 }

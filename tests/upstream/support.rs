@@ -5,8 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use apikey_operator::api::{
-    Connection, PrefactorProvider, Provider, RateLimit, SecretRef, TrendMicroProvider,
-    ZenmlProvider,
+    Connection, PrefactorProvider, Provider, RateLimit, SecretRef, TrendMicroProvider, ZenmlProvider,
 };
 use apikey_operator::credstore::{Config, CredStore, FaultSettings};
 use apikey_operator::upstream::{ClientOptions, RateLimiters, StoreSpec, UpstreamClient, connect};
@@ -56,8 +55,7 @@ impl Store {
 
     /// The bootstrap ids (`bootstrap.json`) of one API.
     pub fn ids(&self, api: &str) -> Value {
-        let ids: Value =
-            serde_json::from_str(&self.file("bootstrap.json")).expect("bootstrap.json is JSON");
+        let ids: Value = serde_json::from_str(&self.file("bootstrap.json")).expect("bootstrap.json is JSON");
         ids[api].clone()
     }
 
@@ -157,12 +155,7 @@ fn client(provider: &Provider, secret: &[(&str, &str)]) -> UpstreamClient {
     };
     let data: BTreeMap<String, ByteString> = secret
         .iter()
-        .map(|(key, value)| {
-            (
-                key.to_string(),
-                ByteString(format!("{value}\n").into_bytes()),
-            )
-        })
+        .map(|(key, value)| (key.to_string(), ByteString(format!("{value}\n").into_bytes())))
         .collect();
     let store = StoreSpec {
         identity: "CredentialStore/test/store",

@@ -44,11 +44,7 @@ async fn key_lifecycle_create_lock_regenerate_delete() {
 
     let before = trend.requests_sent();
     let issued = trend.create(&settings("ci")).await.unwrap();
-    assert_eq!(
-        trend.requests_sent() - before,
-        1,
-        "a create costs one request"
-    );
+    assert_eq!(trend.requests_sent() - before, 1, "a create costs one request");
     assert_eq!(
         (
             issued.key.key_name.as_str(),

@@ -39,10 +39,7 @@ async fn key_lifecycle_create_deactivate_rotate_delete() {
     let account = service_account(&store);
 
     let before = zenml.requests_sent();
-    let issued = zenml
-        .create(&account, "ci-deployer", Some("CI"))
-        .await
-        .unwrap();
+    let issued = zenml.create(&account, "ci-deployer", Some("CI")).await.unwrap();
     assert_eq!(
         zenml.requests_sent() - before,
         1,
@@ -59,10 +56,7 @@ async fn key_lifecycle_create_deactivate_rotate_delete() {
         .unwrap()
         .expect("found by name");
     assert_eq!(by_name.id, issued.key.id);
-    let duplicate = zenml
-        .create(&account, "ci-deployer", None)
-        .await
-        .unwrap_err();
+    let duplicate = zenml.create(&account, "ci-deployer", None).await.unwrap_err();
     assert_eq!(duplicate.class(), ErrorClass::Conflict, "{duplicate}");
 
     let inactive = zenml
@@ -93,18 +87,11 @@ async fn key_lifecycle_create_deactivate_rotate_delete() {
 
     let before = zenml.requests_sent();
     let rotated = zenml.rotate(&account, &issued.key.id, 10).await.unwrap();
-    assert_eq!(
-        zenml.requests_sent() - before,
-        1,
-        "a rotation costs one request"
-    );
+    assert_eq!(zenml.requests_sent() - before, 1, "a rotation costs one request");
     assert_eq!(rotated.key.id, issued.key.id);
     assert_eq!(rotated.key.retain_period_minutes, Some(10));
     assert!(logs_in(&store, rotated.secret.expose()).await);
-    assert!(
-        logs_in(&store, issued.secret.expose()).await,
-        "old key retained"
-    );
+    assert!(logs_in(&store, issued.secret.expose()).await, "old key retained");
     store.advance_clock(11 * 60).await;
     assert!(
         !logs_in(&store, issued.secret.expose()).await,
@@ -164,9 +151,6 @@ async fn refused_store_key_is_an_authentication_error_without_the_key() {
     let error = client.probe().await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::Authentication, "{error}");
     assert!(!error.to_string().contains("ZENKEY_not_a_real_key"));
-    let error = zenml(&client)
-        .list(&service_account(&store))
-        .await
-        .unwrap_err();
+    let error = zenml(&client).list(&service_account(&store)).await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::Authentication);
 }

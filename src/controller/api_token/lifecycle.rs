@@ -89,6 +89,8 @@ struct Run<'a> {
     namespace: String,
     status: KeyStatus,
     written: KeyStatus,
+    /// The resourceVersion `written` belongs to: the precondition of the next write.
+    resource_version: Option<String>,
     now: Timestamp,
 }
 
@@ -96,7 +98,7 @@ impl Run<'_> {
     /// Writes the status if it changed since it was last written.
     async fn save(&mut self) -> Result<(), Error> {
         if self.status != self.written {
-            key_status::patch(&self.api, self.token, &self.status).await?;
+            key_status::patch(&self.api, self.token, &self.status, &mut self.resource_version).await?;
             self.written = self.status.clone();
         }
         Ok(())
@@ -133,6 +135,7 @@ pub async fn apply(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
         namespace,
         written: status.clone(),
         status,
+        resource_version: token.meta().resource_version.clone(),
         now: Timestamp::now(),
     };
     let previous_ready = conditions::find(&run.written.conditions, conditions::READY).cloned();

@@ -58,8 +58,21 @@ pub async fn reconcile(token: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action
 }
 
 pub fn error_policy(_token: Arc<ApiToken>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "reconciliation failed");
-    Action::requeue(Duration::from_secs(15))
+    match error {
+        Error::Finalizer(inner)
+            if matches!(
+                **inner,
+                kube::runtime::finalizer::Error::ApplyFailed(Error::StaleView)
+            ) =>
+        {
+            tracing::debug!("stale cached object; retrying shortly");
+            Action::requeue(Duration::from_millis(500))
+        }
+        _ => {
+            tracing::warn!(%error, "reconciliation failed");
+            Action::requeue(Duration::from_secs(15))
+        }
+    }
 }
 
 /// The summary condition from the detail conditions.
