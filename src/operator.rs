@@ -54,6 +54,9 @@ pub async fn connect(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
 }
 
 /// Runs every controller until SIGTERM or Ctrl-C.
+///
+/// Scoped to a namespace, the operator serves only CredentialStores: a namespaced install
+/// has no cluster-wide permissions to read ClusterCredentialStores with.
 pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std::io::Result<()> {
     let namespace = options.namespace.as_deref();
     let readiness = Arc::new(Readiness::default());
@@ -62,37 +65,39 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
         namespaced::<CredentialStore>(&client, namespace),
         watcher::Config::default(),
     );
-    let cluster_stores_controller = Controller::new(
-        Api::<ClusterCredentialStore>::all(client.clone()),
-        watcher::Config::default(),
-    );
     let namespaced_stores = stores_controller.store();
-    let cluster_stores = cluster_stores_controller.store();
-
     // Store credential Secrets are watched by metadata only: a change re-probes the stores
     // that reference the Secret, and no Secret data is cached.
     let secrets_meta = || namespaced::<PartialObjectMeta<Secret>>(&client, namespace);
-    let by_namespaced_secret = namespaced_stores.clone();
+    let by_secret = namespaced_stores.clone();
     let stores_controller =
         stores_controller.watches(secrets_meta(), watcher::Config::default(), move |secret| {
             stores_using_secret(
-                &by_namespaced_secret,
+                &by_secret,
                 &secret.namespace().unwrap_or_default(),
                 &secret.name_any(),
             )
         });
-    let by_cluster_secret = cluster_stores.clone();
-    let cluster_stores_controller = cluster_stores_controller.watches(
-        Api::all(client.clone()),
-        watcher::Config::default(),
-        move |secret: PartialObjectMeta<Secret>| {
-            stores_using_secret(
-                &by_cluster_secret,
-                &secret.namespace().unwrap_or_default(),
-                &secret.name_any(),
-            )
-        },
-    );
+
+    let cluster_stores_controller = namespace.is_none().then(|| {
+        let controller = Controller::new(
+            Api::<ClusterCredentialStore>::all(client.clone()),
+            watcher::Config::default(),
+        );
+        let by_secret = controller.store();
+        controller.watches(
+            Api::all(client.clone()),
+            watcher::Config::default(),
+            move |secret: PartialObjectMeta<Secret>| {
+                stores_using_secret(
+                    &by_secret,
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                )
+            },
+        )
+    });
+    let cluster_stores = cluster_stores_controller.as_ref().map(Controller::store);
 
     let own_secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let tokens_controller = Controller::new(
@@ -101,32 +106,27 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     )
     .owns(namespaced::<Secret>(&client, namespace), own_secrets);
     let tokens = tokens_controller.store();
-    let tokens_by_store = tokens.clone();
-    let tokens_controller = tokens_controller.watches(
+    let by_store = tokens.clone();
+    let mut tokens_controller = tokens_controller.watches(
         namespaced::<CredentialStore>(&client, namespace),
         watcher::Config::default(),
         move |s| {
             keys_using_store(
-                &tokens_by_store,
+                &by_store,
                 StoreKind::CredentialStore,
                 s.namespace().as_deref(),
                 &s.name_any(),
             )
         },
     );
-    let tokens_by_cluster_store = tokens.clone();
-    let tokens_controller = tokens_controller.watches(
-        Api::<ClusterCredentialStore>::all(client.clone()),
-        watcher::Config::default(),
-        move |s| {
-            keys_using_store(
-                &tokens_by_cluster_store,
-                StoreKind::ClusterCredentialStore,
-                None,
-                &s.name_any(),
-            )
-        },
-    );
+    if cluster_stores.is_some() {
+        let by_store = tokens.clone();
+        tokens_controller = tokens_controller.watches(
+            Api::<ClusterCredentialStore>::all(client.clone()),
+            watcher::Config::default(),
+            move |s| keys_using_store(&by_store, StoreKind::ClusterCredentialStore, None, &s.name_any()),
+        );
+    }
 
     let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
     let ctx = Arc::new(Context::new(
@@ -138,10 +138,21 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
 
     let ready = {
         let readiness = readiness.clone();
-        let (a, b, c) = (namespaced_stores.clone(), cluster_stores.clone(), tokens.clone());
+        let (stores, cluster_stores, tokens) =
+            (namespaced_stores.clone(), cluster_stores.clone(), tokens.clone());
         async move {
-            let synced =
-                future::join3(a.wait_until_ready(), b.wait_until_ready(), c.wait_until_ready()).await;
+            let cluster_synced = async {
+                match &cluster_stores {
+                    Some(store) => store.wait_until_ready().await,
+                    None => Ok(()),
+                }
+            };
+            let synced = future::join3(
+                stores.wait_until_ready(),
+                cluster_synced,
+                tokens.wait_until_ready(),
+            )
+            .await;
             if let (Ok(()), Ok(()), Ok(())) = synced {
                 info!("caches synced; ready");
                 readiness.set_ready();
@@ -157,14 +168,19 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
             ctx.clone(),
         )
         .for_each(|_| future::ready(()));
-    let cluster_stores_run = cluster_stores_controller
-        .shutdown_on_signal()
-        .run(
-            store::reconcile::<ClusterCredentialStore>,
-            store_error_policy::<ClusterCredentialStore>,
-            ctx.clone(),
-        )
-        .for_each(|_| future::ready(()));
+    let cluster_stores_run = async {
+        if let Some(controller) = cluster_stores_controller {
+            controller
+                .shutdown_on_signal()
+                .run(
+                    store::reconcile::<ClusterCredentialStore>,
+                    store_error_policy::<ClusterCredentialStore>,
+                    ctx.clone(),
+                )
+                .for_each(|_| future::ready(()))
+                .await;
+        }
+    };
     let tokens_run = tokens_controller
         .shutdown_on_signal()
         .run(api_token::reconcile, api_token::error_policy, ctx.clone())

@@ -60,6 +60,10 @@ pub enum StoreProblem {
     #[error("{store} does not exist; create it or fix spec.storeRef")]
     NotFound { store: String },
     #[error(
+        "{store} cannot be used: this operator is scoped to one namespace and serves only CredentialStores"
+    )]
+    ClusterStoresDisabled { store: String },
+    #[error(
         "{store} does not allow namespace {namespace}; add it to the store's spec.allowedNamespaces or label it to match spec.namespaceSelector"
     )]
     NamespaceNotAllowed { store: String, namespace: String },
@@ -80,7 +84,9 @@ impl StoreProblem {
     /// The condition reason for this problem.
     pub fn reason(&self) -> &'static str {
         match self {
-            StoreProblem::NotFound { .. } => reason::STORE_NOT_FOUND,
+            StoreProblem::NotFound { .. } | StoreProblem::ClusterStoresDisabled { .. } => {
+                reason::STORE_NOT_FOUND
+            }
             StoreProblem::NamespaceNotAllowed { .. } => reason::NAMESPACE_NOT_ALLOWED,
             StoreProblem::WrongProvider { .. } => reason::WRONG_PROVIDER,
             StoreProblem::NotReady { .. } | StoreProblem::Kube { .. } => reason::STORE_NOT_READY,
@@ -106,12 +112,13 @@ pub fn provider_name(provider: &Provider) -> &'static str {
 /// Store objects (from the controllers' caches) and connected clients.
 pub struct Stores {
     namespaced: Store<CredentialStore>,
-    cluster: Store<ClusterCredentialStore>,
+    /// `None` when the operator is scoped to a namespace and serves no cluster stores.
+    cluster: Option<Store<ClusterCredentialStore>>,
     connected: RwLock<HashMap<StoreKey, Connected>>,
 }
 
 impl Stores {
-    pub fn new(namespaced: Store<CredentialStore>, cluster: Store<ClusterCredentialStore>) -> Self {
+    pub fn new(namespaced: Store<CredentialStore>, cluster: Option<Store<ClusterCredentialStore>>) -> Self {
         Stores {
             namespaced,
             cluster,
@@ -182,8 +189,11 @@ impl Stores {
                 (object.spec.provider.clone(), object.status.clone())
             }
             StoreKind::ClusterCredentialStore => {
-                let object = self
+                let cluster = self
                     .cluster
+                    .as_ref()
+                    .ok_or_else(|| StoreProblem::ClusterStoresDisabled { store: store.clone() })?;
+                let object = cluster
                     .get(&ObjectRef::new(&store_ref.name))
                     .ok_or_else(|| StoreProblem::NotFound { store: store.clone() })?;
                 if !allows_namespace(client, &object, namespace)
@@ -218,16 +228,6 @@ impl Stores {
                 .unwrap_or_else(|| "its upstream has not been probed yet".to_string());
             StoreProblem::NotReady { store, message }
         })
-    }
-
-    /// Key references of every namespaced store (for mapping Secret changes to stores).
-    pub fn namespaced_stores(&self) -> Vec<Arc<CredentialStore>> {
-        self.namespaced.state()
-    }
-
-    /// Every cluster store.
-    pub fn cluster_stores(&self) -> Vec<Arc<ClusterCredentialStore>> {
-        self.cluster.state()
     }
 }
 
