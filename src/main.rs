@@ -38,6 +38,9 @@ enum Command {
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
     },
+    /// Run the operator's whole job on an embedded default: a local control plane, the
+    /// embedded credential store, the operator and the examples.
+    Demo(apikey_operator::demo::DemoOptions),
     /// Serve the embedded credential store: the four upstream APIs on one port, backed by SQLite.
     Credstore(apikey_operator::credstore::Config),
 }
@@ -82,6 +85,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Credstore(config) => run_credstore(config)?,
+        Command::Demo(options) => {
+            apikey_operator::telemetry::init(apikey_operator::telemetry::LogFormat::Text);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(apikey_operator::demo::run(options)).context("running the demo")?;
+        }
     }
     Ok(())
 }

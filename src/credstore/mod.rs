@@ -3,7 +3,7 @@
 //! ("Embedded credential store") for the bootstrap files and the admin API.
 
 mod admin;
-mod bootstrap;
+pub mod bootstrap;
 mod clock;
 mod db;
 mod faults;
