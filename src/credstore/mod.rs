@@ -3,6 +3,7 @@
 //! ("Embedded credential store") for the bootstrap files and the admin API.
 
 mod admin;
+mod akamai;
 mod bootstrap;
 mod clock;
 mod db;
@@ -122,7 +123,9 @@ impl CredStore {
 }
 
 fn router(shared: AppState, admin_api: bool) -> Router {
-    let mut app = Router::new().merge(prefactor::router()).merge(zenml::router()).merge(trend::router());
+    let mut app = Router::new()
+        .merge(akamai::router())
+        .merge(prefactor::router()).merge(zenml::router()).merge(trend::router());
     if admin_api {
         app = app.merge(admin::router());
     }

@@ -1,5 +1,6 @@
 //! Tests of the embedded credential store over real HTTP on loopback.
 
+mod akamai;
 mod faults_and_admin;
 mod persistence;
 mod prefactor;
