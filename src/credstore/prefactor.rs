@@ -22,6 +22,7 @@ const ACCOUNT: &str = "account";
 const CROCKFORD: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const DEFAULT_PAGE_SIZE: usize = 25;
 const MAX_PAGE_SIZE: usize = 100;
+const MAX_OFFSET: usize = 1_000_000_000;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -389,7 +390,13 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match &*name {
             "account_id" => query.account_id = Some(value.into_owned()),
-            "pagination[offset]" => query.offset = value.parse().map_err(|_| invalid("pagination[offset] must be a non-negative integer".into()))?,
+            "pagination[offset]" => {
+                query.offset = value
+                    .parse()
+                    .ok()
+                    .filter(|offset| *offset <= MAX_OFFSET)
+                    .ok_or_else(|| invalid(format!("pagination[offset] must be an integer between 0 and {MAX_OFFSET}")))?;
+            }
             "pagination[page_size]" => {
                 query.page_size = value
                     .parse()
