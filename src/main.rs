@@ -55,8 +55,13 @@ fn run_credstore(config: apikey_operator::credstore::Config) -> anyhow::Result<(
         let store = apikey_operator::credstore::CredStore::open(config).await.context("opening the credential store")?;
         // Scripts and tests read the bound address (useful with port 0) from this line.
         println!("credstore listening on {}", store.local_addr());
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
         };
         store.serve(shutdown).await.context("serving the credential store")
     })

@@ -340,14 +340,12 @@ fn key_field(key: &ApiKey, name: &str) -> Field {
 }
 
 fn parse_hydrate(raw: Option<&str>) -> Result<bool, ApiError> {
+    // A single key's view is hydrated unless asked otherwise (lists are the reverse).
     let mut hydrate = true;
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if name == "hydrate" {
-            hydrate = match value.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => return Err(ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "query.hydrate", "hydrate must be a boolean")),
-            };
+            hydrate = zenml_query::parse_bool(&value)
+                .ok_or_else(|| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "query.hydrate", "hydrate must be a boolean"))?;
         }
     }
     Ok(hydrate)

@@ -77,7 +77,7 @@ pub fn parse(raw: Option<&str>, filterable: &[&str]) -> Result<Query, ApiError> 
     Ok(query)
 }
 
-fn parse_bool(text: &str) -> Option<bool> {
+pub fn parse_bool(text: &str) -> Option<bool> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
         "false" | "0" | "no" | "off" => Some(false),

@@ -132,13 +132,14 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
     let (mut client_errors, mut total) = (0, 0);
     for round in 0..3000 {
         let (vendor, method, template) = rng.pick(&templates).clone();
+        let query: &str = QUERIES[(rng.next() % QUERIES.len() as u64) as usize];
         let path = template
             .replace("{ak}", "/identity-management/v3/api-clients")
             .replacen("{id}", rng.pick(&ids[..]).as_str(), 1)
             .replace("{id}", rng.pick(&ids[..]).as_str())
-            .replace("{sa}", if rng.next() % 4 == 0 { rng.pick(&ids[..]).as_str() } else { &sa })
-            .replace("{query}", *rng.pick(QUERIES));
-        let body = if matches!(method, Method::GET | Method::DELETE) && rng.next() % 4 != 0 { Vec::new() } else { rng.pick(&bodies).clone() };
+            .replace("{sa}", if rng.next().is_multiple_of(4) { rng.pick(&ids[..]).as_str() } else { &sa })
+            .replace("{query}", query);
+        let body = if matches!(method, Method::GET | Method::DELETE) && !rng.next().is_multiple_of(4) { Vec::new() } else { rng.pick(&bodies).clone() };
         let authenticated = round % 5 != 0;
         let mut request = store.request(method.clone(), &path).body(body.clone());
         if authenticated {

@@ -94,3 +94,23 @@ async fn bootstrap_files_are_owner_only() {
         assert!(dir.join(name).exists(), "{name}");
     }
 }
+
+#[tokio::test]
+async fn admin_api_is_absent_unless_enabled() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = apikey_operator::credstore::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data: dir.path().join("data"),
+        admin_api: false,
+        clock_offset_seconds: 0,
+        faults: FaultSettings::default(),
+    };
+    let store = apikey_operator::credstore::CredStore::open(config).await.unwrap();
+    let base = format!("http://{}", store.local_addr());
+    let server = tokio::spawn(store.serve(std::future::pending()));
+    for path in ["/_credstore/clock", "/_credstore/faults", "/_credstore/requests"] {
+        let status = reqwest::get(format!("{base}{path}")).await.unwrap().status();
+        assert_eq!(status, 404, "{path}");
+    }
+    server.abort();
+}

@@ -49,6 +49,8 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
     let (mut second, base) = spawn(&data);
     assert_eq!(read_data_file(&data, "prefactor.token"), admin, "bootstrap credentials are reused");
     assert_eq!(read_data_file(&data, "bootstrap.json"), ids_before);
+    let edgerc = read_data_file(&data, "akamai.edgerc");
+    assert!(edgerc.contains(&format!("host = {}\n", base.trim_start_matches("http://"))), ".edgerc follows the new address: {edgerc:.40}");
     for bearer in [&admin, &token] {
         let status = http.get(format!("{base}/api/v1/ping")).bearer_auth(bearer).send().await.unwrap().status();
         assert_eq!(status, 200);
