@@ -169,3 +169,23 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
     let ping = store.request(Method::GET, "/api/v1/ping").bearer_auth(&prefactor).send().await.unwrap();
     assert_eq!(ping.status(), 200, "the server is still healthy");
 }
+
+#[tokio::test]
+async fn oversized_bodies_get_413_in_each_vendors_shape() {
+    let store = Store::start().await;
+    let huge = vec![b'{'; 2 * 1024 * 1024];
+    let sa = ids(&store)["zenml"]["serviceAccountId"].as_str().unwrap().to_owned();
+    let cases = [
+        (Vendor::Akamai, "/identity-management/v3/api-clients".to_owned()),
+        (Vendor::Prefactor, "/api/v1/api_token".to_owned()),
+        (Vendor::Trend, "/api/apikeys".to_owned()),
+        (Vendor::Zenml, format!("/api/v1/service_accounts/{sa}/api_keys")),
+    ];
+    for (vendor, path) in cases {
+        let response = store.request(Method::POST, &path).body(huge.clone()).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 413, "{path}");
+        assert!(is_vendor_shaped(vendor, &body), "{path}: {body}");
+    }
+}

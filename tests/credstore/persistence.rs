@@ -60,8 +60,13 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
 
     let database = std::fs::read(data.join("credstore.sqlite3")).unwrap();
     let wal = std::fs::read(data.join("credstore.sqlite3-wal")).unwrap_or_default();
+    let edgerc = read_data_file(&data, "akamai.edgerc");
+    let client_secret = edgerc.lines().find_map(|l| l.strip_prefix("client_secret = ")).expect("client_secret").to_owned();
+    let secrets = [token, admin, read_data_file(&data, "trendmicro.secret-key"), read_data_file(&data, "zenml.api-key"), client_secret];
     for bytes in [&database, &wal] {
-        assert!(!contains(bytes, token.as_bytes()) && !contains(bytes, admin.as_bytes()), "secrets are stored only as hashes");
+        for secret in &secrets {
+            assert!(!contains(bytes, secret.as_bytes()), "issued secrets never reach the database in the clear");
+        }
     }
 }
 

@@ -11,7 +11,7 @@ use super::model::{Account, Client, Credential, CredentialStatus};
 use super::{ACCOUNT, API, CLIENT, CREDENTIAL};
 use crate::credstore::Shared;
 use crate::credstore::db::Tx;
-use crate::credstore::http::{ApiError, BODY_LIMIT_BYTES};
+use crate::credstore::http::ApiError;
 use crate::credstore::secrets::secret_hash;
 use crate::upstream::edgegrid::{AuthorizationFields, RequestParts, SigningPolicy, parse_timestamp};
 
@@ -36,7 +36,6 @@ impl<S: Send + Sync> FromRequest<S> for SignedRequest {
         let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(|rejection| ApiError::status(rejection.status(), rejection.body_text()))?;
-        debug_assert!(body.len() <= BODY_LIMIT_BYTES);
         Ok(Self { method: parts.method, uri: parts.uri, headers: parts.headers, body })
     }
 }
