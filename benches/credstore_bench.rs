@@ -21,7 +21,13 @@ struct Target {
 
 impl Target {
     async fn ping(&self) -> anyhow::Result<u64> {
-        let status = self.http.get(format!("{}/api/v1/ping", self.base)).bearer_auth(&self.prefactor).send().await?.status();
+        let status = self
+            .http
+            .get(format!("{}/api/v1/ping", self.base))
+            .bearer_auth(&self.prefactor)
+            .send()
+            .await?
+            .status();
         ensure!(status == 200, "ping: {status}");
         Ok(1)
     }
@@ -37,7 +43,13 @@ impl Target {
             .json()
             .await?;
         let id = created["details"]["id"].as_str().context("created token id")?;
-        let status = self.http.get(format!("{}/api/v1/api_token/{id}", self.base)).bearer_auth(&self.prefactor).send().await?.status();
+        let status = self
+            .http
+            .get(format!("{}/api/v1/api_token/{id}", self.base))
+            .bearer_auth(&self.prefactor)
+            .send()
+            .await?
+            .status();
         ensure!(status == 200, "get token: {status}");
         Ok(2)
     }
@@ -73,7 +85,12 @@ enum Workload {
     CreateGet,
 }
 
-async fn measure(target: &Arc<Target>, workload: Workload, seconds: u64, concurrency: usize) -> anyhow::Result<f64> {
+async fn measure(
+    target: &Arc<Target>,
+    workload: Workload,
+    seconds: u64,
+    concurrency: usize,
+) -> anyhow::Result<f64> {
     let requests = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
@@ -111,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         data: data.clone(),
         admin_api: false,
+        advertise_address: None,
         clock_offset_seconds: 0,
         faults: FaultSettings::default(),
     };
@@ -118,13 +136,23 @@ async fn main() -> anyhow::Result<()> {
     let base = format!("http://{}", store.local_addr());
     tokio::spawn(store.serve(std::future::pending()));
     let read = |name: &str| std::fs::read_to_string(data.join(name)).map(|s| s.trim().to_owned());
-    let target = Arc::new(Target { base, http: reqwest::Client::new(), prefactor: read("prefactor.token")?, trend: read("trendmicro.secret-key")? });
+    let target = Arc::new(Target {
+        base,
+        http: reqwest::Client::new(),
+        prefactor: read("prefactor.token")?,
+        trend: read("trendmicro.secret-key")?,
+    });
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    println!("credstore loopback benchmark: {seconds}s per workload, {concurrency} concurrent clients, {cores} cores, client and server in one process");
+    println!(
+        "credstore loopback benchmark: {seconds}s per workload, {concurrency} concurrent clients, {cores} cores, client and server in one process"
+    );
     let floor = measure(&target, Workload::Ping, seconds, concurrency).await?;
     println!("floor (authenticated ping):        {floor:>9.0} requests/s");
     let mix = measure(&target, Workload::CreateGet, seconds, concurrency).await?;
-    println!("create+get (Prefactor, Trend Micro): {mix:>7.0} requests/s ({:.0}% of the floor)", 100.0 * mix / floor);
+    println!(
+        "create+get (Prefactor, Trend Micro): {mix:>7.0} requests/s ({:.0}% of the floor)",
+        100.0 * mix / floor
+    );
     Ok(())
 }

@@ -67,7 +67,9 @@ struct ClockChange {
 async fn set_clock(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<ClockChange>(&body) {
         Ok(ClockChange { advance_seconds: Some(s), offset_seconds: None }) => state.clock.advance_seconds(s),
-        Ok(ClockChange { advance_seconds: None, offset_seconds: Some(s) }) => state.clock.set_offset_seconds(s),
+        Ok(ClockChange { advance_seconds: None, offset_seconds: Some(s) }) => {
+            state.clock.set_offset_seconds(s)
+        }
         _ => return bad_request("expected exactly one of advanceSeconds or offsetSeconds"),
     }
     clock_body(&state)

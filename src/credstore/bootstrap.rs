@@ -32,11 +32,11 @@ pub struct Ids {
 }
 
 pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| Error::Io { action: "creating", path: dir.to_owned(), source })
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| Error::Io {
+        action: "creating",
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// The key sealing EdgeGrid client secrets; created on first start.
@@ -98,7 +98,8 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
         .mode(0o600)
         .open(&tmp)
         .map_err(io_err("creating", tmp.clone()))?;
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600)).map_err(io_err("restricting", tmp.clone()))?;
+    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
+        .map_err(io_err("restricting", tmp.clone()))?;
     file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_err("writing", tmp.clone()))?;
     fs::rename(&tmp, path).map_err(io_err("renaming", path.to_owned()))
 }

@@ -35,7 +35,9 @@ impl Clock {
 
     pub fn advance_seconds(&self, seconds: i64) {
         let delta = seconds.saturating_mul(1000);
-        let _ = self.offset_ms.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |ms| Some(ms.saturating_add(delta)));
+        let _ = self
+            .offset_ms
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |ms| Some(ms.saturating_add(delta)));
     }
 }
 

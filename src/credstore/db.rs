@@ -86,7 +86,14 @@ impl Tx<'_> {
         doc.map(|doc| decode(kind, id, &doc)).transpose()
     }
 
-    pub fn put<T: Serialize>(&self, api: &str, kind: &str, id: &str, parent: &str, value: &T) -> Result<(), DbError> {
+    pub fn put<T: Serialize>(
+        &self,
+        api: &str,
+        kind: &str,
+        id: &str,
+        parent: &str,
+        value: &T,
+    ) -> Result<(), DbError> {
         let doc = serde_json::to_string(value).map_err(|source| DbError::Document {
             kind: kind.to_owned(),
             id: id.to_owned(),
@@ -102,11 +109,18 @@ impl Tx<'_> {
     }
 
     /// Documents of one kind in creation order, optionally only those under `parent`.
-    pub fn list<T: DeserializeOwned>(&self, api: &str, kind: &str, parent: Option<&str>) -> Result<Vec<T>, DbError> {
+    pub fn list<T: DeserializeOwned>(
+        &self,
+        api: &str,
+        kind: &str,
+        parent: Option<&str>,
+    ) -> Result<Vec<T>, DbError> {
         let mut stmt = self.0.prepare_cached(
             "SELECT id, doc FROM objects WHERE api = ?1 AND kind = ?2 AND (?3 IS NULL OR parent = ?3) ORDER BY rowid",
         )?;
-        let rows = stmt.query_map(params![api, kind, parent], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+        let rows = stmt.query_map(params![api, kind, parent], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
         rows.map(|row| {
             let (id, doc) = row?;
             decode(kind, &id, &doc)
@@ -133,15 +147,28 @@ impl Tx<'_> {
             .query_row(params![name], |row| row.get(0))?)
     }
 
-    pub fn add_credential(&self, hash: &[u8; 32], api: &str, owner: &str, not_after_ms: Option<i64>) -> Result<(), DbError> {
+    pub fn add_credential(
+        &self,
+        hash: &[u8; 32],
+        api: &str,
+        owner: &str,
+        not_after_ms: Option<i64>,
+    ) -> Result<(), DbError> {
         self.0
-            .prepare_cached("INSERT OR REPLACE INTO credentials (hash, api, owner, not_after_ms) VALUES (?1, ?2, ?3, ?4)")?
+            .prepare_cached(
+                "INSERT OR REPLACE INTO credentials (hash, api, owner, not_after_ms) VALUES (?1, ?2, ?3, ?4)",
+            )?
             .execute(params![hash.as_slice(), api, owner, not_after_ms])?;
         Ok(())
     }
 
     /// The owner of a secret hash that is still within its validity, if any.
-    pub fn credential_owner(&self, hash: &[u8; 32], api: &str, now_ms: i64) -> Result<Option<String>, DbError> {
+    pub fn credential_owner(
+        &self,
+        hash: &[u8; 32],
+        api: &str,
+        now_ms: i64,
+    ) -> Result<Option<String>, DbError> {
         Ok(self
             .0
             .prepare_cached(
@@ -153,7 +180,13 @@ impl Tx<'_> {
 
     /// Retires `owner`'s current secret: it stays valid until `retain_until_ms`,
     /// while secrets retired earlier end now.
-    pub fn retire_credentials(&self, api: &str, owner: &str, now_ms: i64, retain_until_ms: i64) -> Result<(), DbError> {
+    pub fn retire_credentials(
+        &self,
+        api: &str,
+        owner: &str,
+        now_ms: i64,
+        retain_until_ms: i64,
+    ) -> Result<(), DbError> {
         self.0
             .prepare_cached("UPDATE credentials SET not_after_ms = ?3 WHERE api = ?1 AND owner = ?2 AND not_after_ms > ?3")?
             .execute(params![api, owner, now_ms])?;
@@ -206,5 +239,9 @@ impl Tx<'_> {
 }
 
 fn decode<T: DeserializeOwned>(kind: &str, id: &str, doc: &str) -> Result<T, DbError> {
-    serde_json::from_str(doc).map_err(|source| DbError::Document { kind: kind.to_owned(), id: id.to_owned(), source })
+    serde_json::from_str(doc).map_err(|source| DbError::Document {
+        kind: kind.to_owned(),
+        id: id.to_owned(),
+        source,
+    })
 }

@@ -91,7 +91,9 @@ impl Vendor {
                     "statusCode": status.as_u16(),
                 }),
             ),
-            Self::Prefactor => ("application/json", json!({"status": "error", "code": code, "message": message})),
+            Self::Prefactor => {
+                ("application/json", json!({"status": "error", "code": code, "message": message}))
+            }
             Self::TrendMicro => ("application/json", json!({"message": message})),
             Self::Zenml if status == StatusCode::UNPROCESSABLE_ENTITY => (
                 "application/json",
@@ -174,7 +176,9 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
     if !(status.is_client_error() || status.is_server_error()) {
         return response;
     }
-    let Some(vendor) = Vendor::for_path(&path) else { return response };
+    let Some(vendor) = Vendor::for_path(&path) else {
+        return response;
+    };
     if let Some(err) = response.extensions().get::<ApiError>().cloned() {
         let code = if err.code.is_empty() { vendor.default_code(err.status) } else { err.code };
         let mut shaped = vendor.render(err.status, code, &err.message, &path);
@@ -191,7 +195,11 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
     }
     let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
-    let message = if text.trim().is_empty() { status.canonical_reason().unwrap_or("error").to_owned() } else { text.into_owned() };
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text.into_owned()
+    };
     vendor.render(status, vendor.default_code(status), &message, &path)
 }
 

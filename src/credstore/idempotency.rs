@@ -21,8 +21,15 @@ pub struct Request<'a> {
 
 pub type Outcome = (StatusCode, Value);
 
-pub fn run(tx: &Tx<'_>, now_ms: i64, request: Request<'_>, op: impl FnOnce() -> Result<Outcome, ApiError>) -> Result<Outcome, ApiError> {
-    let Some(key) = idempotency_key(request.body)? else { return op() };
+pub fn run(
+    tx: &Tx<'_>,
+    now_ms: i64,
+    request: Request<'_>,
+    op: impl FnOnce() -> Result<Outcome, ApiError>,
+) -> Result<Outcome, ApiError> {
+    let Some(key) = idempotency_key(request.body)? else {
+        return op();
+    };
     let derive = |purpose: &str| sha256(format!("{purpose}\0{}\0{key}", request.principal).as_bytes());
     let lookup = derive("idempotency-lookup");
     let sealer = Sealer::new(&derive("idempotency-seal"));

@@ -1,5 +1,6 @@
 use apikey_operator::upstream::edgegrid::{
-    AuthorizationFields, ClientCredential, RequestParts, Signer, SigningPolicy, authorization_header, format_timestamp, new_nonce,
+    AuthorizationFields, ClientCredential, RequestParts, Signer, SigningPolicy, authorization_header,
+    format_timestamp, new_nonce,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -21,7 +22,11 @@ fn parse_edgerc(text: &str) -> (String, ClientCredential) {
             .unwrap_or_else(|| panic!("{name} in .edgerc"))
     };
     assert!(text.starts_with("[default]\n"));
-    let credential = ClientCredential { client_token: field("client_token"), client_secret: field("client_secret"), access_token: field("access_token") };
+    let credential = ClientCredential {
+        client_token: field("client_token"),
+        client_secret: field("client_secret"),
+        access_token: field("access_token"),
+    };
     (field("host"), credential)
 }
 
@@ -42,11 +47,24 @@ impl<'a> EdgeClient<'a> {
     }
 
     fn authorization(&self, method: &Method, path: &str, body: &[u8]) -> String {
-        let parts = RequestParts { method: method.as_str(), scheme: "http", host: &self.host, path_and_query: path, headers: &[], body };
+        let parts = RequestParts {
+            method: method.as_str(),
+            scheme: "http",
+            host: &self.host,
+            path_and_query: path,
+            headers: &[],
+            body,
+        };
         Signer::new(self.credential.clone(), SigningPolicy::default()).sign(&parts)
     }
 
-    async fn send_with(&self, method: Method, path: &str, body: Option<Value>, authorization: String) -> (u16, Value) {
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        authorization: String,
+    ) -> (u16, Value) {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let mut request = self.store.request(method, path).header("authorization", authorization);
         if !bytes.is_empty() {
@@ -77,7 +95,8 @@ fn create_body() -> Value {
 async fn clients_are_created_and_their_credentials_authenticate() {
     let store = Store::start().await;
     let admin = EdgeClient::admin(&store);
-    let (status, me) = admin.send(Method::GET, &format!("{CLIENTS}/self?actions=true&credentials=true"), None).await;
+    let (status, me) =
+        admin.send(Method::GET, &format!("{CLIENTS}/self?actions=true&credentials=true"), None).await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["clientId"], ids(&store)["akamai"]["clientId"]);
     assert_eq!(me["actions"]["lock"], true);
@@ -89,13 +108,20 @@ async fn clients_are_created_and_their_credentials_authenticate() {
     assert_eq!(client["activeCredentialCount"], 1);
     let credential = &client["credentials"][0];
     assert!(credential["clientToken"].as_str().unwrap().starts_with("akab-"));
-    assert!(credential["expiresOn"].as_str().unwrap().ends_with(".000Z") || credential["expiresOn"].as_str().unwrap().ends_with('Z'));
+    assert!(
+        credential["expiresOn"].as_str().unwrap().ends_with(".000Z")
+            || credential["expiresOn"].as_str().unwrap().ends_with('Z')
+    );
     let client_id = client["clientId"].as_str().unwrap().to_owned();
     let credential_id = credential["credentialId"].as_i64().unwrap();
 
     let issued = EdgeClient::for_credential(&store, &client, credential);
     let (status, own) = issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await;
-    assert_eq!((status, own["clientId"].as_str()), (200, Some(client_id.as_str())), "the issued credential authenticates");
+    assert_eq!(
+        (status, own["clientId"].as_str()),
+        (200, Some(client_id.as_str())),
+        "the issued credential authenticates"
+    );
 
     let (status, listed) = admin.send(Method::GET, CLIENTS, None).await;
     assert_eq!(status, 200);
@@ -115,7 +141,8 @@ async fn clients_are_created_and_their_credentials_authenticate() {
     assert_eq!(issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0, 200);
 
     // Credentials: a second one, deactivate the first, delete it.
-    let (status, second) = admin.send(Method::POST, &format!("{CLIENTS}/{client_id}/credentials"), None).await;
+    let (status, second) =
+        admin.send(Method::POST, &format!("{CLIENTS}/{client_id}/credentials"), None).await;
     assert_eq!(status, 201);
     assert!(second["clientSecret"].is_string());
     let creds_path = format!("{CLIENTS}/{client_id}/credentials");
@@ -123,20 +150,46 @@ async fn clients_are_created_and_their_credentials_authenticate() {
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert!(list.as_array().unwrap().iter().all(|c| c.get("clientSecret").is_none()));
 
-    assert_eq!(admin.send(Method::DELETE, &format!("{creds_path}/{credential_id}"), None).await.0, 400, "only INACTIVE can be deleted");
-    assert_eq!(admin.send(Method::POST, &format!("{creds_path}/{credential_id}/deactivate"), None).await.0, 204);
-    assert_eq!(issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0, 401, "a deactivated credential does not authenticate");
+    assert_eq!(
+        admin.send(Method::DELETE, &format!("{creds_path}/{credential_id}"), None).await.0,
+        400,
+        "only INACTIVE can be deleted"
+    );
+    assert_eq!(
+        admin.send(Method::POST, &format!("{creds_path}/{credential_id}/deactivate"), None).await.0,
+        204
+    );
+    assert_eq!(
+        issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0,
+        401,
+        "a deactivated credential does not authenticate"
+    );
     let (status, reactivated) = admin
-        .send(Method::PUT, &format!("{creds_path}/{credential_id}"), Some(json!({"expiresOn": "2099-01-01T00:00:00.000Z", "status": "ACTIVE"})))
+        .send(
+            Method::PUT,
+            &format!("{creds_path}/{credential_id}"),
+            Some(json!({"expiresOn": "2099-01-01T00:00:00.000Z", "status": "ACTIVE"})),
+        )
         .await;
     assert_eq!(status, 400, "past maxAllowedExpiry: {reactivated}");
-    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24)).strftime("%Y-%m-%dT%H:%M:%S.000Z").to_string();
-    let (status, reactivated) =
-        admin.send(Method::PUT, &format!("{creds_path}/{credential_id}"), Some(json!({"expiresOn": soon, "status": "ACTIVE", "description": "d"}))).await;
+    let soon = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24))
+        .strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        .to_string();
+    let (status, reactivated) = admin
+        .send(
+            Method::PUT,
+            &format!("{creds_path}/{credential_id}"),
+            Some(json!({"expiresOn": soon, "status": "ACTIVE", "description": "d"})),
+        )
+        .await;
     assert_eq!((status, reactivated["status"].as_str()), (200, Some("ACTIVE")), "{reactivated}");
     assert_eq!(issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0, 200);
     store.advance_clock(25 * 3600).await;
-    assert_eq!(issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0, 401, "an expired credential does not authenticate");
+    assert_eq!(
+        issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0,
+        401,
+        "an expired credential does not authenticate"
+    );
 
     assert_eq!(admin.send(Method::POST, &format!("{creds_path}/deactivate"), None).await.0, 204);
     assert_eq!(admin.send(Method::DELETE, &format!("{creds_path}/{credential_id}"), None).await.0, 204);
@@ -166,18 +219,41 @@ async fn signatures_are_verified_with_skew_and_replay_protection() {
 
     let body = create_body();
     let signed_for_other_body = admin.authorization(&Method::POST, CLIENTS, b"{}");
-    assert_eq!(admin.send_with(Method::POST, CLIENTS, Some(body), signed_for_other_body).await.0, 401, "body hash mismatch");
+    assert_eq!(
+        admin.send_with(Method::POST, CLIENTS, Some(body), signed_for_other_body).await.0,
+        401,
+        "body hash mismatch"
+    );
 
     let old = jiff::Timestamp::now() - jiff::SignedDuration::from_mins(10);
-    let parts = RequestParts { method: "GET", scheme: "http", host: &admin.host, path_and_query: &path, headers: &[], body: b"" };
-    let stale = authorization_header(&admin.credential, &SigningPolicy::default(), &parts, &format_timestamp(old), &new_nonce());
+    let parts = RequestParts {
+        method: "GET",
+        scheme: "http",
+        host: &admin.host,
+        path_and_query: &path,
+        headers: &[],
+        body: b"",
+    };
+    let stale = authorization_header(
+        &admin.credential,
+        &SigningPolicy::default(),
+        &parts,
+        &format_timestamp(old),
+        &new_nonce(),
+    );
     let (status, problem) = admin.send_with(Method::GET, &path, None, stale).await;
     assert_eq!(status, 401);
     assert!(problem["detail"].as_str().unwrap().contains("skew"), "{problem}");
 
     let mut wrong_secret = admin.credential.clone();
     wrong_secret.client_secret = "d3Jvbmc=".into();
-    let forged = authorization_header(&wrong_secret, &SigningPolicy::default(), &parts, &format_timestamp(jiff::Timestamp::now()), &new_nonce());
+    let forged = authorization_header(
+        &wrong_secret,
+        &SigningPolicy::default(),
+        &parts,
+        &format_timestamp(jiff::Timestamp::now()),
+        &new_nonce(),
+    );
     assert!(AuthorizationFields::parse(&forged).is_ok());
     assert_eq!(admin.send_with(Method::GET, &path, None, forged).await.0, 401);
 
@@ -185,7 +261,11 @@ async fn signatures_are_verified_with_skew_and_replay_protection() {
         let parts = RequestParts { scheme: "https", ..parts };
         Signer::new(admin.credential.clone(), SigningPolicy::default()).sign(&parts)
     };
-    assert_eq!(admin.send_with(Method::GET, &path, None, https_signed).await.0, 200, "clients that sign https are accepted");
+    assert_eq!(
+        admin.send_with(Method::GET, &path, None, https_signed).await.0,
+        200,
+        "clients that sign https are accepted"
+    );
     let (status, _) = status_json(store.request(Method::GET, &path).send().await.unwrap()).await;
     assert_eq!(status, 401);
 }
@@ -204,12 +284,31 @@ async fn account_switch_key_scopes_clients() {
     assert_eq!(at_home.as_array().unwrap().len(), 1, "only the admin client lives at home");
     let id = created["clientId"].as_str().unwrap();
     assert_eq!(admin.send(Method::GET, &format!("{CLIENTS}/{id}"), None).await.0, 404);
-    assert_eq!(admin.send(Method::GET, &format!("{CLIENTS}/{id}?accountSwitchKey={other}"), None).await.0, 200);
-    assert_eq!(admin.send(Method::GET, &format!("{CLIENTS}?accountSwitchKey=1-NOPE:1-NOPE"), None).await.0, 403);
+    assert_eq!(
+        admin.send(Method::GET, &format!("{CLIENTS}/{id}?accountSwitchKey={other}"), None).await.0,
+        200
+    );
+    assert_eq!(
+        admin.send(Method::GET, &format!("{CLIENTS}?accountSwitchKey=1-NOPE:1-NOPE"), None).await.0,
+        403
+    );
 
     let issued = EdgeClient::for_credential(&store, &created, &created["credentials"][0]);
-    assert_eq!(issued.send(Method::GET, &format!("{CLIENTS}?accountSwitchKey={}", ids(&store)["akamai"]["accountSwitchKey"].as_str().unwrap()), None).await.0, 403,
-        "a client without allowAccountSwitch cannot switch");
+    assert_eq!(
+        issued
+            .send(
+                Method::GET,
+                &format!(
+                    "{CLIENTS}?accountSwitchKey={}",
+                    ids(&store)["akamai"]["accountSwitchKey"].as_str().unwrap()
+                ),
+                None
+            )
+            .await
+            .0,
+        403,
+        "a client without allowAccountSwitch cannot switch"
+    );
 }
 
 #[tokio::test]
@@ -235,6 +334,10 @@ async fn bodies_with_unknown_or_invalid_fields_are_refused() {
     assert_eq!(admin.send(Method::POST, CLIENTS, Some(missing)).await.0, 400);
 
     let me = ids(&store)["akamai"]["clientId"].as_str().unwrap().to_owned();
-    assert_eq!(admin.send(Method::PUT, &format!("{CLIENTS}/{me}"), Some(create_body())).await.0, 400, "createCredential is not part of an update");
+    assert_eq!(
+        admin.send(Method::PUT, &format!("{CLIENTS}/{me}"), Some(create_body())).await.0,
+        400,
+        "createCredential is not part of an update"
+    );
     assert_eq!(admin.send(Method::PUT, &format!("{CLIENTS}/self/unlock"), None).await.0, 404);
 }

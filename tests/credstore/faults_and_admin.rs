@@ -8,7 +8,12 @@ use serde_json::json;
 use crate::support::{Store, status_json};
 
 async fn ping(store: &Store) -> reqwest::Response {
-    store.request(Method::GET, "/api/v1/ping").bearer_auth(store.read_file("prefactor.token")).send().await.unwrap()
+    store
+        .request(Method::GET, "/api/v1/ping")
+        .bearer_auth(store.read_file("prefactor.token"))
+        .send()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -34,7 +39,9 @@ async fn deterministic_failures_and_throttling_are_vendor_shaped() {
 
 #[tokio::test]
 async fn rates_and_latency_from_start_flags() {
-    let store = Store::start_with(FaultSettings { error_rate: 1.0, error_status: 500, ..FaultSettings::default() }).await;
+    let store =
+        Store::start_with(FaultSettings { error_rate: 1.0, error_status: 500, ..FaultSettings::default() })
+            .await;
     assert_eq!(ping(&store).await.status(), 500);
     store.set_faults(json!({"throttleRate": 1.0})).await;
     assert_eq!(ping(&store).await.status(), 429);
@@ -50,13 +57,19 @@ async fn rates_and_latency_from_start_flags() {
 #[tokio::test]
 async fn clock_moves_on_request() {
     let store = Store::start().await;
-    let (_, before) = status_json(store.request(Method::GET, "/_credstore/clock").send().await.unwrap()).await;
+    let (_, before) =
+        status_json(store.request(Method::GET, "/_credstore/clock").send().await.unwrap()).await;
     store.advance_clock(86_400).await;
     let (_, after) = status_json(store.request(Method::GET, "/_credstore/clock").send().await.unwrap()).await;
     assert_eq!(before["offsetSeconds"], 0);
     assert_eq!(after["offsetSeconds"], 86_400);
     let (status, _) = status_json(
-        store.request(Method::POST, "/_credstore/clock").json(&json!({"advanceSeconds": 1, "offsetSeconds": 1})).send().await.unwrap(),
+        store
+            .request(Method::POST, "/_credstore/clock")
+            .json(&json!({"advanceSeconds": 1, "offsetSeconds": 1}))
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
     assert_eq!(status, 400);
@@ -102,6 +115,7 @@ async fn admin_api_is_absent_unless_enabled() {
         listen: "127.0.0.1:0".parse().unwrap(),
         data: dir.path().join("data"),
         admin_api: false,
+        advertise_address: None,
         clock_offset_seconds: 0,
         faults: FaultSettings::default(),
     };
@@ -112,5 +126,10 @@ async fn admin_api_is_absent_unless_enabled() {
         let status = reqwest::get(format!("{base}{path}")).await.unwrap().status();
         assert_eq!(status, 404, "{path}");
     }
+    assert_eq!(
+        reqwest::get(format!("{base}/_credstore/healthz")).await.unwrap().status(),
+        200,
+        "the probe is always served"
+    );
     server.abort();
 }

@@ -19,7 +19,10 @@ fn spawn(data: &Path) -> (Child, String) {
         .expect("spawning the credstore");
     let mut line = String::new();
     BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reading the address line");
-    let addr = line.trim().strip_prefix("credstore listening on ").unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    let addr = line
+        .trim()
+        .strip_prefix("credstore listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
     (child, format!("http://{addr}"))
 }
 
@@ -50,9 +53,13 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
     assert_eq!(read_data_file(&data, "prefactor.token"), admin, "bootstrap credentials are reused");
     assert_eq!(read_data_file(&data, "bootstrap.json"), ids_before);
     let edgerc = read_data_file(&data, "akamai.edgerc");
-    assert!(edgerc.contains(&format!("host = {}\n", base.trim_start_matches("http://"))), ".edgerc follows the new address: {edgerc:.40}");
+    assert!(
+        edgerc.contains(&format!("host = {}\n", base.trim_start_matches("http://"))),
+        ".edgerc follows the new address: {edgerc:.40}"
+    );
     for bearer in [&admin, &token] {
-        let status = http.get(format!("{base}/api/v1/ping")).bearer_auth(bearer).send().await.unwrap().status();
+        let status =
+            http.get(format!("{base}/api/v1/ping")).bearer_auth(bearer).send().await.unwrap().status();
         assert_eq!(status, 200);
     }
     second.kill().unwrap();
@@ -61,11 +68,21 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
     let database = std::fs::read(data.join("credstore.sqlite3")).unwrap();
     let wal = std::fs::read(data.join("credstore.sqlite3-wal")).unwrap_or_default();
     let edgerc = read_data_file(&data, "akamai.edgerc");
-    let client_secret = edgerc.lines().find_map(|l| l.strip_prefix("client_secret = ")).expect("client_secret").to_owned();
-    let secrets = [token, admin, read_data_file(&data, "trendmicro.secret-key"), read_data_file(&data, "zenml.api-key"), client_secret];
+    let client_secret =
+        edgerc.lines().find_map(|l| l.strip_prefix("client_secret = ")).expect("client_secret").to_owned();
+    let secrets = [
+        token,
+        admin,
+        read_data_file(&data, "trendmicro.secret-key"),
+        read_data_file(&data, "zenml.api-key"),
+        client_secret,
+    ];
     for bytes in [&database, &wal] {
         for secret in &secrets {
-            assert!(!contains(bytes, secret.as_bytes()), "issued secrets never reach the database in the clear");
+            assert!(
+                !contains(bytes, secret.as_bytes()),
+                "issued secrets never reach the database in the clear"
+            );
         }
     }
 }

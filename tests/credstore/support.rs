@@ -25,6 +25,7 @@ impl Store {
             listen: "127.0.0.1:0".parse().expect("address"),
             data: dir.path().join("data"),
             admin_api: true,
+            advertise_address: None,
             clock_offset_seconds: 0,
             faults,
         };
@@ -50,7 +51,12 @@ impl Store {
     }
 
     pub async fn advance_clock(&self, seconds: i64) {
-        let response = self.request(Method::POST, "/_credstore/clock").json(&json!({"advanceSeconds": seconds})).send().await.unwrap();
+        let response = self
+            .request(Method::POST, "/_credstore/clock")
+            .json(&json!({"advanceSeconds": seconds}))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status(), 200);
     }
 
@@ -72,7 +78,10 @@ impl Drop for Store {
 }
 
 pub fn read_data_file(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name)).unwrap_or_else(|err| panic!("reading {name}: {err}")).trim().to_owned()
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|err| panic!("reading {name}: {err}"))
+        .trim()
+        .to_owned()
 }
 
 /// Status and JSON body (Value::Null when the body is empty or not JSON).

@@ -32,7 +32,9 @@ async fn keys_are_created_and_authenticate_until_deactivated_or_deleted() {
     let store = Store::start().await;
     let session = admin_session(&store).await;
     let path = keys_path(&store);
-    let (status, created) = call(&store, &session, Method::POST, &path, Some(json!({"name": "ci", "description": "for CI"}))).await;
+    let (status, created) =
+        call(&store, &session, Method::POST, &path, Some(json!({"name": "ci", "description": "for CI"})))
+            .await;
     assert_eq!(status, 200, "{created}");
     let key = created["body"]["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("ZENKEY_"));
@@ -58,8 +60,18 @@ async fn keys_are_created_and_authenticate_until_deactivated_or_deleted() {
     assert_eq!(shown["body"]["key"], Value::Null, "the key is shown only at creation and rotation");
     assert!(shown["metadata"]["last_login"].is_string());
 
-    let (status, updated) = call(&store, &session, Method::PUT, &format!("{path}/ci"), Some(json!({"active": false, "name": null}))).await;
-    assert_eq!((status, &updated["body"]["active"], updated["name"].as_str()), (200, &json!(false), Some("ci")));
+    let (status, updated) = call(
+        &store,
+        &session,
+        Method::PUT,
+        &format!("{path}/ci"),
+        Some(json!({"active": false, "name": null})),
+    )
+    .await;
+    assert_eq!(
+        (status, &updated["body"]["active"], updated["name"].as_str()),
+        (200, &json!(false), Some("ci"))
+    );
     assert_eq!(login(&store, &key).await.0, 401, "an inactive key never authenticates");
     assert_eq!(call(&store, &key_session, Method::GET, &path, None).await.0, 401, "nor do its sessions");
 
@@ -87,8 +99,14 @@ async fn rotation_retains_the_previous_key_for_the_retain_period_only() {
     let (_, created) = call(&store, &session, Method::POST, &path, Some(json!({"name": "rotating"}))).await;
     let first = created["body"]["key"].as_str().unwrap().to_owned();
 
-    let (status, rotated) =
-        call(&store, &session, Method::PUT, &format!("{path}/rotating/rotate"), Some(json!({"retain_period_minutes": 60}))).await;
+    let (status, rotated) = call(
+        &store,
+        &session,
+        Method::PUT,
+        &format!("{path}/rotating/rotate"),
+        Some(json!({"retain_period_minutes": 60})),
+    )
+    .await;
     assert_eq!(status, 200, "{rotated}");
     let second = rotated["body"]["key"].as_str().unwrap().to_owned();
     assert_ne!(first, second);
@@ -103,7 +121,8 @@ async fn rotation_retains_the_previous_key_for_the_retain_period_only() {
     assert_eq!(login(&store, &first).await.0, 401, "past the retain period");
     let session = admin_session(&store).await;
 
-    let (_, third) = call(&store, &session, Method::PUT, &format!("{path}/rotating/rotate"), Some(json!({}))).await;
+    let (_, third) =
+        call(&store, &session, Method::PUT, &format!("{path}/rotating/rotate"), Some(json!({}))).await;
     assert_eq!(login(&store, &second).await.0, 401, "retain_period_minutes defaults to 0");
     assert_eq!(login(&store, third["body"]["key"].as_str().unwrap()).await.0, 200);
 }
@@ -130,14 +149,38 @@ async fn list_pages_filters_and_sorts() {
     let session = admin_session(&store).await;
     let (status, page) = call(&store, &session, Method::GET, &format!("{path}?page=2&size=2"), None).await;
     assert_eq!(status, 200, "{page}");
-    assert_eq!((page["index"].as_u64(), page["max_size"].as_u64(), page["total_pages"].as_u64(), page["total"].as_u64()), (Some(2), Some(2), Some(3), Some(5)));
-    let names = |page: &Value| page["items"].as_array().unwrap().iter().map(|k| k["name"].as_str().unwrap().to_owned()).collect::<Vec<_>>();
+    assert_eq!(
+        (
+            page["index"].as_u64(),
+            page["max_size"].as_u64(),
+            page["total_pages"].as_u64(),
+            page["total"].as_u64()
+        ),
+        (Some(2), Some(2), Some(3), Some(5))
+    );
+    let names = |page: &Value| {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["name"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&page), ["gamma", "delta"]);
     assert_eq!(page["items"][0]["metadata"], Value::Null, "lists are not hydrated by default");
 
-    let (_, filtered) = call(&store, &session, Method::GET, &format!("{path}?name=contains:ta&sort_by=desc:name"), None).await;
+    let (_, filtered) =
+        call(&store, &session, Method::GET, &format!("{path}?name=contains:ta&sort_by=desc:name"), None)
+            .await;
     assert_eq!(names(&filtered), ["delta", "beta"]);
-    let (_, either) = call(&store, &session, Method::GET, &format!("{path}?name=startswith:al&description=x&logical_operator=or&hydrate=true"), None).await;
+    let (_, either) = call(
+        &store,
+        &session,
+        Method::GET,
+        &format!("{path}?name=startswith:al&description=x&logical_operator=or&hydrate=true"),
+        None,
+    )
+    .await;
     assert_eq!(names(&either), ["alpha"]);
     assert!(either["items"][0]["metadata"].is_object());
 
@@ -146,6 +189,7 @@ async fn list_pages_filters_and_sorts() {
     assert!(body["detail"][0]["loc"].is_array());
     let (status, _) = call(&store, &session, Method::GET, &format!("{path}?page=9"), None).await;
     assert_eq!(status, 400);
-    let (status, body) = call(&store, &session, Method::GET, "/api/v1/service_accounts/not-a-uuid/api_keys", None).await;
+    let (status, body) =
+        call(&store, &session, Method::GET, "/api/v1/service_accounts/not-a-uuid/api_keys", None).await;
     assert_eq!((status, &body["detail"][0]["loc"]), (422, &json!(["path", "service_account_id"])));
 }

@@ -78,7 +78,11 @@ pub fn authenticate(tx: &Tx<'_>, shared: &Shared, request: &SignedRequest) -> Re
         return Err(unauthorized("The API client is locked"));
     }
     let secret = shared.sealer.open(&credential.sealed_secret).map_err(|_| {
-        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal-error", "a stored credential cannot be unsealed")
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal-error",
+            "a stored credential cannot be unsealed",
+        )
     })?;
     let secret = String::from_utf8_lossy(&secret);
     let host = request.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
@@ -115,11 +119,19 @@ fn account_for(tx: &Tx<'_>, client: &Client, uri: &Uri) -> Result<Account, ApiEr
     let home: Account = tx
         .get(API, ACCOUNT, &client.account_id)?
         .ok_or_else(|| unauthorized("The API client's account no longer exists"))?;
-    let Some(switch_key) = switch_key else { return Ok(home) };
+    let Some(switch_key) = switch_key else {
+        return Ok(home);
+    };
     if switch_key == home.switch_key {
         return Ok(home);
     }
-    let forbidden = || ApiError::new(StatusCode::FORBIDDEN, "forbidden", "The accountSwitchKey is not valid for this API client");
+    let forbidden = || {
+        ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "The accountSwitchKey is not valid for this API client",
+        )
+    };
     if !client.allow_account_switch {
         return Err(forbidden());
     }

@@ -15,7 +15,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use self::auth::{Caller, SignedRequest, authenticate};
-use self::model::{Account, Client, ClientBody, ClientType, Credential, CredentialStatus, CredentialUpdate, Detail, MAX_CREDENTIAL_LIFETIME_MS};
+use self::model::{
+    Account, Client, ClientBody, ClientType, Credential, CredentialStatus, CredentialUpdate, Detail,
+    MAX_CREDENTIAL_LIFETIME_MS,
+};
 use super::db::{DbError, Tx};
 use super::http::{ApiError, empty_response, json_response};
 use super::secrets::{random_bytes, random_string, secret_hash};
@@ -40,7 +43,10 @@ pub fn router() -> Router<AppState> {
             &format!("{BASE}/{{client}}/credentials/{{credential}}"),
             get(get_credential).put(update_credential).delete(delete_credential),
         )
-        .route(&format!("{BASE}/{{client}}/credentials/{{credential}}/deactivate"), post(deactivate_credential))
+        .route(
+            &format!("{BASE}/{{client}}/credentials/{{credential}}/deactivate"),
+            post(deactivate_credential),
+        )
 }
 
 /// Ids written to `bootstrap.json`.
@@ -83,9 +89,15 @@ pub fn bootstrap(tx: &Tx<'_>, shared: &Shared, now_ms: i64) -> Result<BootstrapI
 
 /// The admin `.edgerc` (section `[default]`), if its credential still exists.
 pub fn edgerc(tx: &Tx<'_>, shared: &Shared, ids: &BootstrapIds) -> Result<Option<String>, DbError> {
-    let Some(credential) = tx.get::<Credential>(API, CREDENTIAL, &ids.credential_id.to_string())? else { return Ok(None) };
-    let Some(client) = tx.get::<Client>(API, CLIENT, &ids.client_id)? else { return Ok(None) };
-    let Ok(secret) = shared.sealer.open(&credential.sealed_secret) else { return Ok(None) };
+    let Some(credential) = tx.get::<Credential>(API, CREDENTIAL, &ids.credential_id.to_string())? else {
+        return Ok(None);
+    };
+    let Some(client) = tx.get::<Client>(API, CLIENT, &ids.client_id)? else {
+        return Ok(None);
+    };
+    let Ok(secret) = shared.sealer.open(&credential.sealed_secret) else {
+        return Ok(None);
+    };
     let host = shared.base_url.trim_start_matches("http://");
     Ok(Some(format!(
         "[default]\nhost = {host}\nclient_token = {}\nclient_secret = {}\naccess_token = {}\n",
@@ -122,7 +134,12 @@ fn new_client(account: &Account, user: &str, now_ms: i64) -> Client {
     }
 }
 
-fn issue_credential(tx: &Tx<'_>, shared: &Shared, client: &Client, now_ms: i64) -> Result<(Credential, String), DbError> {
+fn issue_credential(
+    tx: &Tx<'_>,
+    shared: &Shared,
+    client: &Client,
+    now_ms: i64,
+) -> Result<(Credential, String), DbError> {
     let secret = STANDARD.encode(random_bytes::<32>());
     let credential = Credential {
         credential_id: tx.next_sequence("akamai.credential")?,
@@ -166,7 +183,8 @@ fn credentials_of(tx: &Tx<'_>, client: &Client) -> Result<Vec<Credential>, DbErr
 
 fn load_credential(tx: &Tx<'_>, client: &Client, raw: &str) -> Result<Credential, ApiError> {
     let id: i64 = raw.parse().map_err(|_| not_found("Credential"))?;
-    let credential: Credential = tx.get(API, CREDENTIAL, &id.to_string())?.ok_or_else(|| not_found("Credential"))?;
+    let credential: Credential =
+        tx.get(API, CREDENTIAL, &id.to_string())?.ok_or_else(|| not_found("Credential"))?;
     if credential.client_id != client.client_id {
         return Err(not_found("Credential"));
     }
@@ -174,14 +192,20 @@ fn load_credential(tx: &Tx<'_>, client: &Client, raw: &str) -> Result<Credential
 }
 
 fn flag(request: &SignedRequest, name: &str) -> bool {
-    form_urlencoded::parse(request.uri.query().unwrap_or_default().as_bytes()).any(|(n, v)| n == name && v == "true")
+    form_urlencoded::parse(request.uri.query().unwrap_or_default().as_bytes())
+        .any(|(n, v)| n == name && v == "true")
 }
 
 fn parse_body<T: serde::de::DeserializeOwned>(request: &SignedRequest) -> Result<T, ApiError> {
     serde_json::from_slice(&request.body).map_err(|e| bad(format!("The request body is not valid: {e}")))
 }
 
-fn client_response(tx: &Tx<'_>, shared: &Shared, client: &Client, detail: Detail) -> Result<serde_json::Value, ApiError> {
+fn client_response(
+    tx: &Tx<'_>,
+    shared: &Shared,
+    client: &Client,
+    detail: Detail,
+) -> Result<serde_json::Value, ApiError> {
     Ok(model::client_json(client, &credentials_of(tx, client)?, &shared.base_url, detail))
 }
 
@@ -223,7 +247,11 @@ async fn list_clients(State(state): State<AppState>, request: SignedRequest) -> 
     Ok(json_response(StatusCode::OK, &json!(clients)))
 }
 
-async fn get_client(State(state): State<AppState>, Path(id): Path<String>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn get_client(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     let detail = Detail {
         actions: flag(&request, "actions"),
         access: flag(&request, "apiAccess") || flag(&request, "groupAccess"),
@@ -238,23 +266,40 @@ async fn get_client(State(state): State<AppState>, Path(id): Path<String>, reque
     Ok(json_response(StatusCode::OK, &value))
 }
 
-async fn update_client(State(state): State<AppState>, Path(id): Path<String>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn update_client(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let mut client = resolve(tx, &caller, &id)?;
         let body: ClientBody = parse_body(&request)?;
         body.validate(true)?;
         if client.is_locked {
-            return Err(ApiError::new(StatusCode::CONFLICT, "conflict", "A locked API client cannot be changed; unlock it first"));
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "conflict",
+                "A locked API client cannot be changed; unlock it first",
+            ));
         }
         body.apply_to(&mut client);
         tx.put(API, CLIENT, &client.client_id, &client.account_id, &client)?;
-        client_response(tx, &state, &client, Detail { actions: true, access: true, credentials: false, ip_acl: true })
+        client_response(
+            tx,
+            &state,
+            &client,
+            Detail { actions: true, access: true, credentials: false, ip_acl: true },
+        )
     })?;
     Ok(json_response(StatusCode::OK, &value))
 }
 
-async fn delete_client(State(state): State<AppState>, Path(id): Path<String>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn delete_client(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;
@@ -269,18 +314,31 @@ async fn delete_client(State(state): State<AppState>, Path(id): Path<String>, re
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-async fn lock(state: State<AppState>, id: Path<String>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn lock(
+    state: State<AppState>,
+    id: Path<String>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     set_lock(state, id, request, true)
 }
 
-async fn unlock(state: State<AppState>, id: Path<String>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn unlock(
+    state: State<AppState>,
+    id: Path<String>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     if id.0 == "self" {
         return Err(not_found("Operation"));
     }
     set_lock(state, id, request, false)
 }
 
-fn set_lock(State(state): State<AppState>, Path(id): Path<String>, request: SignedRequest, locked: bool) -> Result<Response, ApiError> {
+fn set_lock(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+    locked: bool,
+) -> Result<Response, ApiError> {
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let mut client = resolve(tx, &caller, &id)?;
@@ -291,7 +349,11 @@ fn set_lock(State(state): State<AppState>, Path(id): Path<String>, request: Sign
     Ok(json_response(StatusCode::OK, &value))
 }
 
-async fn create_credential(State(state): State<AppState>, Path(id): Path<String>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn create_credential(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
@@ -305,7 +367,11 @@ async fn create_credential(State(state): State<AppState>, Path(id): Path<String>
     Ok(json_response(StatusCode::CREATED, &value))
 }
 
-async fn list_credentials(State(state): State<AppState>, Path(id): Path<String>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn list_credentials(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;
@@ -319,7 +385,11 @@ fn save_credential(tx: &Tx<'_>, credential: &Credential) -> Result<(), DbError> 
     tx.put(API, CREDENTIAL, &credential.credential_id.to_string(), &credential.client_id, credential)
 }
 
-async fn deactivate_all(State(state): State<AppState>, Path(id): Path<String>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn deactivate_all(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;
@@ -334,7 +404,11 @@ async fn deactivate_all(State(state): State<AppState>, Path(id): Path<String>, r
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-async fn get_credential(State(state): State<AppState>, Path((id, credential)): Path<(String, String)>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn get_credential(
+    State(state): State<AppState>,
+    Path((id, credential)): Path<(String, String)>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;
@@ -343,7 +417,11 @@ async fn get_credential(State(state): State<AppState>, Path((id, credential)): P
     Ok(json_response(StatusCode::OK, &value))
 }
 
-async fn update_credential(State(state): State<AppState>, Path((id, credential)): Path<(String, String)>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn update_credential(
+    State(state): State<AppState>,
+    Path((id, credential)): Path<(String, String)>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
@@ -353,7 +431,8 @@ async fn update_credential(State(state): State<AppState>, Path((id, credential))
         if credential.status == CredentialStatus::Deleted || body.status == CredentialStatus::Deleted {
             return Err(bad("Deleted credentials cannot be changed, and DELETE deletes"));
         }
-        let expires: jiff::Timestamp = body.expires_on.parse().map_err(|_| bad("expiresOn must be an ISO 8601 date-time"))?;
+        let expires: jiff::Timestamp =
+            body.expires_on.parse().map_err(|_| bad("expiresOn must be an ISO 8601 date-time"))?;
         let expires_ms = expires.as_millisecond();
         if expires_ms > credential.created_ms + MAX_CREDENTIAL_LIFETIME_MS {
             return Err(bad("expiresOn is past maxAllowedExpiry"));
@@ -372,7 +451,11 @@ async fn update_credential(State(state): State<AppState>, Path((id, credential))
     Ok(json_response(StatusCode::OK, &value))
 }
 
-async fn delete_credential(State(state): State<AppState>, Path((id, credential)): Path<(String, String)>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn delete_credential(
+    State(state): State<AppState>,
+    Path((id, credential)): Path<(String, String)>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;
@@ -388,7 +471,11 @@ async fn delete_credential(State(state): State<AppState>, Path((id, credential))
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-async fn deactivate_credential(State(state): State<AppState>, Path((id, credential)): Path<(String, String)>, request: SignedRequest) -> Result<Response, ApiError> {
+async fn deactivate_credential(
+    State(state): State<AppState>,
+    Path((id, credential)): Path<(String, String)>,
+    request: SignedRequest,
+) -> Result<Response, ApiError> {
     state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;

@@ -141,12 +141,17 @@ impl ClientBody {
         if self.authorized_users.len() != 1 || self.authorized_users[0].trim().is_empty() {
             return Err(bad("authorizedUsers must name exactly one user for CLIENT and USER_CLIENT"));
         }
-        let api_access: ApiAccess = serde_json::from_value(self.api_access.clone()).map_err(|e| bad(format!("apiAccess: {e}")))?;
-        if api_access.all_accessible_apis != Some(true) && api_access.apis.as_ref().is_none_or(Vec::is_empty) {
+        let api_access: ApiAccess =
+            serde_json::from_value(self.api_access.clone()).map_err(|e| bad(format!("apiAccess: {e}")))?;
+        if api_access.all_accessible_apis != Some(true) && api_access.apis.as_ref().is_none_or(Vec::is_empty)
+        {
             return Err(bad("apiAccess needs allAccessibleApis: true or a non-empty apis list"));
         }
-        let group_access: GroupAccess = serde_json::from_value(self.group_access.clone()).map_err(|e| bad(format!("groupAccess: {e}")))?;
-        if group_access.clone_authorized_user_groups != Some(true) && group_access.groups.as_ref().is_none_or(Vec::is_empty) {
+        let group_access: GroupAccess = serde_json::from_value(self.group_access.clone())
+            .map_err(|e| bad(format!("groupAccess: {e}")))?;
+        if group_access.clone_authorized_user_groups != Some(true)
+            && group_access.groups.as_ref().is_none_or(Vec::is_empty)
+        {
             return Err(bad("groupAccess needs cloneAuthorizedUserGroups: true or a non-empty groups list"));
         }
         if let Some(acl) = &self.ip_acl {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::http::ApiError;
+use crate::credstore::http::ApiError;
 
 const DEFAULT_MAX_ITEMS: usize = 5000;
 
@@ -84,7 +84,10 @@ impl Criterion {
             return compare(test, id, value as f64);
         }
         let name = self.field_name.as_deref().ok_or_else(|| bad("Search criteria need a fieldName"))?;
-        let field = key.get(name).filter(|_| SEARCHABLE.contains(&name)).ok_or_else(|| bad(format!("Field {name} is not searchable")))?;
+        let field = key
+            .get(name)
+            .filter(|_| SEARCHABLE.contains(&name))
+            .ok_or_else(|| bad(format!("Field {name} is not searchable")))?;
         if let Some(want_null) = self.null_test {
             return Ok(field.is_null() == want_null);
         }
@@ -115,10 +118,16 @@ impl Criterion {
         }
         if let Some(test) = &self.numeric_test {
             let number = field.as_f64().ok_or_else(|| bad(format!("Field {name} is not numeric")))?;
-            return compare(test, number, self.numeric_value.ok_or_else(|| bad("numericTest needs numericValue"))?);
+            return compare(
+                test,
+                number,
+                self.numeric_value.ok_or_else(|| bad("numericTest needs numericValue"))?,
+            );
         }
         if self.first_date_value.is_some() || self.last_date_value.is_some() {
-            let Some(date) = field.as_i64() else { return Ok(false) };
+            let Some(date) = field.as_i64() else {
+                return Ok(false);
+            };
             let after_first = self.first_date_value.is_none_or(|first| {
                 if self.first_date_inclusive.unwrap_or(true) { date >= first } else { date > first }
             });
@@ -132,8 +141,18 @@ impl Criterion {
 }
 
 const SEARCHABLE: &[&str] = &[
-    "keyName", "description", "locale", "roleID", "timeZone", "active", "created", "lastSignIn", "unlockTime",
-    "unsuccessfulSignInAttempts", "expiryDate", "serviceAccount",
+    "keyName",
+    "description",
+    "locale",
+    "roleID",
+    "timeZone",
+    "active",
+    "created",
+    "lastSignIn",
+    "unlockTime",
+    "unsuccessfulSignInAttempts",
+    "expiryDate",
+    "serviceAccount",
 ];
 
 /// Applies `filter` to keys already in ascending ID order.
@@ -141,7 +160,9 @@ pub fn run(filter: &SearchFilter, keys: Vec<Value>) -> Result<Vec<Value>, ApiErr
     let max_items = match filter.max_items {
         None => DEFAULT_MAX_ITEMS,
         Some(n) if (0..=DEFAULT_MAX_ITEMS as i64).contains(&n) => n as usize,
-        Some(_) => return Err(bad(format!("maxItems must be between 0 and {DEFAULT_MAX_ITEMS}"))),
+        Some(_) => {
+            return Err(bad(format!("maxItems must be between 0 and {DEFAULT_MAX_ITEMS}")));
+        }
     };
     let mut found = Vec::new();
     for key in keys {

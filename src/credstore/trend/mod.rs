@@ -1,23 +1,25 @@
 //! Trend Micro Deep Security / Workload Security API keys (`/api/apikeys`).
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{get, post};
-use axum::Router;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::db::{DbError, Tx};
-use super::http::{ApiError, JsonBody, empty_response, json_response};
-use super::secrets::{random_token, secret_hash};
-use super::trend_search::{self, SearchFilter};
-use super::AppState;
+use self::search::SearchFilter;
+use crate::credstore::AppState;
+use crate::credstore::db::{DbError, Tx};
+use crate::credstore::http::{ApiError, JsonBody, empty_response, json_response};
+use crate::credstore::secrets::{random_token, secret_hash};
 
 const API: &str = "trendmicro";
 const KEY: &str = "api_key";
 const ADMIN_ROLE_ID: i64 = 1;
 const TENANT_ID: i64 = 1;
+
+mod search;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -163,7 +165,12 @@ fn authenticate(tx: &Tx<'_>, headers: &HeaderMap, now_ms: i64) -> Result<ApiKey,
     let secret = headers
         .get("api-secret-key")
         .and_then(|v| v.to_str().ok())
-        .or_else(|| headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("ApiKey ")))
+        .or_else(|| {
+            headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("ApiKey "))
+        })
         .map(str::trim)
         .ok_or_else(|| ApiError::status(StatusCode::UNAUTHORIZED, "Authentication required"))?;
     let denied = || ApiError::status(StatusCode::UNAUTHORIZED, "Invalid API key");
@@ -185,7 +192,8 @@ fn parse_id(raw: &str) -> Result<i64, ApiError> {
 }
 
 fn load(tx: &Tx<'_>, id: i64) -> Result<ApiKey, ApiError> {
-    tx.get(API, KEY, &id.to_string())?.ok_or_else(|| ApiError::status(StatusCode::NOT_FOUND, "The API key does not exist."))
+    tx.get(API, KEY, &id.to_string())?
+        .ok_or_else(|| ApiError::status(StatusCode::NOT_FOUND, "The API key does not exist."))
 }
 
 fn validate(body: &ApiKeyBody) -> Result<(), ApiError> {
@@ -240,7 +248,11 @@ async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Respo
     Ok(json_response(StatusCode::OK, &json!({"apiKeys": keys})))
 }
 
-async fn create(State(state): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody<ApiKeyBody>) -> Result<Response, ApiError> {
+async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ApiKeyBody>,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     validate(&body)?;
     if body.key_name.is_none() {
@@ -259,7 +271,11 @@ async fn create(State(state): State<AppState>, headers: HeaderMap, JsonBody(body
     Ok(json_response(StatusCode::OK, &key_json(&key, Some(&secret))))
 }
 
-async fn describe(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn describe(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let key = state.db.write(|tx| {
         authenticate(tx, &headers, now_ms)?;
@@ -268,7 +284,12 @@ async fn describe(State(state): State<AppState>, headers: HeaderMap, Path(id): P
     Ok(json_response(StatusCode::OK, &key_json(&key, None)))
 }
 
-async fn modify(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>, JsonBody(body): JsonBody<ApiKeyBody>) -> Result<Response, ApiError> {
+async fn modify(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<ApiKeyBody>,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     validate(&body)?;
     let key = state.db.write(|tx| {
@@ -281,7 +302,11 @@ async fn modify(State(state): State<AppState>, headers: HeaderMap, Path(id): Pat
     Ok(json_response(StatusCode::OK, &key_json(&key, None)))
 }
 
-async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn remove(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     state.db.write(|tx| {
         authenticate(tx, &headers, now_ms)?;
@@ -293,7 +318,11 @@ async fn remove(State(state): State<AppState>, headers: HeaderMap, Path(id): Pat
     Ok(empty_response(StatusCode::NO_CONTENT))
 }
 
-async fn regenerate(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Result<Response, ApiError> {
+async fn regenerate(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let (key, secret) = state.db.write(|tx| {
         authenticate(tx, &headers, now_ms)?;
@@ -310,7 +339,11 @@ async fn describe_current(State(state): State<AppState>, headers: HeaderMap) -> 
     Ok(json_response(StatusCode::OK, &current_json(&key, None)))
 }
 
-async fn modify_current(State(state): State<AppState>, headers: HeaderMap, JsonBody(body): JsonBody<ApiKeyBody>) -> Result<Response, ApiError> {
+async fn modify_current(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ApiKeyBody>,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     validate(&body)?;
     let key = state.db.write(|tx| {
@@ -332,7 +365,11 @@ async fn regenerate_current(State(state): State<AppState>, headers: HeaderMap) -
     Ok(json_response(StatusCode::OK, &key_json(&key, Some(&secret))))
 }
 
-async fn search(State(state): State<AppState>, headers: HeaderMap, JsonBody(filter): JsonBody<SearchFilter>) -> Result<Response, ApiError> {
+async fn search(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(filter): JsonBody<SearchFilter>,
+) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let keys = state.db.write(|tx| {
         authenticate(tx, &headers, now_ms)?;
@@ -340,6 +377,6 @@ async fn search(State(state): State<AppState>, headers: HeaderMap, JsonBody(filt
     })?;
     let mut keys: Vec<Value> = keys.iter().map(|k| key_json(k, None)).collect();
     keys.sort_by_key(|k| k["ID"].as_i64());
-    let found = trend_search::run(&filter, keys)?;
+    let found = search::run(&filter, keys)?;
     Ok(json_response(StatusCode::OK, &json!({"apiKeys": found})))
 }
