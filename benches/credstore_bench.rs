@@ -2,7 +2,8 @@
 //! create + get mix of Prefactor API tokens and Trend Micro API keys, next to
 //! authenticated pings (the floor every request pays) measured in the same run.
 //!
-//! `cargo run --release --example credstore-bench [-- SECONDS [CONCURRENCY]]`
+//! `cargo bench --bench credstore [-- SECONDS [CONCURRENCY]]`. Without cargo bench's
+//! `--bench` flag (as under `cargo test --all-targets`) it only checks that it starts.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,9 +120,14 @@ async fn measure(
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut args = std::env::args().skip(1);
-    let seconds: u64 = args.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
-    let concurrency: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(16);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if !args.iter().any(|a| a == "--bench") {
+        println!("credstore benchmark: run it with `cargo bench --bench credstore`");
+        return Ok(());
+    }
+    let mut numbers = args.iter().filter(|a| !a.starts_with('-'));
+    let seconds: u64 = numbers.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
+    let concurrency: usize = numbers.next().map(|s| s.parse()).transpose()?.unwrap_or(16);
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
     let config = Config {
