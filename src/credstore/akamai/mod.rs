@@ -7,7 +7,7 @@ mod model;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -20,7 +20,7 @@ use self::model::{
     MAX_CREDENTIAL_LIFETIME_MS,
 };
 use super::db::{DbError, Tx};
-use super::http::{ApiError, empty_response, json_response};
+use super::http::{ApiError, json_response};
 use super::secrets::{random_bytes, random_string, secret_hash};
 use super::{AppState, Shared};
 
@@ -311,7 +311,7 @@ async fn delete_client(
         tx.delete(API, CLIENT, &client.client_id)?;
         Ok::<_, ApiError>(())
     })?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn lock(
@@ -401,7 +401,7 @@ async fn deactivate_all(
         }
         Ok::<_, ApiError>(())
     })?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn get_credential(
@@ -468,7 +468,7 @@ async fn delete_credential(
         tx.delete_credentials(API, &credential.credential_id.to_string())?;
         Ok::<_, ApiError>(())
     })?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn deactivate_credential(
@@ -487,5 +487,5 @@ async fn deactivate_credential(
         save_credential(tx, &credential)?;
         Ok::<_, ApiError>(())
     })?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

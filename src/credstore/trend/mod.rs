@@ -3,7 +3,7 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use self::search::SearchFilter;
 use crate::credstore::AppState;
 use crate::credstore::db::{DbError, Tx};
-use crate::credstore::http::{ApiError, JsonBody, empty_response, json_response};
+use crate::credstore::http::{ApiError, JsonBody, json_response};
 use crate::credstore::secrets::{random_token, secret_hash};
 
 const API: &str = "trendmicro";
@@ -315,7 +315,7 @@ async fn remove(
         tx.delete(API, KEY, &key.id.to_string())?;
         Ok::<_, ApiError>(())
     })?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn regenerate(
