@@ -56,7 +56,11 @@ pub struct DemoOptions {
 }
 
 fn humantime_secs(value: &str) -> Result<Duration, String> {
-    value.parse::<jiff::SignedDuration>().map_err(|e| e.to_string())?.try_into().map_err(|_| "negative".to_string())
+    value
+        .parse::<jiff::SignedDuration>()
+        .map_err(|e| e.to_string())?
+        .try_into()
+        .map_err(|_| "negative".to_string())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +90,7 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     let store = CredStore::open(credstore::Config {
         listen: options.credstore_listen,
         data: data.clone(),
+        advertise_address: None,
         admin_api: false,
         clock_offset_seconds: 0,
         faults: FaultSettings::default(),
@@ -99,19 +104,24 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
 
     let metrics = Arc::new(Metrics::default());
     let config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(cluster.kubeconfig()).map_err(|e| LocalClusterError::Kubeconfig(e.to_string()))?,
+        kube::config::Kubeconfig::read_from(cluster.kubeconfig())
+            .map_err(|e| LocalClusterError::Kubeconfig(e.to_string()))?,
         &Default::default(),
     )
     .await
     .map_err(|e| LocalClusterError::Kubeconfig(e.to_string()))?;
     let operator_client = operator::client_with_metrics(config, metrics.clone())?;
-    let options_run = operator::Options { namespace: None, listen: options.operator_listen, instance: Some("demo".into()) };
+    let options_run =
+        operator::Options { namespace: None, listen: options.operator_listen, instance: Some("demo".into()) };
     let operator_task = tokio::spawn(operator::run(operator_client, metrics, options_run));
 
     let applied = apply_examples(&client, &options.examples).await?;
     let outcome = wait_until_ready(&applied, options.timeout).await;
     show(&cluster);
-    println!("\nPoint kubectl at the demo cluster with:\n  export KUBECONFIG={}", absolute(cluster.kubeconfig()).display());
+    println!(
+        "\nPoint kubectl at the demo cluster with:\n  export KUBECONFIG={}",
+        absolute(cluster.kubeconfig()).display()
+    );
     match (&outcome, options.exit_after_ready) {
         (Ok(()), true) => return Ok(()),
         (Err(_), true) => return outcome,
@@ -138,7 +148,8 @@ async fn load_admin_secrets(client: &Client, data: &Path) -> Result<(), DemoErro
             Err(source) => Err(DemoError::Read { path: data.join(name).display().to_string(), source }),
         }
     };
-    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": OPERATOR_NAMESPACE}})).expect("static");
+    let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": OPERATOR_NAMESPACE}}))
+        .expect("static");
     Api::<Namespace>::all(client.clone())
         .patch(OPERATOR_NAMESPACE, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
         .await?;
@@ -155,7 +166,7 @@ async fn load_admin_secrets(client: &Client, data: &Path) -> Result<(), DemoErro
     if let Some(key) = read(credstore::bootstrap::TREND_SECRET_KEY_FILE)? {
         secrets.push((EXAMPLES_NAMESPACE, "trend-micro-admin", [("apiSecretKey".to_string(), key)].into()));
     }
-    if let Some(edgerc) = read(".edgerc")? {
+    if let Some(edgerc) = read(credstore::bootstrap::AKAMAI_EDGERC_FILE)? {
         secrets.push((EXAMPLES_NAMESPACE, "akamai-admin", edgerc_fields(&edgerc)));
     }
     for (namespace, name, string_data) in secrets {
@@ -196,17 +207,22 @@ async fn apply_examples(client: &Client, dir: &Path) -> Result<Vec<(Api<DynamicO
     let mut applied = Vec::new();
     for file in files {
         let path = file.display().to_string();
-        let text = std::fs::read_to_string(&file).map_err(|source| DemoError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&file)
+            .map_err(|source| DemoError::Read { path: path.clone(), source })?;
         for document in serde_yaml::Deserializer::from_str(&text) {
             let value = serde_yaml::Value::deserialize(document)
                 .map_err(|e| DemoError::Manifest { path: path.clone(), message: e.to_string() })?;
             if value.is_null() {
                 continue;
             }
-            let object: DynamicObject =
-                serde_yaml::from_value(value).map_err(|e| DemoError::Manifest { path: path.clone(), message: e.to_string() })?;
-            let types = object.types.clone().ok_or_else(|| DemoError::Manifest { path: path.clone(), message: "no apiVersion/kind".into() })?;
-            let gvk = GroupVersionKind::try_from(&types).map_err(|e| DemoError::Manifest { path: path.clone(), message: e.to_string() })?;
+            let object: DynamicObject = serde_yaml::from_value(value)
+                .map_err(|e| DemoError::Manifest { path: path.clone(), message: e.to_string() })?;
+            let types = object.types.clone().ok_or_else(|| DemoError::Manifest {
+                path: path.clone(),
+                message: "no apiVersion/kind".into(),
+            })?;
+            let gvk = GroupVersionKind::try_from(&types)
+                .map_err(|e| DemoError::Manifest { path: path.clone(), message: e.to_string() })?;
             let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk).await?;
             let api = match capabilities.scope {
                 Scope::Namespaced => Api::namespaced_with(client.clone(), EXAMPLES_NAMESPACE, &resource),
@@ -222,7 +238,10 @@ async fn apply_examples(client: &Client, dir: &Path) -> Result<Vec<(Api<DynamicO
 }
 
 /// Waits until every applied object reports `Ready=True` for its current generation.
-async fn wait_until_ready(applied: &[(Api<DynamicObject>, String)], timeout: Duration) -> Result<(), DemoError> {
+async fn wait_until_ready(
+    applied: &[(Api<DynamicObject>, String)],
+    timeout: Duration,
+) -> Result<(), DemoError> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let mut waiting = Vec::new();
@@ -245,7 +264,11 @@ async fn wait_until_ready(applied: &[(Api<DynamicObject>, String)], timeout: Dur
 
 fn is_ready(object: &DynamicObject) -> bool {
     let status = &object.data["status"];
-    let ready = status["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True");
+    let ready = status["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True");
     ready && status["observedGeneration"].as_i64() == object.metadata.generation
 }
 

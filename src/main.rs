@@ -47,12 +47,7 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run {
-            namespace,
-            listen,
-            log_format,
-            instance,
-        } => {
+        Command::Run { namespace, listen, log_format, instance } => {
             apikey_operator::telemetry::init(log_format);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
@@ -60,11 +55,7 @@ fn main() -> anyhow::Result<()> {
                 let client = apikey_operator::operator::connect(metrics.clone())
                     .await
                     .context("connecting to the Kubernetes API")?;
-                let options = apikey_operator::operator::Options {
-                    namespace,
-                    listen,
-                    instance,
-                };
+                let options = apikey_operator::operator::Options { namespace, listen, instance };
                 apikey_operator::operator::run(client, metrics, options)
                     .await
                     .context("serving probes and metrics")
@@ -74,9 +65,7 @@ fn main() -> anyhow::Result<()> {
             let yaml = apikey_operator::api::crds_yaml().context("rendering the CRDs as YAML")?;
             print!("{yaml}");
         }
-        Command::Crd {
-            output_dir: Some(dir),
-        } => {
+        Command::Crd { output_dir: Some(dir) } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for crd in apikey_operator::api::crds() {
                 let path = dir.join(apikey_operator::api::crd_file_name(&crd));
@@ -103,12 +92,14 @@ fn run_credstore(config: apikey_operator::credstore::Config) -> anyhow::Result<(
             .context("opening the credential store")?;
         // Scripts and tests read the bound address (useful with port 0) from this line.
         println!("credstore listening on {}", store.local_addr());
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
         };
-        store
-            .serve(shutdown)
-            .await
-            .context("serving the credential store")
+        store.serve(shutdown).await.context("serving the credential store")
     })
 }

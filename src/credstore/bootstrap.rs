@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::secrets::random_bytes;
-use super::{Error, Shared, prefactor, trend, zenml};
+use super::{Error, Shared, akamai, prefactor, trend, zenml};
 
+pub const AKAMAI_EDGERC_FILE: &str = "akamai.edgerc";
 pub const PREFACTOR_TOKEN_FILE: &str = "prefactor.token";
 pub const ZENML_API_KEY_FILE: &str = "zenml.api-key";
 pub const TREND_SECRET_KEY_FILE: &str = "trendmicro.secret-key";
@@ -24,21 +25,18 @@ const KIND: &str = "bootstrap";
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ids {
+    pub akamai: akamai::BootstrapIds,
     pub prefactor: serde_json::Value,
     pub trendmicro: serde_json::Value,
     pub zenml: serde_json::Value,
 }
 
 pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .map_err(|source| Error::Io {
-            action: "creating",
-            path: dir.to_owned(),
-            source,
-        })
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| Error::Io {
+        action: "creating",
+        path: dir.to_owned(),
+        source,
+    })
 }
 
 /// The key sealing EdgeGrid client secrets; created on first start.
@@ -51,33 +49,32 @@ pub fn master_key(dir: &Path) -> Result<[u8; 32], Error> {
             write_private(&path, &key)?;
             Ok(key)
         }
-        Err(source) => Err(Error::Io {
-            action: "reading",
-            path,
-            source,
-        }),
+        Err(source) => Err(Error::Io { action: "reading", path, source }),
     }
 }
 
 pub fn run(shared: &Shared, dir: &Path) -> Result<(), Error> {
     let now_ms = shared.clock.now_ms();
     shared.db.write(|tx| {
-        if tx.get::<Ids>(API, KIND, KIND)?.is_some() {
+        if let Some(ids) = tx.get::<Ids>(API, KIND, KIND)? {
+            // The listen address may differ from the last start, and `host` must follow it.
+            if let Some(edgerc) = akamai::edgerc(tx, shared, &ids.akamai)? {
+                write_private(&dir.join(AKAMAI_EDGERC_FILE), edgerc.as_bytes())?;
+            }
             return Ok(());
         }
+        let akamai_ids = akamai::bootstrap(tx, shared, now_ms)?;
+        if let Some(edgerc) = akamai::edgerc(tx, shared, &akamai_ids)? {
+            write_private(&dir.join(AKAMAI_EDGERC_FILE), edgerc.as_bytes())?;
+        }
         let (prefactor_ids, prefactor_token) = prefactor::bootstrap(tx, now_ms)?;
-        write_private(
-            &dir.join(PREFACTOR_TOKEN_FILE),
-            format!("{prefactor_token}\n").as_bytes(),
-        )?;
+        write_private(&dir.join(PREFACTOR_TOKEN_FILE), format!("{prefactor_token}\n").as_bytes())?;
         let (zenml_ids, zenml_key) = zenml::bootstrap(tx, now_ms)?;
         write_private(&dir.join(ZENML_API_KEY_FILE), format!("{zenml_key}\n").as_bytes())?;
         let (trend_ids, trend_secret) = trend::bootstrap(tx, now_ms)?;
-        write_private(
-            &dir.join(TREND_SECRET_KEY_FILE),
-            format!("{trend_secret}\n").as_bytes(),
-        )?;
+        write_private(&dir.join(TREND_SECRET_KEY_FILE), format!("{trend_secret}\n").as_bytes())?;
         let ids = Ids {
+            akamai: akamai_ids,
             prefactor: serde_json::json!(prefactor_ids),
             trendmicro: serde_json::json!(trend_ids),
             zenml: serde_json::json!(zenml_ids),
@@ -103,8 +100,6 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
         .map_err(io_err("creating", tmp.clone()))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
         .map_err(io_err("restricting", tmp.clone()))?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err("writing", tmp.clone()))?;
+    file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_err("writing", tmp.clone()))?;
     fs::rename(&tmp, path).map_err(io_err("renaming", path.to_owned()))
 }

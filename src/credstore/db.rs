@@ -1,7 +1,8 @@
 //! SQLite persistence (WAL). Objects of every API are JSON documents keyed by
 //! (api, kind, id); issued secrets live only as hashes in `credentials`.
 
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -10,14 +11,12 @@ use serde::de::DeserializeOwned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    #[error("creating the database {path}: {source}")]
+    Create { path: PathBuf, source: std::io::Error },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored document {kind}/{id} is not valid: {source}")]
-    Document {
-        kind: String,
-        id: String,
-        source: serde_json::Error,
-    },
+    Document { kind: String, id: String, source: serde_json::Error },
 }
 
 const SCHEMA: &str = "
@@ -43,14 +42,20 @@ pub struct Db {
 }
 
 impl Db {
+    /// Opens (creating owner-only, if new) the database at `path`; SQLite gives
+    /// its WAL and shared-memory files the same permissions.
     pub fn open(path: &Path) -> Result<Self, DbError> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| DbError::Create { path: path.to_owned(), source })?;
         let conn = Connection::open(path)?;
         // NORMAL synchronous in WAL mode loses nothing on a process crash (kill -9), only on power loss.
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self {
-            conn: Mutex::new(conn),
-        })
+        Ok(Self { conn: Mutex::new(conn) })
     }
 
     /// Runs `f` in one transaction; the store is small and every operation is a
@@ -202,9 +207,7 @@ impl Tx<'_> {
         Ok(self
             .0
             .prepare_cached("SELECT fingerprint, status, sealed_response FROM idempotency WHERE lookup = ?1")?
-            .query_row(params![lookup.as_slice()], |row| {
-                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-            })
+            .query_row(params![lookup.as_slice()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
             .optional()?)
     }
 
@@ -226,9 +229,7 @@ impl Tx<'_> {
 
     /// Records a nonce; false when it was already seen (a replay).
     pub fn remember_nonce(&self, nonce: &str, now_ms: i64, forget_before_ms: i64) -> Result<bool, DbError> {
-        self.0
-            .prepare_cached("DELETE FROM nonces WHERE seen_ms < ?1")?
-            .execute(params![forget_before_ms])?;
+        self.0.prepare_cached("DELETE FROM nonces WHERE seen_ms < ?1")?.execute(params![forget_before_ms])?;
         let n = self
             .0
             .prepare_cached("INSERT OR IGNORE INTO nonces (nonce, seen_ms) VALUES (?1, ?2)")?

@@ -3,6 +3,7 @@
 //! ("Embedded credential store") for the bootstrap files and the admin API.
 
 mod admin;
+mod akamai;
 pub mod bootstrap;
 mod clock;
 mod db;
@@ -12,9 +13,7 @@ mod idempotency;
 mod prefactor;
 mod secrets;
 mod trend;
-mod trend_search;
 mod zenml;
-mod zenml_query;
 
 use std::future::Future;
 use std::io;
@@ -25,6 +24,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use faults::FaultSettings;
@@ -41,6 +41,10 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8400")]
     pub listen: SocketAddr,
+    /// `HOST:PORT` clients use to reach this store (the `.edgerc` `host` and Akamai's
+    /// `baseURL`); defaults to the listen address. Set it when serving on 0.0.0.0.
+    #[arg(long)]
+    pub advertise_address: Option<String>,
     /// Directory for the database and the bootstrap credential files (created 0700).
     #[arg(long)]
     pub data: PathBuf,
@@ -57,11 +61,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: io::Error,
-    },
+    Io { action: &'static str, path: PathBuf, source: io::Error },
     #[error("listening on {addr}: {source}")]
     Listen { addr: SocketAddr, source: io::Error },
     #[error(transparent)]
@@ -101,14 +101,8 @@ impl CredStore {
         bootstrap::create_private_dir(&data)?;
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|source| Error::Listen {
-                addr: config.listen,
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| Error::Listen {
-            addr: config.listen,
-            source,
-        })?;
+            .map_err(|source| Error::Listen { addr: config.listen, source })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?;
         let master_key = bootstrap::master_key(&data)?;
         let shared = Arc::new(Shared {
             db: Db::open(&data.join("credstore.sqlite3"))?,
@@ -116,14 +110,13 @@ impl CredStore {
             faults: Faults::new(config.faults.clone()),
             counters: Counters::default(),
             sealer: Sealer::new(&master_key),
-            base_url: format!("http://{addr}"),
+            base_url: format!(
+                "http://{}",
+                config.advertise_address.clone().unwrap_or_else(|| addr.to_string())
+            ),
         });
         bootstrap::run(&shared, &data)?;
-        Ok(Self {
-            listener,
-            app: router(shared, config.admin_api),
-            addr,
-        })
+        Ok(Self { listener, app: router(shared, config.admin_api), addr })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -132,18 +125,18 @@ impl CredStore {
 
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         tracing::info!(addr = %self.addr, "credstore serving");
-        axum::serve(self.listener, self.app)
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(Error::Serve)
+        axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve)
     }
 }
 
 fn router(shared: AppState, admin_api: bool) -> Router {
+    // Liveness for probes (Helm); unlike the admin API it is always served.
     let mut app = Router::new()
+        .route("/_credstore/healthz", get(|| async { "ok" }))
+        .merge(akamai::router())
         .merge(prefactor::router())
-        .merge(zenml::router())
-        .merge(trend::router());
+        .merge(trend::router())
+        .merge(zenml::router());
     if admin_api {
         app = app.merge(admin::router());
     }

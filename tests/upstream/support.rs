@@ -26,6 +26,7 @@ impl Store {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             data: dir.path().join("data"),
+            advertise_address: None,
             admin_api: true,
             clock_offset_seconds: 0,
             faults: FaultSettings::default(),
@@ -36,12 +37,7 @@ impl Store {
         tokio::spawn(store.serve(async move {
             let _ = rx.await;
         }));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            dir,
-            shutdown: Some(tx),
-        }
+        Self { base, http: reqwest::Client::new(), dir, shutdown: Some(tx) }
     }
 
     /// A bootstrap file the store wrote into its data directory.
@@ -60,18 +56,9 @@ impl Store {
     }
 
     pub async fn set_faults(&self, settings: Value) {
-        let response = self
-            .http
-            .put(format!("{}/_credstore/faults", self.base))
-            .json(&settings)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "setting faults: {}",
-            response.status()
-        );
+        let response =
+            self.http.put(format!("{}/_credstore/faults", self.base)).json(&settings).send().await.unwrap();
+        assert!(response.status().is_success(), "setting faults: {}", response.status());
     }
 
     pub async fn advance_clock(&self, seconds: i64) {
@@ -99,10 +86,7 @@ impl Store {
 
     pub fn zenml(&self, api_key: &str) -> UpstreamClient {
         let provider = Provider {
-            zenml: Some(ZenmlProvider {
-                url: self.base.clone(),
-                credentials_secret_ref: secret_ref(),
-            }),
+            zenml: Some(ZenmlProvider { url: self.base.clone(), credentials_secret_ref: secret_ref() }),
             ..Provider::default()
         };
         client(&provider, &[("apiKey", api_key)])
@@ -129,10 +113,7 @@ impl Drop for Store {
 }
 
 fn secret_ref() -> SecretRef {
-    SecretRef {
-        name: "store-credentials".into(),
-        namespace: None,
-    }
+    SecretRef { name: "store-credentials".into(), namespace: None }
 }
 
 /// Fast retries, so bounded-retry tests finish quickly; the rate limit is the CRD's maximum.
@@ -148,19 +129,12 @@ pub fn options() -> ClientOptions {
 fn client(provider: &Provider, secret: &[(&str, &str)]) -> UpstreamClient {
     let connection = Connection {
         ca_bundle: None,
-        rate_limit: Some(RateLimit {
-            requests_per_second: 1000,
-            burst: Some(1000),
-        }),
+        rate_limit: Some(RateLimit { requests_per_second: 1000, burst: Some(1000) }),
     };
     let data: BTreeMap<String, ByteString> = secret
         .iter()
         .map(|(key, value)| (key.to_string(), ByteString(format!("{value}\n").into_bytes())))
         .collect();
-    let store = StoreSpec {
-        identity: "CredentialStore/test/store",
-        provider,
-        connection: &connection,
-    };
+    let store = StoreSpec { identity: "CredentialStore/test/store", provider, connection: &connection };
     connect(store, &data, &RateLimiters::default(), &options()).expect("client builds")
 }

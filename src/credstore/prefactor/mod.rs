@@ -1,6 +1,6 @@
 //! Prefactor API tokens (`/api/v1/api_token`, `/api/v1/ping`).
 
-use axum::extract::{OriginalUri, Path, RawQuery, State};
+use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -20,13 +20,13 @@ const TOKEN: &str = "api_token";
 const ADMIN: &str = "admin_user";
 const ACCOUNT: &str = "account";
 const CROCKFORD: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
-const DEFAULT_PAGE_SIZE: usize = 25;
-const MAX_PAGE_SIZE: usize = 100;
+
+mod list;
 
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/api/v1/ping", get(ping))
-        .route("/api/v1/api_token", get(list).post(create))
+        .route("/api/v1/api_token", get(list::list).post(create))
         .route("/api/v1/api_token/{id}", get(show).delete(remove))
         .route("/api/v1/api_token/{id}/suspend", post(suspend))
         .route("/api/v1/api_token/{id}/activate", post(activate))
@@ -103,28 +103,17 @@ pub fn bootstrap(tx: &Tx<'_>, now_ms: i64) -> Result<(BootstrapIds, String), sup
         ACCOUNT,
         &ids.account_id,
         "",
-        &Account {
-            id: ids.account_id.clone(),
-            environment_ids: vec![ids.environment_id.clone()],
-        },
+        &Account { id: ids.account_id.clone(), environment_ids: vec![ids.environment_id.clone()] },
     )?;
     tx.put(
         API,
         ADMIN,
         &ids.admin_user_id,
         "",
-        &AdminUser {
-            id: ids.admin_user_id.clone(),
-            account_id: ids.account_id.clone(),
-        },
+        &AdminUser { id: ids.admin_user_id.clone(), account_id: ids.account_id.clone() },
     )?;
     let token = new_secret();
-    tx.add_credential(
-        &secret_hash(API, &token),
-        API,
-        &format!("{ADMIN}:{}", ids.admin_user_id),
-        None,
-    )?;
+    tx.add_credential(&secret_hash(API, &token), API, &format!("{ADMIN}:{}", ids.admin_user_id), None)?;
     Ok((ids, token))
 }
 
@@ -165,22 +154,11 @@ fn authenticate(tx: &Tx<'_>, headers: &HeaderMap, now_ms: i64) -> Result<Caller,
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                "not_authenticated",
-                "missing bearer token",
-            )
+            ApiError::new(StatusCode::UNAUTHORIZED, "not_authenticated", "missing bearer token")
         })?;
-    let bad_token = || {
-        ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "bad_authtoken",
-            "the bearer token is not valid",
-        )
-    };
-    let owner = tx
-        .credential_owner(&secret_hash(API, bearer), API, now_ms)?
-        .ok_or_else(bad_token)?;
+    let bad_token =
+        || ApiError::new(StatusCode::UNAUTHORIZED, "bad_authtoken", "the bearer token is not valid");
+    let owner = tx.credential_owner(&secret_hash(API, bearer), API, now_ms)?.ok_or_else(bad_token)?;
     match owner.split_once(':') {
         Some((ADMIN, id)) => {
             let admin: AdminUser = tx.get(API, ADMIN, id)?.ok_or_else(bad_token)?;
@@ -251,10 +229,7 @@ fn respond(outcome: idempotency::Outcome) -> Response {
 async fn ping(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     state.db.write(|tx| authenticate(tx, &headers, now_ms))?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"status": "success", "message": "pong"}),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({"status": "success", "message": "pong"})))
 }
 
 #[derive(Deserialize)]
@@ -335,20 +310,15 @@ fn issue(
             return Err(invalid("environment_id is only allowed for environment scope"));
         }
         (Scope::Environment, Some(env)) if !account.environment_ids.contains(env) => {
-            return Err(ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "environment not found",
-            ));
+            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "environment not found"));
         }
         _ => {}
     }
     let expires_at_ms = match details.expires_at {
         None => None,
         Some(text) => {
-            let at: Timestamp = text
-                .parse()
-                .map_err(|_| invalid("expires_at must be an RFC 3339 date-time"))?;
+            let at: Timestamp =
+                text.parse().map_err(|_| invalid("expires_at must be an RFC 3339 date-time"))?;
             if at.as_millisecond() <= now_ms {
                 return Err(invalid("expires_at must be in the future"));
             }
@@ -369,12 +339,7 @@ fn issue(
     };
     let secret = new_secret();
     tx.put(API, TOKEN, &token.id, &token.account_id, &token)?;
-    tx.add_credential(
-        &secret_hash(API, &secret),
-        API,
-        &format!("{TOKEN}:{}", token.id),
-        None,
-    )?;
+    tx.add_credential(&secret_hash(API, &secret), API, &format!("{TOKEN}:{}", token.id), None)?;
     Ok((token, secret))
 }
 
@@ -400,10 +365,7 @@ async fn show(
         let caller = authenticate_manager(tx, &headers, now_ms)?;
         load(tx, &caller, &id)
     })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"status": "success", "details": details(&token)}),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({"status": "success", "details": details(&token)})))
 }
 
 async fn suspend(
@@ -413,15 +375,7 @@ async fn suspend(
     id: Path<String>,
     body: JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    transition(
-        state,
-        uri,
-        headers,
-        id,
-        body,
-        &[Status::Active],
-        Status::Suspended,
-    )
+    transition(state, uri, headers, id, body, &[Status::Active], Status::Suspended)
 }
 
 async fn activate(
@@ -431,15 +385,7 @@ async fn activate(
     id: Path<String>,
     body: JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    transition(
-        state,
-        uri,
-        headers,
-        id,
-        body,
-        &[Status::Suspended],
-        Status::Active,
-    )
+    transition(state, uri, headers, id, body, &[Status::Suspended], Status::Active)
 }
 
 async fn revoke(
@@ -449,15 +395,7 @@ async fn revoke(
     id: Path<String>,
     body: JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    transition(
-        state,
-        uri,
-        headers,
-        id,
-        body,
-        &[Status::Active, Status::Suspended],
-        Status::Revoked,
-    )
+    transition(state, uri, headers, id, body, &[Status::Active, Status::Suspended], Status::Revoked)
 }
 
 #[derive(Deserialize)]
@@ -483,11 +421,7 @@ fn transition(
         idempotency::run(
             tx,
             now_ms,
-            idempotency::Request {
-                principal: &caller.principal,
-                operation: &operation,
-                body: &body,
-            },
+            idempotency::Request { principal: &caller.principal, operation: &operation, body: &body },
             || {
                 serde_json::from_value::<TransitionRequest>(body.clone()).map_err(|err| {
                     ApiError::new(
@@ -510,10 +444,7 @@ fn transition(
                 if to == Status::Revoked {
                     tx.delete_credentials(API, &format!("{TOKEN}:{}", token.id))?;
                 }
-                Ok((
-                    StatusCode::OK,
-                    json!({"status": "success", "details": details(&token)}),
-                ))
+                Ok((StatusCode::OK, json!({"status": "success", "details": details(&token)})))
             },
         )
     })?;
@@ -539,126 +470,5 @@ async fn remove(
         tx.delete(API, TOKEN, &token.id)?;
         Ok(token)
     })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"status": "success", "details": details(&token)}),
-    ))
-}
-
-struct ListQuery {
-    account_id: Option<String>,
-    offset: usize,
-    page_size: usize,
-    sort_field: String,
-    descending: bool,
-}
-
-const SORT_FIELDS: &[&str] = &["inserted_at", "updated_at", "expires_at", "status", "id"];
-
-fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
-    let invalid = |message: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_value", message);
-    let mut query = ListQuery {
-        account_id: None,
-        offset: 0,
-        page_size: DEFAULT_PAGE_SIZE,
-        sort_field: "inserted_at".into(),
-        descending: false,
-    };
-    for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
-        match &*name {
-            "account_id" => query.account_id = Some(value.into_owned()),
-            "pagination[offset]" => {
-                query.offset = value
-                    .parse()
-                    .map_err(|_| invalid("pagination[offset] must be a non-negative integer".into()))?
-            }
-            "pagination[page_size]" => {
-                query.page_size = value
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
-                    .ok_or_else(|| {
-                        invalid(format!(
-                            "pagination[page_size] must be between 1 and {MAX_PAGE_SIZE}"
-                        ))
-                    })?;
-            }
-            "sorting[field]" if SORT_FIELDS.contains(&&*value) => query.sort_field = value.into_owned(),
-            "sorting[field]" => {
-                return Err(invalid(format!(
-                    "sorting[field] must be one of {}",
-                    SORT_FIELDS.join(", ")
-                )));
-            }
-            "sorting[direction]" => {
-                query.descending = match &*value {
-                    "asc" => false,
-                    "desc" => true,
-                    _ => return Err(invalid("sorting[direction] must be asc or desc".into())),
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(query)
-}
-
-async fn list(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, ApiError> {
-    let now_ms = state.clock.now_ms();
-    let query = parse_list_query(raw.as_deref())?;
-    let mut tokens: Vec<Token> = state.db.write(|tx| {
-        let caller = authenticate_manager(tx, &headers, now_ms)?;
-        let account_id = query
-            .account_id
-            .clone()
-            .unwrap_or_else(|| caller.account_id.clone());
-        if account_id != caller.account_id {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "not_permitted",
-                "account_id is not an account of the caller",
-            ));
-        }
-        Ok(tx.list(API, TOKEN, Some(&account_id))?)
-    })?;
-    tokens.sort_by(|a, b| {
-        let order = match query.sort_field.as_str() {
-            "updated_at" => a.updated_at_ms.cmp(&b.updated_at_ms),
-            "expires_at" => a.expires_at_ms.cmp(&b.expires_at_ms),
-            "status" => json!(a.status).as_str().cmp(&json!(b.status).as_str()),
-            "id" => a.id.cmp(&b.id),
-            _ => a.inserted_at_ms.cmp(&b.inserted_at_ms),
-        }
-        .then_with(|| a.id.cmp(&b.id));
-        if query.descending { order.reverse() } else { order }
-    });
-    let total = tokens.len();
-    let page: Vec<Value> = tokens
-        .iter()
-        .skip(query.offset)
-        .take(query.page_size)
-        .map(details)
-        .collect();
-    let size = query.page_size;
-    let pagination = json!({
-        "item_count": total,
-        "item_start": if page.is_empty() { 0 } else { query.offset + 1 },
-        "item_end": query.offset + page.len(),
-        "page_count": total.div_ceil(size),
-        "page_index": query.offset / size,
-        "page_offset": query.offset,
-        "page_size": size,
-        "next_page_offset": (query.offset + size < total).then_some(query.offset + size),
-        "previous_page_offset": (query.offset > 0).then(|| query.offset.saturating_sub(size)),
-    });
-    let sorting =
-        json!({"field": query.sort_field, "direction": if query.descending { "desc" } else { "asc" }});
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"status": "success", "summaries": page, "pagination": pagination, "sorting": sorting}),
-    ))
+    Ok(json_response(StatusCode::OK, &json!({"status": "success", "details": details(&token)})))
 }

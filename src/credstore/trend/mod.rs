@@ -3,21 +3,23 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::db::{DbError, Tx};
-use super::http::{ApiError, JsonBody, empty_response, json_response};
-use super::secrets::{random_token, secret_hash};
-use super::trend_search::{self, SearchFilter};
+use self::search::SearchFilter;
+use crate::credstore::AppState;
+use crate::credstore::db::{DbError, Tx};
+use crate::credstore::http::{ApiError, JsonBody, json_response};
+use crate::credstore::secrets::{random_token, secret_hash};
 
 const API: &str = "trendmicro";
 const KEY: &str = "api_key";
 const ADMIN_ROLE_ID: i64 = 1;
 const TENANT_ID: i64 = 1;
+
+mod search;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -126,11 +128,7 @@ fn new_key(tx: &Tx<'_>, body: ApiKeyBody, now_ms: i64) -> Result<ApiKey, DbError
 }
 
 fn issue_secret(tx: &Tx<'_>, id: i64) -> Result<String, DbError> {
-    let secret = format!(
-        "{}:{}",
-        uuid::Uuid::new_v4().to_string().to_uppercase(),
-        random_token(32)
-    );
+    let secret = format!("{}:{}", uuid::Uuid::new_v4().to_string().to_uppercase(), random_token(32));
     tx.delete_credentials(API, &id.to_string())?;
     tx.add_credential(&secret_hash(API, &secret), API, &id.to_string(), None)?;
     Ok(secret)
@@ -146,10 +144,7 @@ fn key_json(key: &ApiKey, secret: Option<&str>) -> Value {
 
 fn current_json(key: &ApiKey, secret: Option<&str>) -> Value {
     let mut value = key_json(key, secret);
-    value["roleURN"] = json!(format!(
-        "urn:tmds:identity:credstore:{TENANT_ID}:role/{}",
-        key.role_id
-    ));
+    value["roleURN"] = json!(format!("urn:tmds:identity:credstore:{TENANT_ID}:role/{}", key.role_id));
     value["tenantID"] = json!(TENANT_ID);
     value["tenantGUID"] = json!("00000000-0000-4000-8000-000000000001");
     value["cloudOneAccountID"] = json!("000000000001");
@@ -179,9 +174,7 @@ fn authenticate(tx: &Tx<'_>, headers: &HeaderMap, now_ms: i64) -> Result<ApiKey,
         .map(str::trim)
         .ok_or_else(|| ApiError::status(StatusCode::UNAUTHORIZED, "Authentication required"))?;
     let denied = || ApiError::status(StatusCode::UNAUTHORIZED, "Invalid API key");
-    let id = tx
-        .credential_owner(&secret_hash(API, secret), API, now_ms)?
-        .ok_or_else(denied)?;
+    let id = tx.credential_owner(&secret_hash(API, secret), API, now_ms)?.ok_or_else(denied)?;
     let mut key: ApiKey = tx.get(API, KEY, &id)?.ok_or_else(denied)?;
     if !key.active || key.expiry_date.is_some_and(|at| at <= now_ms) {
         return Err(denied());
@@ -209,11 +202,7 @@ fn validate(body: &ApiKeyBody) -> Result<(), ApiError> {
     {
         return Err(bad_request("locale must be en-US or ja-JP"));
     }
-    if body
-        .key_name
-        .as_deref()
-        .is_some_and(|name| name.trim().is_empty() || name.chars().count() > 254)
-    {
+    if body.key_name.as_deref().is_some_and(|name| name.trim().is_empty() || name.chars().count() > 254) {
         return Err(bad_request("keyName must be 1 to 254 characters"));
     }
     if body.role_id.is_some_and(|role| role < 1) {
@@ -326,7 +315,7 @@ async fn remove(
         tx.delete(API, KEY, &key.id.to_string())?;
         Ok::<_, ApiError>(())
     })?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn regenerate(
@@ -388,6 +377,6 @@ async fn search(
     })?;
     let mut keys: Vec<Value> = keys.iter().map(|k| key_json(k, None)).collect();
     keys.sort_by_key(|k| k["ID"].as_i64());
-    let found = trend_search::run(&filter, keys)?;
+    let found = search::run(&filter, keys)?;
     Ok(json_response(StatusCode::OK, &json!({"apiKeys": found})))
 }

@@ -2,23 +2,23 @@
 //! the key-for-token login (`/api/v1/login`).
 
 use axum::Router;
-use axum::extract::{Form, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::AppState;
-use super::clock::python_isoformat;
-use super::db::{DbError, Tx};
-use super::http::{ApiError, JsonBody, json_response};
-use super::secrets::{random_hex, random_token, secret_hash};
-use super::zenml_query::{self, Field};
+use self::query::Field;
+use crate::credstore::AppState;
+use crate::credstore::clock::python_isoformat;
+use crate::credstore::db::{DbError, Tx};
+use crate::credstore::http::{ApiError, JsonBody, json_response};
+use crate::credstore::secrets::{random_hex, secret_hash};
 
 const API: &str = "zenml";
 /// Session tokens get their own hash domain so a key can never be used as one.
@@ -26,34 +26,23 @@ const SESSION: &str = "zenml-session";
 const ACCOUNT: &str = "service_account";
 const KEY: &str = "api_key";
 const SESSION_SECONDS: i64 = 3600;
-const KEY_FIELDS: &[&str] = &[
-    "id",
-    "name",
-    "description",
-    "active",
-    "created",
-    "updated",
-    "last_login",
-    "last_rotated",
-];
+const KEY_FIELDS: &[&str] =
+    &["id", "name", "description", "active", "created", "updated", "last_login", "last_rotated"];
+
+mod query;
+mod session;
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/login", post(login))
+        .route("/api/v1/login", post(session::login))
         .route("/api/v1/service_accounts", post(create_account))
         .route("/api/v1/service_accounts/{account}", get(show_account))
-        .route(
-            "/api/v1/service_accounts/{account}/api_keys",
-            get(list_keys).post(create_key),
-        )
+        .route("/api/v1/service_accounts/{account}/api_keys", get(list_keys).post(create_key))
         .route(
             "/api/v1/service_accounts/{account}/api_keys/{key}",
             get(show_key).put(update_key).delete(delete_key),
         )
-        .route(
-            "/api/v1/service_accounts/{account}/api_keys/{key}/rotate",
-            put(rotate_key),
-        )
+        .route("/api/v1/service_accounts/{account}/api_keys/{key}/rotate", put(rotate_key))
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -92,11 +81,7 @@ pub struct BootstrapIds {
 /// An admin service account with one key (returned), and an empty service account for managed keys.
 pub fn bootstrap(tx: &Tx<'_>, now_ms: i64) -> Result<(BootstrapIds, String), DbError> {
     let admin = new_account("credstore-admin", "Administers this credential store", now_ms);
-    let managed = new_account(
-        "apikey-operator",
-        "Holds the API keys apikey-operator manages",
-        now_ms,
-    );
+    let managed = new_account("apikey-operator", "Holds the API keys apikey-operator manages", now_ms);
     tx.put(API, ACCOUNT, &admin.id.to_string(), "", &admin)?;
     tx.put(API, ACCOUNT, &managed.id.to_string(), "", &managed)?;
     let key = new_key(&admin, "credstore-admin", "", now_ms);
@@ -145,10 +130,7 @@ fn issue_secret(tx: &Tx<'_>, key: &ApiKey) -> Result<String, DbError> {
 }
 
 fn time(ms: i64) -> Value {
-    Timestamp::from_millisecond(ms)
-        .map(python_isoformat)
-        .map(Value::String)
-        .unwrap_or(Value::Null)
+    Timestamp::from_millisecond(ms).map(python_isoformat).map(Value::String).unwrap_or(Value::Null)
 }
 
 fn account_json(account: &ServiceAccount) -> Value {
@@ -187,80 +169,6 @@ fn key_json(key: &ApiKey, account: &ServiceAccount, secret: Option<&str>, hydrat
     })
 }
 
-fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "AuthorizationException", message)
-}
-
-/// A bearer session whose key and service account are still active.
-fn authenticate(tx: &Tx<'_>, headers: &HeaderMap, now_ms: i64) -> Result<(), ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("Authentication error: not authenticated"))?;
-    let invalid = || unauthorized("Authentication error: invalid or expired token");
-    let key_id = tx
-        .credential_owner(&secret_hash(SESSION, bearer.trim()), SESSION, now_ms)?
-        .ok_or_else(invalid)?;
-    let key: ApiKey = tx.get(API, KEY, &key_id)?.ok_or_else(invalid)?;
-    let account: ServiceAccount = tx
-        .get(API, ACCOUNT, &key.service_account_id.to_string())?
-        .ok_or_else(invalid)?;
-    if !key.active || !account.active {
-        return Err(invalid());
-    }
-    Ok(())
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    grant_type: Option<String>,
-    password: Option<String>,
-}
-
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Result<Response, ApiError> {
-    if form.grant_type.as_deref() != Some("zenml-api-key") {
-        return Err(ApiError::status(
-            StatusCode::BAD_REQUEST,
-            "Unsupported grant type: only zenml-api-key is served here",
-        ));
-    }
-    let secret = form.password.unwrap_or_default();
-    let now_ms = state.clock.now_ms();
-    let token = state.db.write(|tx| {
-        let invalid = || unauthorized("Authentication error: invalid API key");
-        let key_id = tx
-            .credential_owner(&secret_hash(API, secret.trim()), API, now_ms)?
-            .ok_or_else(invalid)?;
-        let mut key: ApiKey = tx.get(API, KEY, &key_id)?.ok_or_else(invalid)?;
-        let account: ServiceAccount = tx
-            .get(API, ACCOUNT, &key.service_account_id.to_string())?
-            .ok_or_else(invalid)?;
-        if !key.active || !account.active {
-            return Err(invalid());
-        }
-        key.last_login_ms = Some(now_ms);
-        tx.put(API, KEY, &key_id, &account.id.to_string(), &key)?;
-        let expires_ms = now_ms + SESSION_SECONDS * 1000;
-        let claims =
-            json!({"sub": account.id, "api_key_id": key.id, "exp": expires_ms / 1000, "iss": "credstore"});
-        // Shaped like a JWT, but verified by hash lookup, so the signature part is just randomness.
-        let token = format!(
-            "{}.{}.{}",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-            URL_SAFE_NO_PAD.encode(claims.to_string()),
-            random_token(32)
-        );
-        tx.add_credential(&secret_hash(SESSION, &token), SESSION, &key_id, Some(expires_ms))?;
-        Ok(token)
-    })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"access_token": token, "token_type": "bearer", "expires_in": SESSION_SECONDS, "refresh_token": null,
-                "csrf_token": null, "scope": null, "device_id": null, "device_metadata": null}),
-    ))
-}
-
 fn parse_account_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::new(
@@ -290,17 +198,15 @@ fn load_account(tx: &Tx<'_>, raw: &str) -> Result<ServiceAccount, ApiError> {
 fn load_key(tx: &Tx<'_>, account: &ServiceAccount, name_or_id: &str) -> Result<ApiKey, ApiError> {
     let keys: Vec<ApiKey> = tx.list(API, KEY, Some(&account.id.to_string()))?;
     let by_id = Uuid::parse_str(name_or_id).ok();
-    keys.into_iter()
-        .find(|k| Some(k.id) == by_id || k.name == name_or_id)
-        .ok_or_else(|| {
-            ApiError::status(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "An API key with ID or name '{name_or_id}' is not configured for service account '{}'.",
-                    account.name
-                ),
-            )
-        })
+    keys.into_iter().find(|k| Some(k.id) == by_id || k.name == name_or_id).ok_or_else(|| {
+        ApiError::status(
+            StatusCode::NOT_FOUND,
+            format!(
+                "An API key with ID or name '{name_or_id}' is not configured for service account '{}'.",
+                account.name
+            ),
+        )
+    })
 }
 
 fn ensure_unique_name(
@@ -358,7 +264,7 @@ async fn create_account(
     let now_ms = state.clock.now_ms();
     validate_name(&body.name)?;
     let account = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let accounts: Vec<ServiceAccount> = tx.list(API, ACCOUNT, None)?;
         if accounts.iter().any(|a| a.name == body.name) {
             return Err(ApiError::status(
@@ -366,11 +272,7 @@ async fn create_account(
                 format!("A service account with name '{}' already exists.", body.name),
             ));
         }
-        let mut account = new_account(
-            &body.name,
-            body.description.as_deref().unwrap_or_default(),
-            now_ms,
-        );
+        let mut account = new_account(&body.name, body.description.as_deref().unwrap_or_default(), now_ms);
         account.active = body.active.unwrap_or(true);
         tx.put(API, ACCOUNT, &account.id.to_string(), "", &account)?;
         Ok(account)
@@ -385,7 +287,7 @@ async fn show_account(
 ) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let account = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         load_account(tx, &account)
     })?;
     Ok(json_response(StatusCode::OK, &account_json(&account)))
@@ -408,23 +310,15 @@ async fn create_key(
     validate_name(&body.name)?;
     validate_description(body.description.as_deref().unwrap_or_default())?;
     let (key, account, secret) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         ensure_unique_name(tx, &account, &body.name, None)?;
-        let key = new_key(
-            &account,
-            &body.name,
-            body.description.as_deref().unwrap_or_default(),
-            now_ms,
-        );
+        let key = new_key(&account, &body.name, body.description.as_deref().unwrap_or_default(), now_ms);
         let secret = issue_secret(tx, &key)?;
         tx.put(API, KEY, &key.id.to_string(), &account.id.to_string(), &key)?;
         Ok::<_, ApiError>((key, account, secret))
     })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &key_json(&key, &account, Some(&secret), true),
-    ))
+    Ok(json_response(StatusCode::OK, &key_json(&key, &account, Some(&secret), true)))
 }
 
 async fn list_keys(
@@ -435,16 +329,14 @@ async fn list_keys(
 ) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let account_id = parse_account_id(&account)?;
-    let query = zenml_query::parse(raw.as_deref(), KEY_FIELDS)?;
+    let query = query::parse(raw.as_deref(), KEY_FIELDS)?;
     let (account, keys) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         let keys: Vec<ApiKey> = tx.list(API, KEY, Some(&account.id.to_string()))?;
         Ok::<_, ApiError>((account, keys))
     })?;
-    let page = zenml_query::page(&query, keys, key_field, |key| {
-        key_json(key, &account, None, query.hydrate)
-    })?;
+    let page = query::page(&query, keys, key_field, |key| key_json(key, &account, None, query.hydrate))?;
     Ok(json_response(StatusCode::OK, &page))
 }
 
@@ -462,20 +354,13 @@ fn key_field(key: &ApiKey, name: &str) -> Field {
 }
 
 fn parse_hydrate(raw: Option<&str>) -> Result<bool, ApiError> {
+    // A single key's view is hydrated unless asked otherwise (lists are the reverse).
     let mut hydrate = true;
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if name == "hydrate" {
-            hydrate = match value.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "query.hydrate",
-                        "hydrate must be a boolean",
-                    ));
-                }
-            };
+            hydrate = query::parse_bool(&value).ok_or_else(|| {
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "query.hydrate", "hydrate must be a boolean")
+            })?;
         }
     }
     Ok(hydrate)
@@ -491,14 +376,11 @@ async fn show_key(
     let account_id = parse_account_id(&account)?;
     let hydrate = parse_hydrate(raw.as_deref())?;
     let (key, account) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         Ok::<_, ApiError>((load_key(tx, &account, &key)?, account))
     })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &key_json(&key, &account, None, hydrate),
-    ))
+    Ok(json_response(StatusCode::OK, &key_json(&key, &account, None, hydrate)))
 }
 
 #[derive(Deserialize)]
@@ -521,7 +403,7 @@ async fn update_key(
     }
     validate_description(body.description.as_deref().unwrap_or_default())?;
     let (key, account) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         let mut key = load_key(tx, &account, &key)?;
         if let Some(name) = body.name {
@@ -538,10 +420,7 @@ async fn update_key(
         tx.put(API, KEY, &key.id.to_string(), &account.id.to_string(), &key)?;
         Ok::<_, ApiError>((key, account))
     })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &key_json(&key, &account, None, true),
-    ))
+    Ok(json_response(StatusCode::OK, &key_json(&key, &account, None, true)))
 }
 
 #[derive(Deserialize)]
@@ -566,7 +445,7 @@ async fn rotate_key(
         ));
     }
     let (key, account, secret) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         let mut key = load_key(tx, &account, &key)?;
         let owner = key.id.to_string();
@@ -580,10 +459,7 @@ async fn rotate_key(
         tx.put(API, KEY, &owner, &account.id.to_string(), &key)?;
         Ok::<_, ApiError>((key, account, secret))
     })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &key_json(&key, &account, Some(&secret), true),
-    ))
+    Ok(json_response(StatusCode::OK, &key_json(&key, &account, Some(&secret), true)))
 }
 
 async fn delete_key(
@@ -594,7 +470,7 @@ async fn delete_key(
     let now_ms = state.clock.now_ms();
     let account_id = parse_account_id(&account)?;
     state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         let key = load_key(tx, &account, &key)?;
         let owner = key.id.to_string();
