@@ -111,8 +111,11 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     .await
     .map_err(|e| LocalClusterError::Kubeconfig(e.to_string()))?;
     let operator_client = operator::client_with_metrics(config, metrics.clone())?;
-    let options_run =
-        operator::Options { namespace: None, listen: options.operator_listen, instance: Some("demo".into()) };
+    let options_run = operator::Options {
+        namespace: None,
+        listen: options.operator_listen,
+        instance: Some("demo".into()),
+    };
     let operator_task = tokio::spawn(operator::run(operator_client, metrics, options_run));
 
     let applied = apply_examples(&client, &options.examples).await?;
@@ -145,13 +148,20 @@ async fn load_admin_secrets(client: &Client, data: &Path) -> Result<(), DemoErro
         match std::fs::read_to_string(data.join(name)) {
             Ok(content) => Ok(Some(content.trim().to_string())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(DemoError::Read { path: data.join(name).display().to_string(), source }),
+            Err(source) => Err(DemoError::Read {
+                path: data.join(name).display().to_string(),
+                source,
+            }),
         }
     };
     let ns: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": OPERATOR_NAMESPACE}}))
         .expect("static");
     Api::<Namespace>::all(client.clone())
-        .patch(OPERATOR_NAMESPACE, &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&ns))
+        .patch(
+            OPERATOR_NAMESPACE,
+            &PatchParams::apply(FIELD_MANAGER),
+            &Patch::Apply(&ns),
+        )
         .await?;
 
     let mut secrets: Vec<(&str, &str, BTreeMap<String, String>)> = Vec::new();
@@ -161,10 +171,18 @@ async fn load_admin_secrets(client: &Client, data: &Path) -> Result<(), DemoErro
         secrets.push((OPERATOR_NAMESPACE, "prefactor-admin", data));
     }
     if let Some(key) = read(credstore::bootstrap::ZENML_API_KEY_FILE)? {
-        secrets.push((EXAMPLES_NAMESPACE, "zenml-admin", [("apiKey".to_string(), key)].into()));
+        secrets.push((
+            EXAMPLES_NAMESPACE,
+            "zenml-admin",
+            [("apiKey".to_string(), key)].into(),
+        ));
     }
     if let Some(key) = read(credstore::bootstrap::TREND_SECRET_KEY_FILE)? {
-        secrets.push((EXAMPLES_NAMESPACE, "trend-micro-admin", [("apiSecretKey".to_string(), key)].into()));
+        secrets.push((
+            EXAMPLES_NAMESPACE,
+            "trend-micro-admin",
+            [("apiSecretKey".to_string(), key)].into(),
+        ));
     }
     if let Some(edgerc) = read(credstore::bootstrap::AKAMAI_EDGERC_FILE)? {
         secrets.push((EXAMPLES_NAMESPACE, "akamai-admin", edgerc_fields(&edgerc)));
@@ -177,7 +195,11 @@ async fn load_admin_secrets(client: &Client, data: &Path) -> Result<(), DemoErro
         }))
         .expect("static shape");
         Api::<Secret>::namespaced(client.clone(), namespace)
-            .patch(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&secret))
+            .patch(
+                name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&secret),
+            )
             .await?;
         info!(%namespace, %name, "store credential Secret loaded");
     }
@@ -199,7 +221,10 @@ fn edgerc_fields(edgerc: &str) -> BTreeMap<String, String> {
 /// Server-side applies every document of every `.yaml` file in `dir`.
 async fn apply_examples(client: &Client, dir: &Path) -> Result<Vec<(Api<DynamicObject>, String)>, DemoError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|source| DemoError::Read { path: dir.display().to_string(), source })?
+        .map_err(|source| DemoError::Read {
+            path: dir.display().to_string(),
+            source,
+        })?
         .filter_map(|entry| entry.ok().map(|e| e.path()))
         .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
         .collect();
@@ -207,29 +232,42 @@ async fn apply_examples(client: &Client, dir: &Path) -> Result<Vec<(Api<DynamicO
     let mut applied = Vec::new();
     for file in files {
         let path = file.display().to_string();
-        let text = std::fs::read_to_string(&file)
-            .map_err(|source| DemoError::Read { path: path.clone(), source })?;
+        let text = std::fs::read_to_string(&file).map_err(|source| DemoError::Read {
+            path: path.clone(),
+            source,
+        })?;
         for document in serde_yaml::Deserializer::from_str(&text) {
-            let value = serde_yaml::Value::deserialize(document)
-                .map_err(|e| DemoError::Manifest { path: path.clone(), message: e.to_string() })?;
+            let value = serde_yaml::Value::deserialize(document).map_err(|e| DemoError::Manifest {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             if value.is_null() {
                 continue;
             }
-            let object: DynamicObject = serde_yaml::from_value(value)
-                .map_err(|e| DemoError::Manifest { path: path.clone(), message: e.to_string() })?;
+            let object: DynamicObject = serde_yaml::from_value(value).map_err(|e| DemoError::Manifest {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             let types = object.types.clone().ok_or_else(|| DemoError::Manifest {
                 path: path.clone(),
                 message: "no apiVersion/kind".into(),
             })?;
-            let gvk = GroupVersionKind::try_from(&types)
-                .map_err(|e| DemoError::Manifest { path: path.clone(), message: e.to_string() })?;
+            let gvk = GroupVersionKind::try_from(&types).map_err(|e| DemoError::Manifest {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
             let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk).await?;
             let api = match capabilities.scope {
                 Scope::Namespaced => Api::namespaced_with(client.clone(), EXAMPLES_NAMESPACE, &resource),
                 Scope::Cluster => Api::all_with(client.clone(), &resource),
             };
             let name = object.name_any();
-            api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(&object)).await?;
+            api.patch(
+                &name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(&object),
+            )
+            .await?;
             info!(kind = %types.kind, %name, "applied");
             applied.push((api, name));
         }
@@ -277,7 +315,13 @@ fn show(cluster: &LocalCluster) {
     for args in [
         vec!["get", "credentialstores,clustercredentialstores", "-A"],
         vec!["get", "apikeys", "-A"],
-        vec!["get", "secrets", "-A", "-l", "app.kubernetes.io/managed-by=apikey-operator"],
+        vec![
+            "get",
+            "secrets",
+            "-A",
+            "-l",
+            "app.kubernetes.io/managed-by=apikey-operator",
+        ],
     ] {
         println!("\n$ kubectl {}", args.join(" "));
         match cluster.kubectl().args(&args).output() {

@@ -57,7 +57,10 @@ async fn readyz(State(probes): State<Arc<Probes>>) -> (StatusCode, &'static str)
 
 async fn metrics_text(State(probes): State<Arc<Probes>>) -> ([(&'static str, &'static str); 1], String) {
     (
-        [("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            "content-type",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         probes.metrics.encode(),
     )
 }

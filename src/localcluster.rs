@@ -29,13 +29,24 @@ pub enum LocalClusterError {
     #[error("{binary} not found in {dir}: run tests/envtest/setup.sh or set KUBEBUILDER_ASSETS")]
     MissingBinary { binary: &'static str, dir: String },
     #[error("preparing {what}: {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    Io {
+        what: &'static str,
+        source: std::io::Error,
+    },
     #[error("generating certificates: {0}")]
     Certificates(#[from] rcgen::Error),
     #[error("{process} did not become ready within {timeout:?}; its log is {log}")]
-    NotReady { process: &'static str, timeout: Duration, log: String },
+    NotReady {
+        process: &'static str,
+        timeout: Duration,
+        log: String,
+    },
     #[error("{process} exited during start-up ({status}); its log is {log}")]
-    Exited { process: &'static str, status: std::process::ExitStatus, log: String },
+    Exited {
+        process: &'static str,
+        status: std::process::ExitStatus,
+        log: String,
+    },
     #[error("building a client from the kubeconfig: {0}")]
     Kubeconfig(String),
     #[error("talking to the API server: {0}")]
@@ -64,7 +75,10 @@ impl LocalCluster {
     pub async fn start(assets: &Path, dir: &Path) -> Result<Self> {
         for binary in ["etcd", "kube-apiserver"] {
             if !assets.join(binary).is_file() {
-                return Err(LocalClusterError::MissingBinary { binary, dir: assets.display().to_string() });
+                return Err(LocalClusterError::MissingBinary {
+                    binary,
+                    dir: assets.display().to_string(),
+                });
             }
         }
         std::fs::create_dir_all(dir.join("certs")).map_err(io("the control plane directory"))?;
@@ -100,7 +114,10 @@ impl LocalCluster {
         )
         .map_err(io("the kubeconfig"))?;
 
-        wait_until("etcd", &mut etcd, &dir.join("etcd.log"), || etcd_healthy(&etcd_url)).await?;
+        wait_until("etcd", &mut etcd, &dir.join("etcd.log"), || {
+            etcd_healthy(&etcd_url)
+        })
+        .await?;
         let apiserver = spawn_apiserver(assets, dir, &etcd_url, apiserver_port)?;
         let mut cluster = LocalCluster {
             assets: assets.to_path_buf(),
@@ -127,7 +144,9 @@ impl LocalCluster {
     /// A `kubectl` command (from the same assets) pointed at this cluster.
     pub fn kubectl(&self) -> std::process::Command {
         let mut command = std::process::Command::new(self.assets.join("kubectl"));
-        command.env("KUBECONFIG", &self.kubeconfig).env_remove("KUBERNETES_SERVICE_HOST");
+        command
+            .env("KUBECONFIG", &self.kubeconfig)
+            .env_remove("KUBERNETES_SERVICE_HOST");
         command
     }
 
@@ -176,8 +195,14 @@ impl LocalCluster {
                 let schema_name = format!(".{}.{}\"", version.name, crd.spec.names.kind);
                 let deadline = tokio::time::Instant::now() + START_TIMEOUT;
                 loop {
-                    let request = http::Request::get(path.as_str()).body(Vec::new()).expect("static request");
-                    if client.request_text(request).await.is_ok_and(|body| body.contains(&schema_name)) {
+                    let request = http::Request::get(path.as_str())
+                        .body(Vec::new())
+                        .expect("static request");
+                    if client
+                        .request_text(request)
+                        .await
+                        .is_ok_and(|body| body.contains(&schema_name))
+                    {
                         break;
                     }
                     if tokio::time::Instant::now() > deadline {
@@ -201,11 +226,19 @@ impl LocalCluster {
             let client = client.clone();
             async move {
                 let ready = client
-                    .request_text(http::Request::get("/readyz").body(Vec::new()).expect("static request"))
+                    .request_text(
+                        http::Request::get("/readyz")
+                            .body(Vec::new())
+                            .expect("static request"),
+                    )
                     .await
                     .is_ok_and(|body| body.trim() == "ok");
                 // The default namespace appears once the bootstrap controllers have run.
-                ready && Api::<Namespace>::all(client).get_opt("default").await.is_ok_and(|ns| ns.is_some())
+                ready
+                    && Api::<Namespace>::all(client)
+                        .get_opt("default")
+                        .await
+                        .is_ok_and(|ns| ns.is_some())
             }
         })
         .await
@@ -249,7 +282,10 @@ async fn etcd_healthy(etcd_url: &str) -> bool {
     let Ok(response) = reqwest::get(format!("{etcd_url}/health")).await else {
         return false;
     };
-    response.text().await.is_ok_and(|body| body.contains("\"health\":\"true\""))
+    response
+        .text()
+        .await
+        .is_ok_and(|body| body.contains("\"health\":\"true\""))
 }
 
 /// Polls `ready` every 100ms until it holds, the process exits, or the start timeout passes.
@@ -268,7 +304,11 @@ where
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err(LocalClusterError::NotReady { process, timeout: START_TIMEOUT, log });
+            return Err(LocalClusterError::NotReady {
+                process,
+                timeout: START_TIMEOUT,
+                log,
+            });
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -279,7 +319,11 @@ where
 fn spawn(command: &mut Command, log: &Path) -> Result<Child> {
     let out = std::fs::File::create(log).map_err(io("a process log"))?;
     let err = out.try_clone().map_err(io("a process log"))?;
-    command.stdin(Stdio::null()).stdout(out).stderr(err).kill_on_drop(true);
+    command
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .kill_on_drop(true);
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
@@ -336,16 +380,27 @@ impl Pki {
     fn generate() -> Result<Self> {
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "apikey-operator local CA");
-        ca_params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "apikey-operator local CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
         let serving_key = KeyPair::generate()?;
-        let mut serving =
-            CertificateParams::new(vec!["localhost".to_string(), "kubernetes.default.svc".to_string()])?;
-        serving.subject_alt_names.push(SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
-        serving.distinguished_name.push(DnType::CommonName, "kube-apiserver");
+        let mut serving = CertificateParams::new(vec![
+            "localhost".to_string(),
+            "kubernetes.default.svc".to_string(),
+        ])?;
+        serving
+            .subject_alt_names
+            .push(SanType::IpAddress(Ipv4Addr::LOCALHOST.into()));
+        serving
+            .distinguished_name
+            .push(DnType::CommonName, "kube-apiserver");
         let serving_cert = serving.signed_by(&serving_key, &ca)?;
 
         let service_account_key = KeyPair::generate()?;
@@ -366,7 +421,10 @@ impl Pki {
             ("apiserver.key", self.serving_key_pem.clone()),
             ("sa.key", self.service_account_key_pem.clone()),
             ("sa.pub", self.service_account_public_key_pem.clone()),
-            ("tokens.csv", format!("{},admin,admin,system:masters\n", self.admin_token)),
+            (
+                "tokens.csv",
+                format!("{},admin,admin,system:masters\n", self.admin_token),
+            ),
         ];
         for (name, content) in files {
             std::fs::write(certs.join(name), content).map_err(io("the control plane certificates"))?;

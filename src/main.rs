@@ -47,7 +47,12 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
-        Command::Run { namespace, listen, log_format, instance } => {
+        Command::Run {
+            namespace,
+            listen,
+            log_format,
+            instance,
+        } => {
             apikey_operator::telemetry::init(log_format);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
@@ -55,7 +60,11 @@ fn main() -> anyhow::Result<()> {
                 let client = apikey_operator::operator::connect(metrics.clone())
                     .await
                     .context("connecting to the Kubernetes API")?;
-                let options = apikey_operator::operator::Options { namespace, listen, instance };
+                let options = apikey_operator::operator::Options {
+                    namespace,
+                    listen,
+                    instance,
+                };
                 apikey_operator::operator::run(client, metrics, options)
                     .await
                     .context("serving probes and metrics")
@@ -65,7 +74,9 @@ fn main() -> anyhow::Result<()> {
             let yaml = apikey_operator::api::crds_yaml().context("rendering the CRDs as YAML")?;
             print!("{yaml}");
         }
-        Command::Crd { output_dir: Some(dir) } => {
+        Command::Crd {
+            output_dir: Some(dir),
+        } => {
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             for crd in apikey_operator::api::crds() {
                 let path = dir.join(apikey_operator::api::crd_file_name(&crd));
@@ -77,7 +88,9 @@ fn main() -> anyhow::Result<()> {
         Command::Demo(options) => {
             apikey_operator::telemetry::init(apikey_operator::telemetry::LogFormat::Text);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(apikey_operator::demo::run(options)).context("running the demo")?;
+            runtime
+                .block_on(apikey_operator::demo::run(options))
+                .context("running the demo")?;
         }
     }
     Ok(())
@@ -100,6 +113,9 @@ fn run_credstore(config: apikey_operator::credstore::Config) -> anyhow::Result<(
                 _ = terminate.recv() => {}
             }
         };
-        store.serve(shutdown).await.context("serving the credential store")
+        store
+            .serve(shutdown)
+            .await
+            .context("serving the credential store")
     })
 }

@@ -44,7 +44,11 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::with_prefix("apikey_operator");
         let reconciliations = Family::<ReconcileLabels, Counter>::default();
-        registry.register("reconciliations", "Reconciliations by kind and result", reconciliations.clone());
+        registry.register(
+            "reconciliations",
+            "Reconciliations by kind and result",
+            reconciliations.clone(),
+        );
         let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
         });
@@ -54,27 +58,43 @@ impl Default for Metrics {
             reconcile_duration.clone(),
         );
         let rotations = Family::<RotationLabels, Counter>::default();
-        registry.register("rotations", "Credential rotations by kind and trigger", rotations.clone());
+        registry.register(
+            "rotations",
+            "Credential rotations by kind and trigger",
+            rotations.clone(),
+        );
         let kube_requests = Family::<KubeRequestLabels, Counter>::default();
         registry.register(
             "kubernetes_requests",
             "Requests sent to the Kubernetes API by HTTP method",
             kube_requests.clone(),
         );
-        Metrics { registry, reconciliations, reconcile_duration, rotations, kube_requests }
+        Metrics {
+            registry,
+            reconciliations,
+            reconcile_duration,
+            rotations,
+            kube_requests,
+        }
     }
 }
 
 impl Metrics {
     /// Records one finished reconciliation.
     pub fn reconciled(&self, kind: &'static str, result: &'static str, took: Duration) {
-        self.reconciliations.get_or_create(&ReconcileLabels { kind, result }).inc();
-        self.reconcile_duration.get_or_create(&KindLabels { kind }).observe(took.as_secs_f64());
+        self.reconciliations
+            .get_or_create(&ReconcileLabels { kind, result })
+            .inc();
+        self.reconcile_duration
+            .get_or_create(&KindLabels { kind })
+            .observe(took.as_secs_f64());
     }
 
     /// Records one rotation.
     pub fn rotated(&self, kind: &'static str, trigger: &'static str) {
-        self.rotations.get_or_create(&RotationLabels { kind, trigger }).inc();
+        self.rotations
+            .get_or_create(&RotationLabels { kind, trigger })
+            .inc();
     }
 
     /// Records one request to the Kubernetes API.
@@ -87,7 +107,9 @@ impl Metrics {
             http::Method::DELETE => "DELETE",
             _ => "other",
         };
-        self.kube_requests.get_or_create(&KubeRequestLabels { method }).inc();
+        self.kube_requests
+            .get_or_create(&KubeRequestLabels { method })
+            .inc();
     }
 
     /// The metrics in the Prometheus text format.

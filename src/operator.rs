@@ -53,7 +53,9 @@ pub fn client_with_metrics(config: kube::Config, metrics: Arc<Metrics>) -> Resul
         metrics.kube_request(request.method());
         request
     });
-    Ok(kube::client::ClientBuilder::try_from(config)?.with_layer(&count).build())
+    Ok(kube::client::ClientBuilder::try_from(config)?
+        .with_layer(&count)
+        .build())
 }
 
 /// Runs every controller until SIGTERM or Ctrl-C.
@@ -64,8 +66,10 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     let namespace = options.namespace.as_deref();
     let readiness = Arc::new(Readiness::default());
 
-    let stores_controller =
-        Controller::new(namespaced::<CredentialStore>(&client, namespace), watcher::Config::default());
+    let stores_controller = Controller::new(
+        namespaced::<CredentialStore>(&client, namespace),
+        watcher::Config::default(),
+    );
     let namespaced_stores = stores_controller.store();
     // Store credential Secrets are watched by metadata only: a change re-probes the stores
     // that reference the Secret, and no Secret data is cached.
@@ -73,34 +77,51 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     let by_secret = namespaced_stores.clone();
     let stores_controller =
         stores_controller.watches(secrets_meta(), watcher::Config::default(), move |secret| {
-            stores_using_secret(&by_secret, &secret.namespace().unwrap_or_default(), &secret.name_any())
+            stores_using_secret(
+                &by_secret,
+                &secret.namespace().unwrap_or_default(),
+                &secret.name_any(),
+            )
         });
 
     let cluster_stores_controller = namespace.is_none().then(|| {
-        let controller =
-            Controller::new(Api::<ClusterCredentialStore>::all(client.clone()), watcher::Config::default());
+        let controller = Controller::new(
+            Api::<ClusterCredentialStore>::all(client.clone()),
+            watcher::Config::default(),
+        );
         let by_secret = controller.store();
         controller.watches(
             Api::all(client.clone()),
             watcher::Config::default(),
             move |secret: PartialObjectMeta<Secret>| {
-                stores_using_secret(&by_secret, &secret.namespace().unwrap_or_default(), &secret.name_any())
+                stores_using_secret(
+                    &by_secret,
+                    &secret.namespace().unwrap_or_default(),
+                    &secret.name_any(),
+                )
             },
         )
     });
     let cluster_stores = cluster_stores_controller.as_ref().map(Controller::store);
 
     let own_secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    let tokens_controller =
-        Controller::new(namespaced::<ApiToken>(&client, namespace), watcher::Config::default())
-            .owns(namespaced::<Secret>(&client, namespace), own_secrets);
+    let tokens_controller = Controller::new(
+        namespaced::<ApiToken>(&client, namespace),
+        watcher::Config::default(),
+    )
+    .owns(namespaced::<Secret>(&client, namespace), own_secrets);
     let tokens = tokens_controller.store();
     let by_store = tokens.clone();
     let mut tokens_controller = tokens_controller.watches(
         namespaced::<CredentialStore>(&client, namespace),
         watcher::Config::default(),
         move |s| {
-            keys_using_store(&by_store, StoreKind::CredentialStore, s.namespace().as_deref(), &s.name_any())
+            keys_using_store(
+                &by_store,
+                StoreKind::CredentialStore,
+                s.namespace().as_deref(),
+                &s.name_any(),
+            )
         },
     );
     if cluster_stores.is_some() {
@@ -113,7 +134,12 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     }
 
     let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
-    let ctx = Arc::new(Context::new(client.clone(), stores, metrics.clone(), options.instance));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        stores,
+        metrics.clone(),
+        options.instance,
+    ));
 
     let ready = {
         let readiness = readiness.clone();
@@ -126,8 +152,12 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
                     None => Ok(()),
                 }
             };
-            let synced =
-                future::join3(stores.wait_until_ready(), cluster_synced, tokens.wait_until_ready()).await;
+            let synced = future::join3(
+                stores.wait_until_ready(),
+                cluster_synced,
+                tokens.wait_until_ready(),
+            )
+            .await;
             if let (Ok(()), Ok(()), Ok(())) = synced {
                 info!("caches synced; ready");
                 readiness.set_ready();
@@ -137,7 +167,11 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
 
     let stores_run = stores_controller
         .shutdown_on_signal()
-        .run(store::reconcile::<CredentialStore>, store_error_policy::<CredentialStore>, ctx.clone())
+        .run(
+            store::reconcile::<CredentialStore>,
+            store_error_policy::<CredentialStore>,
+            ctx.clone(),
+        )
         .for_each(|_| future::ready(()));
     let cluster_stores_run = async {
         if let Some(controller) = cluster_stores_controller {

@@ -11,16 +11,26 @@ fn crds_directory_matches_the_rust_types() {
         let on_disk = std::fs::read_to_string(&file)
             .unwrap_or_else(|e| panic!("{}: {e}; run `make crds`", file.display()));
         let generated = apikey_operator::api::crd_yaml(crd).unwrap();
-        assert!(on_disk == generated, "{} is out of date; run `make crds`", file.display());
+        assert!(
+            on_disk == generated,
+            "{} is out of date; run `make crds`",
+            file.display()
+        );
     }
     let files = std::fs::read_dir(&dir).unwrap().count();
-    assert_eq!(files, crds.len(), "crds/ holds files for kinds that no longer exist");
+    assert_eq!(
+        files,
+        crds.len(),
+        "crds/ holds files for kinds that no longer exist"
+    );
 }
 
 #[test]
 fn crd_subcommand_prints_every_crd_as_one_stream() {
-    let output =
-        std::process::Command::new(env!("CARGO_BIN_EXE_apikey-operator")).arg("crd").output().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_apikey-operator"))
+        .arg("crd")
+        .output()
+        .unwrap();
     assert!(output.status.success());
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout, apikey_operator::api::crds_yaml().unwrap());

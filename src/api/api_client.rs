@@ -70,7 +70,10 @@ pub struct ApiClientSpec {
     pub ip_acl: Option<IpAcl>,
     /// Addresses notified before the client's credentials expire.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 32), inner(length(min = 3, max = 254), regex(pattern = r"^[^@\s]+@[^@\s]+$")))]
+    #[schemars(
+        length(max = 32),
+        inner(length(min = 3, max = 254), regex(pattern = r"^[^@\s]+@[^@\s]+$"))
+    )]
     pub notification_emails: Vec<String>,
     /// `true` locks the client upstream (it cannot make requests); `false` unlocks it.
     /// Settings changes to a locked client are applied with unlock → update → lock.

@@ -75,7 +75,10 @@ pub struct ServiceAccountKeySpec {
     pub locale: Option<Locale>,
     /// Trend Micro: IANA time zone of the key, for example `Europe/Berlin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 64), regex(pattern = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"))]
+    #[schemars(
+        length(min = 1, max = 64),
+        regex(pattern = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+    )]
     pub time_zone: Option<String>,
     /// Free-text description stored with the key upstream.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -102,11 +102,35 @@ mod tests {
         let t1: Timestamp = "2026-01-01T00:05:00Z".parse().unwrap();
         let t2: Timestamp = "2026-01-01T00:10:00Z".parse().unwrap();
         let mut conditions = Vec::new();
-        set(&mut conditions, READY, false, reason::CREATING, "creating", Some(1), t0);
-        set(&mut conditions, READY, false, reason::STORE_NOT_READY, "store", Some(1), t1);
+        set(
+            &mut conditions,
+            READY,
+            false,
+            reason::CREATING,
+            "creating",
+            Some(1),
+            t0,
+        );
+        set(
+            &mut conditions,
+            READY,
+            false,
+            reason::STORE_NOT_READY,
+            "store",
+            Some(1),
+            t1,
+        );
         assert_eq!(conditions[0].last_transition_time, Time(t0));
         assert_eq!(conditions[0].reason, reason::STORE_NOT_READY);
-        set(&mut conditions, READY, true, reason::RECONCILED, "ok", Some(2), t2);
+        set(
+            &mut conditions,
+            READY,
+            true,
+            reason::RECONCILED,
+            "ok",
+            Some(2),
+            t2,
+        );
         assert_eq!(conditions[0].last_transition_time, Time(t2));
         assert_eq!(conditions.len(), 1);
         assert!(is_true(&conditions, READY));

@@ -23,7 +23,10 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client, stores: Stores, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
-        let reporter = Reporter { controller: "apikey-operator".into(), instance };
+        let reporter = Reporter {
+            controller: "apikey-operator".into(),
+            instance,
+        };
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
@@ -44,8 +47,13 @@ impl Context {
         action: &str,
         note: String,
     ) {
-        let event =
-            Event { type_, reason: reason.into(), note: Some(note), action: action.into(), secondary: None };
+        let event = Event {
+            type_,
+            reason: reason.into(),
+            note: Some(note),
+            action: action.into(),
+            secondary: None,
+        };
         if let Err(error) = self.recorder.publish(&event, object).await {
             warn!(%error, reason, "could not publish event");
         }

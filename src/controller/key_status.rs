@@ -15,7 +15,10 @@ pub const PAUSED_ANNOTATION: &str = "apikeys.dev/paused";
 
 /// Whether the resource carries `apikeys.dev/paused: "true"`.
 pub fn is_paused<K: Resource>(object: &K) -> bool {
-    object.annotations().get(PAUSED_ANNOTATION).is_some_and(|v| v == "true")
+    object
+        .annotations()
+        .get(PAUSED_ANNOTATION)
+        .is_some_and(|v| v == "true")
 }
 
 /// Server-side applies the whole `status` of a key resource (fields the operator no
@@ -40,8 +43,10 @@ where
         "status": status,
     });
     let params = PatchParams::apply(FIELD_MANAGER).force();
-    let updated =
-        api.patch_status(&object.name_any(), &params, &Patch::Apply(patch)).await.map_err(|e| match e {
+    let updated = api
+        .patch_status(&object.name_any(), &params, &Patch::Apply(patch))
+        .await
+        .map_err(|e| match e {
             kube::Error::Api(status) if status.code == 409 => Error::StaleView,
             e => Error::Kube(e),
         })?;

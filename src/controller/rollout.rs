@@ -51,7 +51,11 @@ pub async fn restart(
                 .map(drop),
         };
         if let Err(source) = result {
-            failures.push(RolloutError { kind: target.kind, name: target.name.clone(), source });
+            failures.push(RolloutError {
+                kind: target.kind,
+                name: target.name.clone(),
+                source,
+            });
         }
     }
     failures

@@ -68,7 +68,10 @@ pub fn parse_duration(field: &'static str, value: &str) -> Result<SignedDuration
         .parse::<SignedDuration>()
         .ok()
         .filter(|d| !d.is_negative())
-        .ok_or_else(|| InvalidDuration { field, value: value.to_string() })
+        .ok_or_else(|| InvalidDuration {
+            field,
+            value: value.to_string(),
+        })
 }
 
 /// The rotation requests currently present on the resource.
@@ -91,14 +94,20 @@ pub fn evaluate(
     now: Timestamp,
 ) -> Result<Schedule, InvalidDuration> {
     let Some(issued_at) = issued.at else {
-        return Ok(Schedule { due: None, next_rotation: None });
+        return Ok(Schedule {
+            due: None,
+            next_rotation: None,
+        });
     };
     let handled = handled.cloned().unwrap_or_default();
     let interval_due = rotation
         .and_then(|r| r.interval.as_deref())
         .map(|v| parse_duration("spec.rotation.interval", v).map(|d| issued_at + d))
         .transpose()?;
-    let renewal_due = match (rotation.and_then(|r| r.renew_before.as_deref()), issued.expires_at) {
+    let renewal_due = match (
+        rotation.and_then(|r| r.renew_before.as_deref()),
+        issued.expires_at,
+    ) {
         (Some(v), Some(expires)) if issued.renewal_extends_expiry => {
             Some(expires - parse_duration("spec.rotation.renewBefore", v)?)
         }
@@ -142,7 +151,11 @@ pub fn wake_after(
     now: Timestamp,
     instants: impl IntoIterator<Item = Timestamp>,
 ) -> Option<std::time::Duration> {
-    instants.into_iter().filter(|t| *t > now).min().map(|t| t.duration_since(now).unsigned_abs())
+    instants
+        .into_iter()
+        .filter(|t| *t > now)
+        .min()
+        .map(|t| t.duration_since(now).unsigned_abs())
 }
 
 #[cfg(test)]
@@ -165,7 +178,11 @@ mod tests {
     }
 
     fn issued(at_: &str, expires: Option<&str>) -> Issued {
-        Issued { at: Some(at(at_)), expires_at: expires.map(at), renewal_extends_expiry: true }
+        Issued {
+            at: Some(at(at_)),
+            expires_at: expires.map(at),
+            renewal_extends_expiry: true,
+        }
     }
 
     #[test]
@@ -180,7 +197,13 @@ mod tests {
             at("2026-01-01T23:00:00Z"),
         )
         .unwrap();
-        assert_eq!(before, Schedule { due: None, next_rotation: Some(at("2026-01-02T00:00:00Z")) });
+        assert_eq!(
+            before,
+            Schedule {
+                due: None,
+                next_rotation: Some(at("2026-01-02T00:00:00Z"))
+            }
+        );
         let after = evaluate(
             Some(&r),
             &requests,
@@ -209,9 +232,21 @@ mod tests {
         let r = rotation(None, Some("168h"), None);
         let mut i = issued("2026-01-01T00:00:00Z", Some("2026-01-02T00:00:00Z"));
         i.renewal_extends_expiry = false;
-        let s = evaluate(Some(&r), &current_requests(Some(&r), None), None, i, at("2026-01-01T12:00:00Z"))
-            .unwrap();
-        assert_eq!(s, Schedule { due: None, next_rotation: None });
+        let s = evaluate(
+            Some(&r),
+            &current_requests(Some(&r), None),
+            None,
+            i,
+            at("2026-01-01T12:00:00Z"),
+        )
+        .unwrap();
+        assert_eq!(
+            s,
+            Schedule {
+                due: None,
+                next_rotation: None
+            }
+        );
     }
 
     #[test]
@@ -222,7 +257,10 @@ mod tests {
         let now = at("2026-01-01T01:00:00Z");
         let s = evaluate(Some(&r), &requests, None, i, now).unwrap();
         assert_eq!(s.due, Some(RotationTrigger::Requested));
-        let handled = RotationRequests { requested_at: Some("2026-11-01".into()), annotation: None };
+        let handled = RotationRequests {
+            requested_at: Some("2026-11-01".into()),
+            annotation: None,
+        };
         let s = evaluate(Some(&r), &requests, Some(&handled), i, now).unwrap();
         assert_eq!(s.due, Some(RotationTrigger::Annotation));
         let s = evaluate(Some(&r), &requests, Some(&requests), i, now).unwrap();
@@ -240,13 +278,25 @@ mod tests {
             at("2030-01-01T00:00:00Z"),
         )
         .unwrap();
-        assert_eq!(s, Schedule { due: None, next_rotation: None });
+        assert_eq!(
+            s,
+            Schedule {
+                due: None,
+                next_rotation: None
+            }
+        );
     }
 
     #[test]
     fn durations_parse_the_go_format_and_refuse_garbage() {
-        assert_eq!(parse_duration("f", "1h30m").unwrap(), SignedDuration::from_mins(90));
-        assert_eq!(parse_duration("f", "1.5h").unwrap(), SignedDuration::from_mins(90));
+        assert_eq!(
+            parse_duration("f", "1h30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert_eq!(
+            parse_duration("f", "1.5h").unwrap(),
+            SignedDuration::from_mins(90)
+        );
         assert_eq!(retain_previous(None).unwrap(), SignedDuration::ZERO);
         let error = parse_duration("spec.rotation.interval", "a week").unwrap_err();
         assert!(error.to_string().contains("spec.rotation.interval"));
@@ -256,15 +306,25 @@ mod tests {
     fn retirement_splits_on_the_clock_and_wakes_at_the_next_instant() {
         let now = at("2026-01-01T12:00:00Z");
         let retiring = vec![
-            RetiringCredential { id: "old".into(), retire_at: Time(at("2026-01-01T11:00:00Z")) },
-            RetiringCredential { id: "newer".into(), retire_at: Time(at("2026-01-01T13:00:00Z")) },
+            RetiringCredential {
+                id: "old".into(),
+                retire_at: Time(at("2026-01-01T11:00:00Z")),
+            },
+            RetiringCredential {
+                id: "newer".into(),
+                retire_at: Time(at("2026-01-01T13:00:00Z")),
+            },
         ];
         let (due, kept) = due_for_retirement(&retiring, now);
         assert_eq!(due[0].id, "old");
         assert_eq!(kept[0].id, "newer");
         let wait = wake_after(
             now,
-            [at("2026-01-01T13:00:00Z"), at("2026-01-01T12:30:00Z"), at("2026-01-01T11:00:00Z")],
+            [
+                at("2026-01-01T13:00:00Z"),
+                at("2026-01-01T12:30:00Z"),
+                at("2026-01-01T11:00:00Z"),
+            ],
         );
         assert_eq!(wait, Some(std::time::Duration::from_secs(1800)));
     }

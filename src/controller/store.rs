@@ -42,7 +42,11 @@ pub trait StoreObject:
     fn api(client: kube::Client, namespace: Option<&str>) -> Api<Self>;
 
     fn key(&self) -> StoreKey {
-        StoreKey { kind: Self::KIND, namespace: self.namespace(), name: self.name_any() }
+        StoreKey {
+            kind: Self::KIND,
+            namespace: self.namespace(),
+            name: self.name_any(),
+        }
     }
 
     fn secret_ref(&self) -> Option<&SecretRef> {
@@ -104,7 +108,12 @@ struct Verdict {
 
 impl Verdict {
     fn failed(reason: &'static str, message: String, retry: Duration) -> Self {
-        Verdict { ready: false, reason, message, retry }
+        Verdict {
+            ready: false,
+            reason,
+            message,
+            retry,
+        }
     }
 }
 
@@ -117,7 +126,12 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
 
     let unchanged = conditions::is_true(&old_status.conditions, conditions::READY)
         && old_status.observed_generation == generation
-        && ctx.stores.is_current(&key, store.uid().as_deref(), generation, secret_version.as_deref());
+        && ctx.stores.is_current(
+            &key,
+            store.uid().as_deref(),
+            generation,
+            secret_version.as_deref(),
+        );
     if unchanged {
         return Ok(Action::requeue(REPROBE_INTERVAL));
     }
@@ -162,8 +176,19 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
         patch_status(&*store, &ctx, &status).await?;
     }
     if was_ready != verdict.ready || changed_reason {
-        let type_ = if verdict.ready { EventType::Normal } else { EventType::Warning };
-        ctx.event(&store.object_ref(&()), type_, verdict.reason, "Probe", verdict.message.clone()).await;
+        let type_ = if verdict.ready {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        ctx.event(
+            &store.object_ref(&()),
+            type_,
+            verdict.reason,
+            "Probe",
+            verdict.message.clone(),
+        )
+        .await;
         info!(store = %key.display(), ready = verdict.ready, reason = verdict.reason, "store checked");
     }
     Ok(Action::requeue(verdict.retry))
@@ -178,7 +203,11 @@ async fn connect_and_probe<S: StoreObject>(
     secret_version: Option<String>,
 ) -> Verdict {
     let identity = key.display();
-    let spec = StoreSpec { identity: &identity, provider: store.provider(), connection: store.connection() };
+    let spec = StoreSpec {
+        identity: &identity,
+        provider: store.provider(),
+        connection: store.connection(),
+    };
     let data = secret.data.unwrap_or_default();
     let secret_name = secret_display(store);
     let client = match upstream::connect(spec, &data, &ctx.limiters, &ctx.client_options) {
@@ -201,7 +230,12 @@ async fn connect_and_probe<S: StoreObject>(
             let uid = store.uid();
             ctx.stores.connect(
                 key.clone(),
-                Connected { client: Arc::new(client), uid, generation, secret_version },
+                Connected {
+                    client: Arc::new(client),
+                    uid,
+                    generation,
+                    secret_version,
+                },
             );
             Verdict {
                 ready: true,
@@ -266,8 +300,12 @@ async fn patch_status<S: StoreObject>(store: &S, ctx: &Context, status: &StoreSt
         "kind": S::kind(&()),
         "status": status,
     });
-    api.patch_status(&store.name_any(), &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch))
-        .await
-        .map_err(Error::Kube)?;
+    api.patch_status(
+        &store.name_any(),
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(patch),
+    )
+    .await
+    .map_err(Error::Kube)?;
     Ok(())
 }

@@ -68,7 +68,12 @@ pub enum StoreProblem {
     )]
     NamespaceNotAllowed { store: String, namespace: String },
     #[error("{store} is a {actual} store, but {kind} needs a store with a {wanted} block")]
-    WrongProvider { store: String, kind: &'static str, actual: &'static str, wanted: String },
+    WrongProvider {
+        store: String,
+        kind: &'static str,
+        actual: &'static str,
+        wanted: String,
+    },
     #[error("{store} is not ready: {message}")]
     NotReady { store: String, message: String },
     #[error("looking up {store}: {source}")]
@@ -114,12 +119,19 @@ pub struct Stores {
 
 impl Stores {
     pub fn new(namespaced: Store<CredentialStore>, cluster: Option<Store<ClusterCredentialStore>>) -> Self {
-        Stores { namespaced, cluster, connected: RwLock::default() }
+        Stores {
+            namespaced,
+            cluster,
+            connected: RwLock::default(),
+        }
     }
 
     /// Registers the client of a store that just passed its probe.
     pub fn connect(&self, key: StoreKey, connected: Connected) {
-        self.connected.write().expect("store registry lock").insert(key, connected);
+        self.connected
+            .write()
+            .expect("store registry lock")
+            .insert(key, connected);
     }
 
     /// Forgets a store's client (the store is gone or failed its probe).
@@ -136,16 +148,24 @@ impl Stores {
         generation: Option<i64>,
         secret_version: Option<&str>,
     ) -> bool {
-        self.connected.read().expect("store registry lock").get(key).is_some_and(|c| {
-            c.uid.as_deref() == uid
-                && c.generation == generation
-                && c.secret_version.as_deref() == secret_version
-        })
+        self.connected
+            .read()
+            .expect("store registry lock")
+            .get(key)
+            .is_some_and(|c| {
+                c.uid.as_deref() == uid
+                    && c.generation == generation
+                    && c.secret_version.as_deref() == secret_version
+            })
     }
 
     /// The client of a registered store.
     fn registered(&self, key: &StoreKey) -> Option<Arc<UpstreamClient>> {
-        self.connected.read().expect("store registry lock").get(key).map(|c| c.client.clone())
+        self.connected
+            .read()
+            .expect("store registry lock")
+            .get(key)
+            .map(|c| c.client.clone())
     }
 
     /// Resolves the store a key resource of kind `kind` in `namespace` references, checking
@@ -178,7 +198,10 @@ impl Stores {
                     .ok_or_else(|| StoreProblem::NotFound { store: store.clone() })?;
                 if !allows_namespace(client, &object, namespace)
                     .await
-                    .map_err(|source| StoreProblem::Kube { store: store.clone(), source })?
+                    .map_err(|source| StoreProblem::Kube {
+                        store: store.clone(),
+                        source,
+                    })?
                 {
                     return Err(StoreProblem::NamespaceNotAllowed {
                         store,
@@ -190,7 +213,12 @@ impl Stores {
         };
         let actual = provider_name(&provider);
         if !wanted.contains(&actual) {
-            return Err(StoreProblem::WrongProvider { store, kind, actual, wanted: wanted.join(" or ") });
+            return Err(StoreProblem::WrongProvider {
+                store,
+                kind,
+                actual,
+                wanted: wanted.join(" or "),
+            });
         }
         self.registered(&key).ok_or_else(|| {
             let message = status
@@ -210,7 +238,12 @@ async fn allows_namespace(
     store: &ClusterCredentialStore,
     namespace: &str,
 ) -> Result<bool, kube::Error> {
-    if store.spec.allowed_namespaces.iter().any(|n| n == "*" || n == namespace) {
+    if store
+        .spec
+        .allowed_namespaces
+        .iter()
+        .any(|n| n == "*" || n == namespace)
+    {
         return Ok(true);
     }
     let Some(selector) = &store.spec.namespace_selector else {
@@ -227,7 +260,11 @@ fn selector_matches(
     selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
     labels: &std::collections::BTreeMap<String, String>,
 ) -> bool {
-    let labels_match = selector.match_labels.iter().flatten().all(|(k, v)| labels.get(k) == Some(v));
+    let labels_match = selector
+        .match_labels
+        .iter()
+        .flatten()
+        .all(|(k, v)| labels.get(k) == Some(v));
     let expressions_match = selector.match_expressions.iter().flatten().all(|e| {
         let values = e.values.as_deref().unwrap_or_default();
         match e.operator.as_str() {
@@ -250,8 +287,10 @@ mod tests {
     #[test]
     fn label_selectors_match_like_kubernetes() {
         let labels = [("team".to_string(), "a".to_string())].into();
-        let by_label =
-            LabelSelector { match_labels: Some([("team".into(), "a".into())].into()), ..Default::default() };
+        let by_label = LabelSelector {
+            match_labels: Some([("team".into(), "a".into())].into()),
+            ..Default::default()
+        };
         assert!(selector_matches(&by_label, &labels));
         let not_in = LabelSelector {
             match_expressions: Some(vec![LabelSelectorRequirement {
@@ -267,12 +306,20 @@ mod tests {
 
     #[test]
     fn store_keys_scope_namespaced_stores_to_the_key_namespace() {
-        let namespaced =
-            StoreKey::referenced("ns", &StoreRef { name: "s".into(), kind: StoreKind::CredentialStore });
+        let namespaced = StoreKey::referenced(
+            "ns",
+            &StoreRef {
+                name: "s".into(),
+                kind: StoreKind::CredentialStore,
+            },
+        );
         assert_eq!(namespaced.display(), "CredentialStore ns/s");
         let cluster = StoreKey::referenced(
             "ns",
-            &StoreRef { name: "s".into(), kind: StoreKind::ClusterCredentialStore },
+            &StoreRef {
+                name: "s".into(),
+                kind: StoreKind::ClusterCredentialStore,
+            },
         );
         assert_eq!(cluster.namespace, None);
     }

@@ -79,7 +79,11 @@ pub fn desired(
         .entries
         .iter()
         .map(|(key, value)| {
-            let key = template.keys.get(*key).cloned().unwrap_or_else(|| key.to_string());
+            let key = template
+                .keys
+                .get(*key)
+                .cloned()
+                .unwrap_or_else(|| key.to_string());
             (key, ByteString(value.as_bytes().to_vec()))
         })
         .collect();
@@ -102,9 +106,19 @@ pub fn desired(
 /// absent, or the operator created it for that resource.
 pub fn is_ours(existing: Option<&Secret>, owner_uid: &str) -> bool {
     let Some(secret) = existing else { return true };
-    let managed = secret.metadata.labels.as_ref().and_then(|l| l.get(MANAGED_BY_LABEL)).map(String::as_str)
+    let managed = secret
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(MANAGED_BY_LABEL))
+        .map(String::as_str)
         == Some(MANAGED_BY_VALUE);
-    let owned = secret.metadata.owner_references.iter().flatten().any(|o| o.uid == owner_uid);
+    let owned = secret
+        .metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.uid == owner_uid);
     managed && owned
 }
 
@@ -112,7 +126,9 @@ pub fn is_ours(existing: Option<&Secret>, owner_uid: &str) -> bool {
 /// so that writing it again would change nothing.
 pub fn is_current(existing: &Secret, desired: &Secret) -> bool {
     let subset = |want: &Option<BTreeMap<String, String>>, have: &Option<BTreeMap<String, String>>| {
-        want.iter().flatten().all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
+        want.iter()
+            .flatten()
+            .all(|(k, v)| have.as_ref().and_then(|h| h.get(k)) == Some(v))
     };
     existing.data == desired.data
         && subset(&desired.metadata.labels, &existing.metadata.labels)
@@ -122,12 +138,22 @@ pub fn is_current(existing: &Secret, desired: &Secret) -> bool {
 
 /// The fingerprint recorded on a Secret the operator wrote.
 pub fn recorded_fingerprint(secret: &Secret) -> Option<&str> {
-    secret.metadata.annotations.as_ref()?.get(FINGERPRINT_ANNOTATION).map(String::as_str)
+    secret
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(FINGERPRINT_ANNOTATION)
+        .map(String::as_str)
 }
 
 /// The credential id recorded on a Secret the operator wrote.
 pub fn recorded_credential_id(secret: &Secret) -> Option<&str> {
-    secret.metadata.annotations.as_ref()?.get(CREDENTIAL_ID_ANNOTATION).map(String::as_str)
+    secret
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(CREDENTIAL_ID_ANNOTATION)
+        .map(String::as_str)
 }
 
 /// Server-side applies `desired`, refusing to take over a Secret that is not ours.
@@ -151,12 +177,17 @@ pub async fn apply(
 /// Deletes the Secret if it is ours (garbage collection would, but only where a
 /// kube-controller-manager runs, and only eventually).
 pub async fn delete(api: &Api<Secret>, name: &str, owner_uid: &str) -> Result<(), SecretError> {
-    let existing =
-        api.get_opt(name).await.map_err(|source| SecretError::Kube { name: name.into(), source })?;
+    let existing = api.get_opt(name).await.map_err(|source| SecretError::Kube {
+        name: name.into(),
+        source,
+    })?;
     if existing.is_some() && is_ours(existing.as_ref(), owner_uid) {
         api.delete(name, &DeleteParams::default())
             .await
-            .map_err(|source| SecretError::Kube { name: name.into(), source })?;
+            .map_err(|source| SecretError::Kube {
+                name: name.into(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -177,7 +208,10 @@ mod tests {
     }
 
     fn material(token: &str) -> Material {
-        Material { credential_id: "id-1".into(), entries: vec![("token", token.into())] }
+        Material {
+            credential_id: "id-1".into(),
+            entries: vec![("token", token.into())],
+        }
     }
 
     #[test]
@@ -212,7 +246,10 @@ mod tests {
         assert!(is_ours(Some(&ours), "u1"));
         assert!(!is_ours(Some(&ours), "u2"));
         let foreign = Secret {
-            metadata: ObjectMeta { name: Some("s".into()), ..ObjectMeta::default() },
+            metadata: ObjectMeta {
+                name: Some("s".into()),
+                ..ObjectMeta::default()
+            },
             ..Secret::default()
         };
         assert!(!is_ours(Some(&foreign), "u1"));
@@ -222,7 +259,11 @@ mod tests {
     fn an_identical_secret_needs_no_write() {
         let want = desired("s", "ns", owner("u1"), &SecretTemplate::default(), &material("x"));
         let mut have = want.clone();
-        have.metadata.labels.as_mut().unwrap().insert("extra".into(), "kept".into());
+        have.metadata
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert("extra".into(), "kept".into());
         assert!(is_current(&have, &want));
         let newer = desired("s", "ns", owner("u1"), &SecretTemplate::default(), &material("y"));
         assert!(!is_current(&have, &newer));

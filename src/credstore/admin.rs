@@ -26,16 +26,29 @@ pub struct Counters {
 
 impl Counters {
     pub fn increment(&self, api: &str, operation: &str) {
-        let mut counts = self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        *counts.entry(api.to_owned()).or_default().entry(operation.to_owned()).or_default() += 1;
+        let mut counts = self
+            .counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        *counts
+            .entry(api.to_owned())
+            .or_default()
+            .entry(operation.to_owned())
+            .or_default() += 1;
     }
 
     fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
-        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     fn reset(&self) {
-        self.counts.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clear();
+        self.counts
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clear();
     }
 }
 
@@ -66,10 +79,14 @@ struct ClockChange {
 
 async fn set_clock(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
     match serde_json::from_slice::<ClockChange>(&body) {
-        Ok(ClockChange { advance_seconds: Some(s), offset_seconds: None }) => state.clock.advance_seconds(s),
-        Ok(ClockChange { advance_seconds: None, offset_seconds: Some(s) }) => {
-            state.clock.set_offset_seconds(s)
-        }
+        Ok(ClockChange {
+            advance_seconds: Some(s),
+            offset_seconds: None,
+        }) => state.clock.advance_seconds(s),
+        Ok(ClockChange {
+            advance_seconds: None,
+            offset_seconds: Some(s),
+        }) => state.clock.set_offset_seconds(s),
         _ => return bad_request("expected exactly one of advanceSeconds or offsetSeconds"),
     }
     clock_body(&state)

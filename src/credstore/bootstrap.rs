@@ -32,11 +32,15 @@ pub struct Ids {
 }
 
 pub fn create_private_dir(dir: &Path) -> Result<(), Error> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| Error::Io {
-        action: "creating",
-        path: dir.to_owned(),
-        source,
-    })
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::Io {
+            action: "creating",
+            path: dir.to_owned(),
+            source,
+        })
 }
 
 /// The key sealing EdgeGrid client secrets; created on first start.
@@ -49,7 +53,11 @@ pub fn master_key(dir: &Path) -> Result<[u8; 32], Error> {
             write_private(&path, &key)?;
             Ok(key)
         }
-        Err(source) => Err(Error::Io { action: "reading", path, source }),
+        Err(source) => Err(Error::Io {
+            action: "reading",
+            path,
+            source,
+        }),
     }
 }
 
@@ -68,11 +76,17 @@ pub fn run(shared: &Shared, dir: &Path) -> Result<(), Error> {
             write_private(&dir.join(AKAMAI_EDGERC_FILE), edgerc.as_bytes())?;
         }
         let (prefactor_ids, prefactor_token) = prefactor::bootstrap(tx, now_ms)?;
-        write_private(&dir.join(PREFACTOR_TOKEN_FILE), format!("{prefactor_token}\n").as_bytes())?;
+        write_private(
+            &dir.join(PREFACTOR_TOKEN_FILE),
+            format!("{prefactor_token}\n").as_bytes(),
+        )?;
         let (zenml_ids, zenml_key) = zenml::bootstrap(tx, now_ms)?;
         write_private(&dir.join(ZENML_API_KEY_FILE), format!("{zenml_key}\n").as_bytes())?;
         let (trend_ids, trend_secret) = trend::bootstrap(tx, now_ms)?;
-        write_private(&dir.join(TREND_SECRET_KEY_FILE), format!("{trend_secret}\n").as_bytes())?;
+        write_private(
+            &dir.join(TREND_SECRET_KEY_FILE),
+            format!("{trend_secret}\n").as_bytes(),
+        )?;
         let ids = Ids {
             akamai: akamai_ids,
             prefactor: serde_json::json!(prefactor_ids),
@@ -100,6 +114,8 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), Error> {
         .map_err(io_err("creating", tmp.clone()))?;
     fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))
         .map_err(io_err("restricting", tmp.clone()))?;
-    file.write_all(contents).and_then(|()| file.sync_all()).map_err(io_err("writing", tmp.clone()))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .map_err(io_err("writing", tmp.clone()))?;
     fs::rename(&tmp, path).map_err(io_err("renaming", path.to_owned()))
 }

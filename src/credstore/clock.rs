@@ -13,7 +13,9 @@ pub struct Clock {
 
 impl Clock {
     pub fn with_offset_seconds(offset_seconds: i64) -> Self {
-        Self { offset_ms: AtomicI64::new(offset_seconds.saturating_mul(1000)) }
+        Self {
+            offset_ms: AtomicI64::new(offset_seconds.saturating_mul(1000)),
+        }
     }
 
     pub fn now(&self) -> Timestamp {
@@ -30,14 +32,17 @@ impl Clock {
     }
 
     pub fn set_offset_seconds(&self, seconds: i64) {
-        self.offset_ms.store(seconds.saturating_mul(1000), Ordering::Relaxed);
+        self.offset_ms
+            .store(seconds.saturating_mul(1000), Ordering::Relaxed);
     }
 
     pub fn advance_seconds(&self, seconds: i64) {
         let delta = seconds.saturating_mul(1000);
         let _ = self
             .offset_ms
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |ms| Some(ms.saturating_add(delta)));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |ms| {
+                Some(ms.saturating_add(delta))
+            });
     }
 }
 

@@ -16,7 +16,11 @@ pub enum DbError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored document {kind}/{id} is not valid: {source}")]
-    Document { kind: String, id: String, source: serde_json::Error },
+    Document {
+        kind: String,
+        id: String,
+        source: serde_json::Error,
+    },
 }
 
 const SCHEMA: &str = "
@@ -50,12 +54,17 @@ impl Db {
             .append(true)
             .mode(0o600)
             .open(path)
-            .map_err(|source| DbError::Create { path: path.to_owned(), source })?;
+            .map_err(|source| DbError::Create {
+                path: path.to_owned(),
+                source,
+            })?;
         let conn = Connection::open(path)?;
         // NORMAL synchronous in WAL mode loses nothing on a process crash (kill -9), only on power loss.
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")?;
         conn.execute_batch(SCHEMA)?;
-        Ok(Self { conn: Mutex::new(conn) })
+        Ok(Self {
+            conn: Mutex::new(conn),
+        })
     }
 
     /// Runs `f` in one transaction; the store is small and every operation is a
@@ -207,7 +216,9 @@ impl Tx<'_> {
         Ok(self
             .0
             .prepare_cached("SELECT fingerprint, status, sealed_response FROM idempotency WHERE lookup = ?1")?
-            .query_row(params![lookup.as_slice()], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))
+            .query_row(params![lookup.as_slice()], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+            })
             .optional()?)
     }
 
@@ -229,7 +240,9 @@ impl Tx<'_> {
 
     /// Records a nonce; false when it was already seen (a replay).
     pub fn remember_nonce(&self, nonce: &str, now_ms: i64, forget_before_ms: i64) -> Result<bool, DbError> {
-        self.0.prepare_cached("DELETE FROM nonces WHERE seen_ms < ?1")?.execute(params![forget_before_ms])?;
+        self.0
+            .prepare_cached("DELETE FROM nonces WHERE seen_ms < ?1")?
+            .execute(params![forget_before_ms])?;
         let n = self
             .0
             .prepare_cached("INSERT OR IGNORE INTO nonces (nonce, seen_ms) VALUES (?1, ?2)")?

@@ -83,7 +83,9 @@ pub struct Faults {
 
 impl Faults {
     pub fn new(settings: FaultSettings) -> Self {
-        Self { settings: Mutex::new(settings) }
+        Self {
+            settings: Mutex::new(settings),
+        }
     }
 
     pub fn get(&self) -> FaultSettings {
@@ -95,7 +97,9 @@ impl Faults {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FaultSettings> {
-        self.settings.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.settings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn decide(&self) -> (Duration, Injected) {
@@ -133,7 +137,9 @@ pub async fn inject(State(state): State<AppState>, req: Request, next: Next) -> 
         Injected::Throttle(retry_after) => {
             let mut response =
                 ApiError::status(StatusCode::TOO_MANY_REQUESTS, "Too many API requests").into_response();
-            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
             response
         }
     }

@@ -91,9 +91,10 @@ impl Vendor {
                     "statusCode": status.as_u16(),
                 }),
             ),
-            Self::Prefactor => {
-                ("application/json", json!({"status": "error", "code": code, "message": message}))
-            }
+            Self::Prefactor => (
+                "application/json",
+                json!({"status": "error", "code": code, "message": message}),
+            ),
             Self::TrendMicro => ("application/json", json!({"message": message})),
             Self::Zenml if status == StatusCode::UNPROCESSABLE_ENTITY => (
                 "application/json",
@@ -102,7 +103,9 @@ impl Vendor {
             Self::Zenml => ("application/json", json!({"detail": [code, message]})),
         };
         let mut response = (status, body.to_string()).into_response();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         response
     }
 }
@@ -119,7 +122,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     /// An error whose code is the vendor's usual one for `status`.
@@ -139,7 +146,11 @@ impl IntoResponse for ApiError {
 impl From<DbError> for ApiError {
     fn from(err: DbError) -> Self {
         tracing::error!(error = %err, "credstore database failure");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "internal storage error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected",
+            "internal storage error",
+        )
     }
 }
 
@@ -160,7 +171,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
             Some(Vendor::Prefactor) => (StatusCode::BAD_REQUEST, "bad_request"),
             _ => (StatusCode::BAD_REQUEST, "invalid-request-body"),
         };
-        let body = if bytes.iter().all(u8::is_ascii_whitespace) { &b"{}"[..] } else { &bytes[..] };
+        let body = if bytes.iter().all(u8::is_ascii_whitespace) {
+            &b"{}"[..]
+        } else {
+            &bytes[..]
+        };
         serde_json::from_slice(body)
             .map(JsonBody)
             .map_err(|err| ApiError::new(status, code, format!("request body is not valid: {err}")))
@@ -180,7 +195,11 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
         return response;
     };
     if let Some(err) = response.extensions().get::<ApiError>().cloned() {
-        let code = if err.code.is_empty() { vendor.default_code(err.status) } else { err.code };
+        let code = if err.code.is_empty() {
+            vendor.default_code(err.status)
+        } else {
+            err.code
+        };
         let mut shaped = vendor.render(err.status, code, &err.message, &path);
         carry_retry_after(&response, &mut shaped);
         return shaped;
@@ -193,7 +212,9 @@ pub async fn shape_errors(req: Request, next: Next) -> Response {
     if is_json {
         return response;
     }
-    let text = axum::body::to_bytes(response.into_body(), 4096).await.unwrap_or_default();
+    let text = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .unwrap_or_default();
     let text = String::from_utf8_lossy(&text);
     let message = if text.trim().is_empty() {
         status.canonical_reason().unwrap_or("error").to_owned()
@@ -216,7 +237,10 @@ pub async fn log_and_count(State(state): State<AppState>, req: Request, next: Ne
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned());
     let api = Vendor::for_path(&path).map_or("admin", Vendor::name);
     let operation = format!("{method} {}", route.as_deref().unwrap_or("<unmatched>"));
     state.counters.increment(api, &operation);

@@ -78,5 +78,9 @@ fn fingerprint(request: &Request<'_>) -> [u8; 32] {
 }
 
 fn stored_response_unreadable() -> ApiError {
-    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "unexpected", "stored idempotent response is unreadable")
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "unexpected",
+        "stored idempotent response is unreadable",
+    )
 }

@@ -61,7 +61,11 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{action} {path}: {source}")]
-    Io { action: &'static str, path: PathBuf, source: io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
     #[error("listening on {addr}: {source}")]
     Listen { addr: SocketAddr, source: io::Error },
     #[error(transparent)]
@@ -101,8 +105,14 @@ impl CredStore {
         bootstrap::create_private_dir(&data)?;
         let listener = TcpListener::bind(config.listen)
             .await
-            .map_err(|source| Error::Listen { addr: config.listen, source })?;
-        let addr = listener.local_addr().map_err(|source| Error::Listen { addr: config.listen, source })?;
+            .map_err(|source| Error::Listen {
+                addr: config.listen,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let master_key = bootstrap::master_key(&data)?;
         let shared = Arc::new(Shared {
             db: Db::open(&data.join("credstore.sqlite3"))?,
@@ -112,11 +122,18 @@ impl CredStore {
             sealer: Sealer::new(&master_key),
             base_url: format!(
                 "http://{}",
-                config.advertise_address.clone().unwrap_or_else(|| addr.to_string())
+                config
+                    .advertise_address
+                    .clone()
+                    .unwrap_or_else(|| addr.to_string())
             ),
         });
         bootstrap::run(&shared, &data)?;
-        Ok(Self { listener, app: router(shared, config.admin_api), addr })
+        Ok(Self {
+            listener,
+            app: router(shared, config.admin_api),
+            addr,
+        })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -125,7 +142,10 @@ impl CredStore {
 
     pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), Error> {
         tracing::info!(addr = %self.addr, "credstore serving");
-        axum::serve(self.listener, self.app).with_graceful_shutdown(shutdown).await.map_err(Error::Serve)
+        axum::serve(self.listener, self.app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .map_err(Error::Serve)
     }
 }
 

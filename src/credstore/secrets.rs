@@ -18,7 +18,9 @@ pub enum SealError {
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     // The kernel CSPRNG only fails on a broken system; refusing to run is the only safe answer.
-    SystemRandom::new().fill(&mut out).expect("system random number generator");
+    SystemRandom::new()
+        .fill(&mut out)
+        .expect("system random number generator");
     out
 }
 
@@ -38,13 +40,17 @@ pub fn random_string(alphabet: &[u8], n: usize) -> String {
 
 pub fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut buf).expect("system random number generator");
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("system random number generator");
     URL_SAFE_NO_PAD.encode(buf)
 }
 
 pub fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    SystemRandom::new().fill(&mut buf).expect("system random number generator");
+    SystemRandom::new()
+        .fill(&mut buf)
+        .expect("system random number generator");
     buf.iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -72,7 +78,9 @@ pub struct Sealer {
 impl Sealer {
     pub fn new(key: &[u8; 32]) -> Self {
         let unbound = UnboundKey::new(&CHACHA20_POLY1305, key).expect("32-byte ChaCha20-Poly1305 key");
-        Self { key: LessSafeKey::new(unbound) }
+        Self {
+            key: LessSafeKey::new(unbound),
+        }
     }
 
     /// base64(nonce || ciphertext || tag).
@@ -95,7 +103,10 @@ impl Sealer {
         let (nonce, body) = raw.split_at(NONCE_LEN);
         let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open)?;
         let mut body = body.to_vec();
-        let plain = self.key.open_in_place(nonce, Aad::empty(), &mut body).map_err(|_| SealError::Open)?;
+        let plain = self
+            .key
+            .open_in_place(nonce, Aad::empty(), &mut body)
+            .map_err(|_| SealError::Open)?;
         Ok(plain.to_vec())
     }
 }

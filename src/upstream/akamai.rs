@@ -176,12 +176,19 @@ impl AkamaiClient {
         account_switch_key: Option<String>,
     ) -> Result<Self, UpstreamError> {
         let endpoint = Endpoint {
-            base_url: format!("{}/identity-management/v3", endpoint.base_url.trim_end_matches('/')),
+            base_url: format!(
+                "{}/identity-management/v3",
+                endpoint.base_url.trim_end_matches('/')
+            ),
             ..endpoint
         };
         let redactor = Redactor::new([credential.client_secret.clone()]);
         let transport = Transport::new(Api::Akamai, endpoint, Default::default(), parse_error, redactor)?;
-        Ok(Self { transport, signer: Signer::new(credential, SigningPolicy::default()), account_switch_key })
+        Ok(Self {
+            transport,
+            signer: Signer::new(credential, SigningPolicy::default()),
+            account_switch_key,
+        })
     }
 
     /// HTTP requests sent so far, retries included.
@@ -191,25 +198,49 @@ impl AkamaiClient {
 
     /// Reads the store's own client (`/api-clients/self`): proves the credential.
     pub async fn probe(&self) -> Result<ApiClient, UpstreamError> {
-        self.call("get_self", Method::GET, "/api-clients/self", &[], None, Retry::Safe)
-            .await?
-            .json(Api::Akamai, "get_self")
+        self.call(
+            "get_self",
+            Method::GET,
+            "/api-clients/self",
+            &[],
+            None,
+            Retry::Safe,
+        )
+        .await?
+        .json(Api::Akamai, "get_self")
     }
 
     /// Creates a client without credentials. Sent at most once past the connection.
     pub async fn create_client(&self, settings: &ClientSettings) -> Result<ApiClient, UpstreamError> {
-        let body = Body::json(&CreateClientBody { settings, create_credential: false });
-        self.call("create_client", Method::POST, "/api-clients", &[], Some(body), Retry::Unsafe)
-            .await?
-            .json(Api::Akamai, "create_client")
+        let body = Body::json(&CreateClientBody {
+            settings,
+            create_credential: false,
+        });
+        self.call(
+            "create_client",
+            Method::POST,
+            "/api-clients",
+            &[],
+            Some(body),
+            Retry::Unsafe,
+        )
+        .await?
+        .json(Api::Akamai, "create_client")
     }
 
     /// The client with its credentials, or `None` when there is none.
     pub async fn get_client(&self, client_id: &str) -> Result<Option<ApiClient>, UpstreamError> {
         let path = format!("/api-clients/{}", path_segment(Api::Akamai, client_id)?);
-        let query =
-            [("credentials", "true"), ("apiAccess", "true"), ("groupAccess", "true"), ("ipAcl", "true")];
-        match self.call("get_client", Method::GET, &path, &query, None, Retry::Safe).await {
+        let query = [
+            ("credentials", "true"),
+            ("apiAccess", "true"),
+            ("groupAccess", "true"),
+            ("ipAcl", "true"),
+        ];
+        match self
+            .call("get_client", Method::GET, &path, &query, None, Retry::Safe)
+            .await
+        {
             Ok(response) => Ok(Some(response.json(Api::Akamai, "get_client")?)),
             Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
             Err(error) => Err(error),
@@ -218,9 +249,16 @@ impl AkamaiClient {
 
     /// Every client the store's credential can see (the API does not paginate).
     pub async fn list_clients(&self) -> Result<Vec<ApiClient>, UpstreamError> {
-        self.call("list_clients", Method::GET, "/api-clients", &[], None, Retry::Safe)
-            .await?
-            .json(Api::Akamai, "list_clients")
+        self.call(
+            "list_clients",
+            Method::GET,
+            "/api-clients",
+            &[],
+            None,
+            Retry::Safe,
+        )
+        .await?
+        .json(Api::Akamai, "list_clients")
     }
 
     /// Clients named exactly `client_name`.
@@ -237,22 +275,37 @@ impl AkamaiClient {
         settings: &ClientSettings,
     ) -> Result<ApiClient, UpstreamError> {
         let path = format!("/api-clients/{}", path_segment(Api::Akamai, client_id)?);
-        self.call("update_client", Method::PUT, &path, &[], Some(Body::json(settings)), Retry::Safe)
-            .await?
-            .json(Api::Akamai, "update_client")
+        self.call(
+            "update_client",
+            Method::PUT,
+            &path,
+            &[],
+            Some(Body::json(settings)),
+            Retry::Safe,
+        )
+        .await?
+        .json(Api::Akamai, "update_client")
     }
 
     /// Locks (`true`) or unlocks (`false`) the client.
     pub async fn set_locked(&self, client_id: &str, locked: bool) -> Result<ApiClient, UpstreamError> {
-        let (operation, action) = if locked { ("lock_client", "lock") } else { ("unlock_client", "unlock") };
+        let (operation, action) = if locked {
+            ("lock_client", "lock")
+        } else {
+            ("unlock_client", "unlock")
+        };
         let path = format!("/api-clients/{}/{action}", path_segment(Api::Akamai, client_id)?);
-        self.call(operation, Method::PUT, &path, &[], None, Retry::Safe).await?.json(Api::Akamai, operation)
+        self.call(operation, Method::PUT, &path, &[], None, Retry::Safe)
+            .await?
+            .json(Api::Akamai, operation)
     }
 
     /// Deletes the client. `Ok` also when it is already gone.
     pub async fn delete_client(&self, client_id: &str) -> Result<(), UpstreamError> {
         let path = format!("/api-clients/{}", path_segment(Api::Akamai, client_id)?);
-        let outcome = self.call("delete_client", Method::DELETE, &path, &[], None, Retry::Safe).await;
+        let outcome = self
+            .call("delete_client", Method::DELETE, &path, &[], None, Retry::Safe)
+            .await;
         gone_is_fine(outcome)
     }
 
@@ -261,24 +314,38 @@ impl AkamaiClient {
     /// [`AkamaiClient::update_credential`] after the secret is safely stored: a failure
     /// there must not lose the secret, which this response alone carries.
     pub async fn create_credential(&self, client_id: &str) -> Result<IssuedCredential, UpstreamError> {
-        let path = format!("/api-clients/{}/credentials", path_segment(Api::Akamai, client_id)?);
-        let response = self.call("create_credential", Method::POST, &path, &[], None, Retry::Unsafe).await?;
+        let path = format!(
+            "/api-clients/{}/credentials",
+            path_segment(Api::Akamai, client_id)?
+        );
+        let response = self
+            .call("create_credential", Method::POST, &path, &[], None, Retry::Unsafe)
+            .await?;
         let created: CreatedCredential = response.json(Api::Akamai, "create_credential")?;
-        let client_secret = created.client_secret.filter(|secret| !secret.is_empty()).ok_or_else(|| {
-            UpstreamError::new(
-                ErrorClass::UpstreamBug,
-                Api::Akamai,
-                "create_credential",
-                "response carries no clientSecret",
-            )
-            .with_status(response.status)
-        })?;
-        Ok(IssuedCredential { credential: created.credential, client_secret: client_secret.into() })
+        let client_secret = created
+            .client_secret
+            .filter(|secret| !secret.is_empty())
+            .ok_or_else(|| {
+                UpstreamError::new(
+                    ErrorClass::UpstreamBug,
+                    Api::Akamai,
+                    "create_credential",
+                    "response carries no clientSecret",
+                )
+                .with_status(response.status)
+            })?;
+        Ok(IssuedCredential {
+            credential: created.credential,
+            client_secret: client_secret.into(),
+        })
     }
 
     /// The client's credentials, without secrets.
     pub async fn list_credentials(&self, client_id: &str) -> Result<Vec<Credential>, UpstreamError> {
-        let path = format!("/api-clients/{}/credentials", path_segment(Api::Akamai, client_id)?);
+        let path = format!(
+            "/api-clients/{}/credentials",
+            path_segment(Api::Akamai, client_id)?
+        );
         self.call("list_credentials", Method::GET, &path, &[], None, Retry::Safe)
             .await?
             .json(Api::Akamai, "list_credentials")
@@ -292,9 +359,16 @@ impl AkamaiClient {
         update: &CredentialUpdate,
     ) -> Result<Credential, UpstreamError> {
         let path = credential_path(client_id, credential_id, "")?;
-        self.call("update_credential", Method::PUT, &path, &[], Some(Body::json(update)), Retry::Safe)
-            .await?
-            .json(Api::Akamai, "update_credential")
+        self.call(
+            "update_credential",
+            Method::PUT,
+            &path,
+            &[],
+            Some(Body::json(update)),
+            Retry::Safe,
+        )
+        .await?
+        .json(Api::Akamai, "update_credential")
     }
 
     /// Deactivates one credential (idempotent).
@@ -304,19 +378,42 @@ impl AkamaiClient {
         credential_id: i64,
     ) -> Result<(), UpstreamError> {
         let path = credential_path(client_id, credential_id, "/deactivate")?;
-        self.call("deactivate_credential", Method::POST, &path, &[], None, Retry::Safe).await.map(drop)
+        self.call(
+            "deactivate_credential",
+            Method::POST,
+            &path,
+            &[],
+            None,
+            Retry::Safe,
+        )
+        .await
+        .map(drop)
     }
 
     /// Deactivates every credential of the client (idempotent).
     pub async fn deactivate_all_credentials(&self, client_id: &str) -> Result<(), UpstreamError> {
-        let path = format!("/api-clients/{}/credentials/deactivate", path_segment(Api::Akamai, client_id)?);
-        self.call("deactivate_all_credentials", Method::POST, &path, &[], None, Retry::Safe).await.map(drop)
+        let path = format!(
+            "/api-clients/{}/credentials/deactivate",
+            path_segment(Api::Akamai, client_id)?
+        );
+        self.call(
+            "deactivate_all_credentials",
+            Method::POST,
+            &path,
+            &[],
+            None,
+            Retry::Safe,
+        )
+        .await
+        .map(drop)
     }
 
     /// Deletes an INACTIVE credential. `Ok` also when it is already gone.
     pub async fn delete_credential(&self, client_id: &str, credential_id: i64) -> Result<(), UpstreamError> {
         let path = credential_path(client_id, credential_id, "")?;
-        let outcome = self.call("delete_credential", Method::DELETE, &path, &[], None, Retry::Safe).await;
+        let outcome = self
+            .call("delete_credential", Method::DELETE, &path, &[], None, Retry::Safe)
+            .await;
         gone_is_fine(outcome)
     }
 
@@ -337,15 +434,27 @@ impl AkamaiClient {
         let path = if query.is_empty() {
             path.to_owned()
         } else {
-            format!("{path}?{}", serde_urlencoded::to_string(&query).expect("query encodes"))
+            format!(
+                "{path}?{}",
+                serde_urlencoded::to_string(&query).expect("query encodes")
+            )
         };
-        let request = Request { operation, method, path, body, retry };
+        let request = Request {
+            operation,
+            method,
+            path,
+            body,
+            retry,
+        };
         self.transport.send(&request, Auth::EdgeGrid(&self.signer)).await
     }
 }
 
 fn credential_path(client_id: &str, credential_id: i64, suffix: &str) -> Result<String, UpstreamError> {
-    Ok(format!("/api-clients/{}/credentials/{credential_id}{suffix}", path_segment(Api::Akamai, client_id)?))
+    Ok(format!(
+        "/api-clients/{}/credentials/{credential_id}{suffix}",
+        path_segment(Api::Akamai, client_id)?
+    ))
 }
 
 fn gone_is_fine(outcome: Result<Response, UpstreamError>) -> Result<(), UpstreamError> {
@@ -368,7 +477,11 @@ fn parse_error(status: u16, body: &[u8]) -> ErrorDetail {
     let message = problem
         .and_then(|problem| problem.detail.or(problem.title))
         .unwrap_or_else(|| default_message(status));
-    ErrorDetail { class: ErrorClass::from_status(status), code, message }
+    ErrorDetail {
+        class: ErrorClass::from_status(status),
+        code,
+        message,
+    }
 }
 
 #[cfg(test)]
@@ -409,10 +522,16 @@ mod tests {
 
         let head = &server.requests()[0];
         let target = head.split(' ').nth(1).unwrap();
-        assert_eq!(target, "/identity-management/v3/api-clients/cl1/credentials?accountSwitchKey=A-1%3AB");
+        assert_eq!(
+            target,
+            "/identity-management/v3/api-clients/cl1/credentials?accountSwitchKey=A-1%3AB"
+        );
         let header = |name: &str| {
             head.lines()
-                .find_map(|line| line.split_once(": ").filter(|(key, _)| key.eq_ignore_ascii_case(name)))
+                .find_map(|line| {
+                    line.split_once(": ")
+                        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+                })
                 .map(|(_, value)| value.trim().to_owned())
                 .unwrap()
         };
@@ -427,15 +546,23 @@ mod tests {
             headers: &[],
             body: b"",
         };
-        fields.verify(&received, &SigningPolicy::default(), &credential.client_secret).unwrap();
+        fields
+            .verify(&received, &SigningPolicy::default(), &credential.client_secret)
+            .unwrap();
     }
 
     #[test]
     fn create_body_has_the_vendor_shape() {
         let settings = ClientSettings {
             client_type: ClientType::Client,
-            api_access: ApiAccess { all_accessible_apis: Some(true), apis: None },
-            group_access: GroupAccess { clone_authorized_user_groups: Some(true), groups: None },
+            api_access: ApiAccess {
+                all_accessible_apis: Some(true),
+                apis: None,
+            },
+            group_access: GroupAccess {
+                clone_authorized_user_groups: Some(true),
+                groups: None,
+            },
             authorized_users: vec!["alice".into()],
             allow_account_switch: None,
             can_auto_create_credential: None,
@@ -444,8 +571,11 @@ mod tests {
             ip_acl: None,
             notification_emails: vec![],
         };
-        let body =
-            serde_json::to_value(CreateClientBody { settings: &settings, create_credential: false }).unwrap();
+        let body = serde_json::to_value(CreateClientBody {
+            settings: &settings,
+            create_credential: false,
+        })
+        .unwrap();
         assert_eq!(
             body,
             serde_json::json!({

@@ -96,7 +96,8 @@ impl SecretData<'_> {
     }
 
     pub fn trend_micro_api_secret_key(&self) -> Result<SecretString, CredentialError> {
-        self.text(keys::TREND_MICRO_API_SECRET_KEY).map(SecretString::from)
+        self.text(keys::TREND_MICRO_API_SECRET_KEY)
+            .map(SecretString::from)
     }
 
     pub fn zenml_api_key(&self) -> Result<SecretString, CredentialError> {
@@ -109,7 +110,10 @@ mod tests {
     use super::*;
 
     fn data(entries: &[(&str, &[u8])]) -> BTreeMap<String, ByteString> {
-        entries.iter().map(|(key, value)| (key.to_string(), ByteString(value.to_vec()))).collect()
+        entries
+            .iter()
+            .map(|(key, value)| (key.to_string(), ByteString(value.to_vec())))
+            .collect()
     }
 
     #[test]
@@ -135,13 +139,19 @@ mod tests {
     #[test]
     fn problems_name_the_key_not_the_value() {
         let secret = data(&[("token", b" \n"), ("apiKey", b"\xff\xfe")]);
-        assert_eq!(SecretData(&secret).prefactor_token(), Err(CredentialError::EmptyKey { key: "token" }));
+        assert_eq!(
+            SecretData(&secret).prefactor_token(),
+            Err(CredentialError::EmptyKey { key: "token" })
+        );
         assert_eq!(
             SecretData(&secret).zenml_api_key().unwrap_err().to_string(),
             "credential Secret key `apiKey` is not UTF-8 text"
         );
         assert_eq!(
-            SecretData(&secret).trend_micro_api_secret_key().unwrap_err().to_string(),
+            SecretData(&secret)
+                .trend_micro_api_secret_key()
+                .unwrap_err()
+                .to_string(),
             "credential Secret has no key `apiSecretKey`"
         );
     }

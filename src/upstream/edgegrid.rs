@@ -53,7 +53,10 @@ pub struct SigningPolicy {
 
 impl Default for SigningPolicy {
     fn default() -> Self {
-        Self { headers_to_sign: Vec::new(), max_body: DEFAULT_MAX_BODY }
+        Self {
+            headers_to_sign: Vec::new(),
+            max_body: DEFAULT_MAX_BODY,
+        }
     }
 }
 
@@ -64,7 +67,9 @@ pub fn format_timestamp(instant: jiff::Timestamp) -> String {
 
 /// Parses an EdgeGrid timestamp, so a verifier can bound clock skew.
 pub fn parse_timestamp(text: &str) -> Result<jiff::Timestamp, VerifyError> {
-    let malformed = VerifyError::Malformed { reason: "timestamp is not in the form 20140321T19:34:21+0000" };
+    let malformed = VerifyError::Malformed {
+        reason: "timestamp is not in the form 20140321T19:34:21+0000",
+    };
     // The offset is always UTC; `%z` parses it while the format above writes it literally.
     if !text.ends_with("+0000") {
         return Err(malformed);
@@ -98,7 +103,9 @@ pub fn canonical_headers(headers_to_sign: &[String], headers: &[(&str, &str)]) -
     headers_to_sign
         .iter()
         .filter_map(|wanted| {
-            let (_, value) = headers.iter().find(|(name, _)| name.eq_ignore_ascii_case(wanted))?;
+            let (_, value) = headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(wanted))?;
             let collapsed = value.split_whitespace().collect::<Vec<_>>().join(" ");
             Some(format!("{}:{collapsed}", wanted.to_ascii_lowercase()))
         })
@@ -140,7 +147,12 @@ pub fn authorization_header(
     timestamp: &str,
     nonce: &str,
 ) -> String {
-    let unsigned = unsigned_header(&credential.client_token, &credential.access_token, timestamp, nonce);
+    let unsigned = unsigned_header(
+        &credential.client_token,
+        &credential.access_token,
+        timestamp,
+        nonce,
+    );
     let data = data_to_sign(request, policy, &unsigned);
     let key = signing_key(&credential.client_secret, timestamp);
     format!("{unsigned}signature={}", signature(&key, &data))
@@ -219,7 +231,9 @@ impl AuthorizationFields {
         let (mut client_token, mut access_token, mut timestamp, mut nonce, mut signature) =
             (None, None, None, None, None);
         for field in fields.split(';').filter(|field| !field.is_empty()) {
-            let (name, value) = field.split_once('=').ok_or(malformed("a field is not name=value"))?;
+            let (name, value) = field
+                .split_once('=')
+                .ok_or(malformed("a field is not name=value"))?;
             let slot = match name {
                 "client_token" => &mut client_token,
                 "access_token" => &mut access_token,
@@ -243,7 +257,12 @@ impl AuthorizationFields {
 
     /// The header as the client signed it (everything before `signature=`).
     pub fn unsigned_header(&self) -> String {
-        unsigned_header(&self.client_token, &self.access_token, &self.timestamp, &self.nonce)
+        unsigned_header(
+            &self.client_token,
+            &self.access_token,
+            &self.timestamp,
+            &self.nonce,
+        )
     }
 
     /// Recomputes the signature for `request` with the client's secret and compares it in
@@ -257,11 +276,14 @@ impl AuthorizationFields {
     ) -> Result<(), VerifyError> {
         let presented = BASE64
             .decode(&self.signature)
-            .map_err(|_| VerifyError::Malformed { reason: "signature is not base64" })?;
+            .map_err(|_| VerifyError::Malformed {
+                reason: "signature is not base64",
+            })?;
         let key = signing_key(client_secret, &self.timestamp);
         let mut mac = HmacSha256::new_from_slice(key.as_bytes()).expect("HMAC accepts keys of any length");
         mac.update(data_to_sign(request, policy, &self.unsigned_header()).as_bytes());
-        mac.verify_slice(&presented).map_err(|_| VerifyError::SignatureMismatch)
+        mac.verify_slice(&presented)
+            .map_err(|_| VerifyError::SignatureMismatch)
     }
 }
 
@@ -301,26 +323,49 @@ mod tests {
     fn content_hash_covers_only_post_bodies_up_to_max_body() {
         assert_eq!(content_hash("PUT", b"abc", 10), "");
         assert_eq!(content_hash("POST", b"", 10), "");
-        assert_eq!(content_hash("POST", b"abcdef", 3), content_hash("POST", b"abc", 3));
-        assert_ne!(content_hash("POST", b"abcdef", 4), content_hash("POST", b"abc", 4));
+        assert_eq!(
+            content_hash("POST", b"abcdef", 3),
+            content_hash("POST", b"abc", 3)
+        );
+        assert_ne!(
+            content_hash("POST", b"abcdef", 4),
+            content_hash("POST", b"abc", 4)
+        );
     }
 
     #[test]
     fn signed_request_verifies_and_tampering_is_detected() {
-        let policy = SigningPolicy { headers_to_sign: vec!["X-Test1".into()], ..SigningPolicy::default() };
+        let policy = SigningPolicy {
+            headers_to_sign: vec!["X-Test1".into()],
+            ..SigningPolicy::default()
+        };
         let headers = [("x-test1", "  a   b ")];
         let request = post(&headers);
         let header = Signer::new(credential(), policy.clone()).sign(&request);
         let fields = AuthorizationFields::parse(&header).unwrap();
         assert_eq!(fields.client_token, "akab-client");
-        fields.verify(&request, &policy, &credential().client_secret).unwrap();
+        fields
+            .verify(&request, &policy, &credential().client_secret)
+            .unwrap();
 
         let other_headers = [("X-Test1", "a b c")];
         let tampered = [
-            RequestParts { path_and_query: "/identity-management/v3/api-clients", ..request },
-            RequestParts { body: b"{}", ..request },
-            RequestParts { method: "PUT", ..request },
-            RequestParts { headers: &other_headers, ..request },
+            RequestParts {
+                path_and_query: "/identity-management/v3/api-clients",
+                ..request
+            },
+            RequestParts {
+                body: b"{}",
+                ..request
+            },
+            RequestParts {
+                method: "PUT",
+                ..request
+            },
+            RequestParts {
+                headers: &other_headers,
+                ..request
+            },
         ];
         for request in tampered {
             assert_eq!(
@@ -328,7 +373,10 @@ mod tests {
                 Err(VerifyError::SignatureMismatch)
             );
         }
-        assert_eq!(fields.verify(&request, &policy, "d3Jvbmc="), Err(VerifyError::SignatureMismatch));
+        assert_eq!(
+            fields.verify(&request, &policy, "d3Jvbmc="),
+            Err(VerifyError::SignatureMismatch)
+        );
     }
 
     #[test]
@@ -340,7 +388,10 @@ mod tests {
             "EG1-HMAC-SHA256 client_token=a;access_token=b;timestamp=c;nonce=d;signature=e;extra=f",
             "EG1-HMAC-SHA256 client_token",
         ] {
-            assert!(matches!(AuthorizationFields::parse(header), Err(VerifyError::Malformed { .. })));
+            assert!(matches!(
+                AuthorizationFields::parse(header),
+                Err(VerifyError::Malformed { .. })
+            ));
         }
     }
 

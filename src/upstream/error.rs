@@ -219,7 +219,9 @@ impl fmt::Debug for Redactor {
 
 impl Redactor {
     pub(crate) fn new(secrets: impl IntoIterator<Item = String>) -> Self {
-        Self { secrets: secrets.into_iter().filter(|secret| !secret.is_empty()).collect() }
+        Self {
+            secrets: secrets.into_iter().filter(|secret| !secret.is_empty()).collect(),
+        }
     }
 
     pub(crate) fn clean(&self, text: &str) -> String {
@@ -256,11 +258,15 @@ mod tests {
 
     #[test]
     fn message_names_operation_status_code_and_attempts() {
-        let error =
-            UpstreamError::new(ErrorClass::Transient, Api::Prefactor, "create_token", "service unavailable")
-                .with_status(503)
-                .with_code(Some("unexpected".into()))
-                .with_attempts(4);
+        let error = UpstreamError::new(
+            ErrorClass::Transient,
+            Api::Prefactor,
+            "create_token",
+            "service unavailable",
+        )
+        .with_status(503)
+        .with_code(Some("unexpected".into()))
+        .with_attempts(4);
         assert_eq!(
             error.to_string(),
             "prefactor create_token: HTTP 503 unexpected: service unavailable (gave up after 4 attempts)"
@@ -270,7 +276,10 @@ mod tests {
     #[test]
     fn redactor_removes_secrets_and_bounds_length() {
         let redactor = Redactor::new(["s3cr3t".to_owned(), String::new()]);
-        assert_eq!(redactor.clean("token s3cr3t\nrefused"), "token <redacted> refused");
+        assert_eq!(
+            redactor.clean("token s3cr3t\nrefused"),
+            "token <redacted> refused"
+        );
         let long = "x".repeat(1000);
         assert_eq!(redactor.clean(&long).chars().count(), MAX_MESSAGE_CHARS + 1);
         assert!(!format!("{redactor:?}").contains("s3cr3t"));

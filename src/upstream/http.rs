@@ -90,7 +90,9 @@ impl Body {
     pub(crate) fn form(value: &impl serde::Serialize) -> Self {
         Self {
             content_type: "application/x-www-form-urlencoded",
-            bytes: serde_urlencoded::to_string(value).expect("form fields serialize").into_bytes(),
+            bytes: serde_urlencoded::to_string(value)
+                .expect("form fields serialize")
+                .into_bytes(),
         }
     }
 }
@@ -202,8 +204,9 @@ impl Transport {
                 builder = builder.add_root_certificate(certificate);
             }
         }
-        let http =
-            builder.build().map_err(|error| invalid(format!("cannot build an HTTP client: {error}")))?;
+        let http = builder
+            .build()
+            .map_err(|error| invalid(format!("cannot build an HTTP client: {error}")))?;
         Ok(Self {
             api,
             store: endpoint.store,
@@ -293,15 +296,24 @@ impl Transport {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let mut builder = self.http.request(request.method.clone(), url.clone()).headers(headers);
+        let mut builder = self
+            .http
+            .request(request.method.clone(), url.clone())
+            .headers(headers);
         if let Some(body) = body {
             builder = builder.body(body.bytes.clone());
         }
         let response = builder.send().await?;
         let status = response.status().as_u16();
-        let retry_after = header_text(response.headers(), RETRY_AFTER).as_deref().and_then(parse_retry_after);
+        let retry_after = header_text(response.headers(), RETRY_AFTER)
+            .as_deref()
+            .and_then(parse_retry_after);
         let body = response.bytes().await?.to_vec();
-        Ok(Response { status, body, retry_after })
+        Ok(Response {
+            status,
+            body,
+            retry_after,
+        })
     }
 
     fn judge_response(
@@ -318,11 +330,15 @@ impl Transport {
             429 | 500..=599 => ErrorClass::from_status(response.status),
             _ => detail.class,
         };
-        let error =
-            UpstreamError::new(class, self.api, request.operation, self.redactor.clean(&detail.message))
-                .with_status(response.status)
-                .with_code(detail.code)
-                .with_retry_after(retry_after);
+        let error = UpstreamError::new(
+            class,
+            self.api,
+            request.operation,
+            self.redactor.clean(&detail.message),
+        )
+        .with_status(response.status)
+        .with_code(detail.code)
+        .with_retry_after(retry_after);
         let wait = match response.status {
             429 => Some(retry_after.unwrap_or_else(|| self.backoff(attempt))),
             503 if retry_after.is_some() => retry_after,
@@ -348,7 +364,9 @@ impl Transport {
         } else {
             "connection failed".to_owned()
         };
-        let cause = std::error::Error::source(&error).map(|source| source.to_string()).unwrap_or_default();
+        let cause = std::error::Error::source(&error)
+            .map(|source| source.to_string())
+            .unwrap_or_default();
         let message = self.redactor.clean(&format!("{what} to {}: {cause}", self.base));
         let retryable = error.is_connect()
             || (request.retry == Retry::Safe
@@ -381,7 +399,9 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     if let Ok(seconds) = value.parse::<u64>() {
         return Some(Duration::from_secs(seconds));
     }
-    let at = jiff::fmt::rfc2822::DateTimeParser::new().parse_timestamp(value).ok()?;
+    let at = jiff::fmt::rfc2822::DateTimeParser::new()
+        .parse_timestamp(value)
+        .ok()?;
     let seconds = at.duration_since(jiff::Timestamp::now()).as_secs();
     Some(Duration::from_secs(seconds.max(0) as u64))
 }
@@ -470,7 +490,9 @@ pub(crate) mod tests {
                                 Ok(read) => buffer.extend_from_slice(&chunk[..read]),
                             }
                         }
-                        log.lock().unwrap().push(String::from_utf8_lossy(&buffer).into_owned());
+                        log.lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&buffer).into_owned());
                         match answer {
                             Answer::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
                             Answer::Status(status, headers, body) => {
@@ -551,8 +573,10 @@ pub(crate) mod tests {
     async fn safe_calls_retry_5xx_until_success() {
         let server = Scripted::start(vec![UNAVAILABLE, INTERNAL, OK]).await;
         let transport = transport(&server.base_url, unlimited());
-        let response =
-            transport.send(&request(Retry::Safe), Auth::Bearer("admin-secret-token")).await.unwrap();
+        let response = transport
+            .send(&request(Retry::Safe), Auth::Bearer("admin-secret-token"))
+            .await
+            .unwrap();
         assert_eq!(response.status, 200);
         assert_eq!(server.requests().len(), 3);
         assert_eq!(transport.requests_sent(), 3);
@@ -562,29 +586,48 @@ pub(crate) mod tests {
     async fn retries_are_bounded_and_the_error_says_what_happened() {
         let server = Scripted::start(vec![UNAVAILABLE]).await;
         let transport = transport(&server.base_url, unlimited());
-        let error = transport.send(&request(Retry::Safe), Auth::None).await.unwrap_err();
+        let error = transport
+            .send(&request(Retry::Safe), Auth::None)
+            .await
+            .unwrap_err();
         assert_eq!(server.requests().len(), 3);
-        assert_eq!((error.class(), error.status(), error.attempts()), (ErrorClass::Transient, Some(503), 3));
-        assert_eq!(error.to_string(), "prefactor test_call: HTTP 503: down (gave up after 3 attempts)");
+        assert_eq!(
+            (error.class(), error.status(), error.attempts()),
+            (ErrorClass::Transient, Some(503), 3)
+        );
+        assert_eq!(
+            error.to_string(),
+            "prefactor test_call: HTTP 503: down (gave up after 3 attempts)"
+        );
     }
 
     #[tokio::test]
     async fn unsafe_calls_are_not_repeated_after_a_5xx() {
         let server = Scripted::start(vec![INTERNAL, OK]).await;
         let transport = transport(&server.base_url, unlimited());
-        let error = transport.send(&request(Retry::Unsafe), Auth::None).await.unwrap_err();
+        let error = transport
+            .send(&request(Retry::Unsafe), Auth::None)
+            .await
+            .unwrap_err();
         assert_eq!(server.requests().len(), 1);
         assert_eq!((error.class(), error.attempts()), (ErrorClass::UpstreamBug, 1));
     }
 
     #[tokio::test]
     async fn too_many_requests_waits_for_retry_after_even_for_unsafe_calls() {
-        let server =
-            Scripted::start(vec![Answer::Status(429, &[("retry-after", "1")], "slow down"), OK]).await;
+        let server = Scripted::start(vec![
+            Answer::Status(429, &[("retry-after", "1")], "slow down"),
+            OK,
+        ])
+        .await;
         let transport = transport(&server.base_url, unlimited());
         let started = Instant::now();
         transport.send(&request(Retry::Unsafe), Auth::None).await.unwrap();
-        assert!(started.elapsed() >= Duration::from_millis(950), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(950),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(server.requests().len(), 2);
     }
 
@@ -592,7 +635,10 @@ pub(crate) mod tests {
     async fn a_long_retry_after_is_handed_to_the_caller() {
         let server = Scripted::start(vec![Answer::Status(429, &[("retry-after", "120")], "later")]).await;
         let transport = transport(&server.base_url, unlimited());
-        let error = transport.send(&request(Retry::Safe), Auth::None).await.unwrap_err();
+        let error = transport
+            .send(&request(Retry::Safe), Auth::None)
+            .await
+            .unwrap_err();
         assert_eq!(server.requests().len(), 1);
         assert_eq!(error.class(), ErrorClass::Transient);
         assert_eq!(error.retry_after(), Some(Duration::from_secs(120)));
@@ -603,13 +649,19 @@ pub(crate) mod tests {
     async fn timeouts_retry_only_safe_calls() {
         let server = Scripted::start(vec![Answer::Hang]).await;
         let transport = transport(&server.base_url, unlimited());
-        let error = transport.send(&request(Retry::Safe), Auth::None).await.unwrap_err();
+        let error = transport
+            .send(&request(Retry::Safe), Auth::None)
+            .await
+            .unwrap_err();
         assert_eq!((error.class(), error.attempts()), (ErrorClass::Transient, 3));
         assert!(error.to_string().contains("no answer within"), "{error}");
 
         let server = Scripted::start(vec![Answer::Hang]).await;
         let transport = super::tests::transport(&server.base_url, unlimited());
-        let error = transport.send(&request(Retry::Unsafe), Auth::None).await.unwrap_err();
+        let error = transport
+            .send(&request(Retry::Unsafe), Auth::None)
+            .await
+            .unwrap_err();
         assert_eq!(error.attempts(), 1);
     }
 
@@ -619,18 +671,27 @@ pub(crate) mod tests {
         let base_url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
         let transport = transport(&base_url, unlimited());
-        let error = transport.send(&request(Retry::Unsafe), Auth::None).await.unwrap_err();
+        let error = transport
+            .send(&request(Retry::Unsafe), Auth::None)
+            .await
+            .unwrap_err();
         assert_eq!((error.class(), error.attempts()), (ErrorClass::Transient, 3));
         assert!(error.to_string().contains("cannot connect"), "{error}");
     }
 
     #[tokio::test]
     async fn error_text_never_carries_the_credential() {
-        let server =
-            Scripted::start(vec![Answer::Status(401, &[], "token admin-secret-token is not valid")]).await;
+        let server = Scripted::start(vec![Answer::Status(
+            401,
+            &[],
+            "token admin-secret-token is not valid",
+        )])
+        .await;
         let transport = transport(&server.base_url, unlimited());
-        let error =
-            transport.send(&request(Retry::Safe), Auth::Bearer("admin-secret-token")).await.unwrap_err();
+        let error = transport
+            .send(&request(Retry::Safe), Auth::Bearer("admin-secret-token"))
+            .await
+            .unwrap_err();
         assert_eq!(error.class(), ErrorClass::Authentication);
         assert!(server.requests()[0].contains("Bearer admin-secret-token"));
         for shown in [error.to_string(), format!("{error:?}"), format!("{transport:?}")] {
@@ -647,16 +708,25 @@ pub(crate) mod tests {
             transport.send(&request(Retry::Safe), Auth::None).await.unwrap();
         }
         // One at once, then two more at 10/s.
-        assert!(started.elapsed() >= Duration::from_millis(180), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(180),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         assert_eq!(parse_retry_after(" 7 "), Some(Duration::from_secs(7)));
         let soon = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(60);
-        let date = jiff::fmt::rfc2822::DateTimePrinter::new().timestamp_to_rfc9110_string(&soon).unwrap();
+        let date = jiff::fmt::rfc2822::DateTimePrinter::new()
+            .timestamp_to_rfc9110_string(&soon)
+            .unwrap();
         let parsed = parse_retry_after(&date).unwrap();
-        assert!(parsed > Duration::from_secs(55) && parsed <= Duration::from_secs(60), "{parsed:?}");
+        assert!(
+            parsed > Duration::from_secs(55) && parsed <= Duration::from_secs(60),
+            "{parsed:?}"
+        );
         assert_eq!(parse_retry_after("soon"), None);
     }
 
@@ -666,7 +736,10 @@ pub(crate) mod tests {
         for attempt in 1..10 {
             let ceiling = (Duration::from_millis(10) * (1 << (attempt - 1))).min(Duration::from_millis(40));
             let wait = transport.backoff(attempt);
-            assert!(wait >= ceiling / 2 && wait <= ceiling, "attempt {attempt}: {wait:?}");
+            assert!(
+                wait >= ceiling / 2 && wait <= ceiling,
+                "attempt {attempt}: {wait:?}"
+            );
         }
     }
 
@@ -687,7 +760,13 @@ pub(crate) mod tests {
             options: options(),
         };
         let build = |endpoint| {
-            Transport::new(Api::Prefactor, endpoint, HeaderMap::new(), status_only, Redactor::default())
+            Transport::new(
+                Api::Prefactor,
+                endpoint,
+                HeaderMap::new(),
+                status_only,
+                Redactor::default(),
+            )
         };
         for endpoint in [
             endpoint("not a url", None),

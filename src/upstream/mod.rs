@@ -89,7 +89,10 @@ pub fn connect(
     let provider = store.provider;
     let client = if let Some(akamai) = &provider.akamai {
         let edgerc = secret.akamai()?;
-        let base_url = akamai.url.clone().unwrap_or_else(|| format!("https://{}", edgerc.host));
+        let base_url = akamai
+            .url
+            .clone()
+            .unwrap_or_else(|| format!("https://{}", edgerc.host));
         UpstreamClient::Akamai(AkamaiClient::new(
             endpoint(&base_url),
             edgerc.credential,

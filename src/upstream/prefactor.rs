@@ -171,11 +171,23 @@ impl PrefactorClient {
         token: SecretString,
         account_id: Option<String>,
     ) -> Result<Self, UpstreamError> {
-        let endpoint =
-            Endpoint { base_url: format!("{}/api/v1", endpoint.base_url.trim_end_matches('/')), ..endpoint };
+        let endpoint = Endpoint {
+            base_url: format!("{}/api/v1", endpoint.base_url.trim_end_matches('/')),
+            ..endpoint
+        };
         let redactor = Redactor::new([token.expose().to_owned()]);
-        let transport = Transport::new(Api::Prefactor, endpoint, Default::default(), parse_error, redactor)?;
-        Ok(Self { transport, token, account_id })
+        let transport = Transport::new(
+            Api::Prefactor,
+            endpoint,
+            Default::default(),
+            parse_error,
+            redactor,
+        )?;
+        Ok(Self {
+            transport,
+            token,
+            account_id,
+        })
     }
 
     /// HTTP requests sent so far, retries included.
@@ -212,12 +224,18 @@ impl PrefactorClient {
                 operation: "create_token",
                 method: Method::POST,
                 path: "/api_token".into(),
-                body: Some(Body::json(&CreateBody { details, idempotency_key })),
+                body: Some(Body::json(&CreateBody {
+                    details,
+                    idempotency_key,
+                })),
                 retry: Retry::Safe,
             })
             .await?;
         let created: CreatedEnvelope = response.json(Api::Prefactor, "create_token")?;
-        Ok(IssuedToken { details: created.details, token: created.token.into() })
+        Ok(IssuedToken {
+            details: created.details,
+            token: created.token.into(),
+        })
     }
 
     /// The token with `id`, or `None` when the upstream has no such token.
@@ -230,7 +248,11 @@ impl PrefactorClient {
             retry: Retry::Safe,
         };
         match self.send(request).await {
-            Ok(response) => Ok(Some(response.json::<DetailsEnvelope>(Api::Prefactor, "get_token")?.details)),
+            Ok(response) => Ok(Some(
+                response
+                    .json::<DetailsEnvelope>(Api::Prefactor, "get_token")?
+                    .details,
+            )),
             Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
             Err(error) => Err(error),
         }
@@ -248,12 +270,18 @@ impl PrefactorClient {
             .send(Request {
                 operation: action.operation(),
                 method: Method::POST,
-                path: format!("/api_token/{}/{}", path_segment(Api::Prefactor, id)?, action.endpoint()),
+                path: format!(
+                    "/api_token/{}/{}",
+                    path_segment(Api::Prefactor, id)?,
+                    action.endpoint()
+                ),
                 body: Some(Body::json(&ActionBody { idempotency_key })),
                 retry: Retry::Safe,
             })
             .await?;
-        Ok(response.json::<DetailsEnvelope>(Api::Prefactor, action.operation())?.details)
+        Ok(response
+            .json::<DetailsEnvelope>(Api::Prefactor, action.operation())?
+            .details)
     }
 
     /// Deletes a revoked token. `Ok` also when it is already gone: the goal is reached.
@@ -314,7 +342,9 @@ impl PrefactorClient {
     }
 
     async fn send(&self, request: Request) -> Result<super::http::Response, UpstreamError> {
-        self.transport.send(&request, Auth::Bearer(self.token.expose())).await
+        self.transport
+            .send(&request, Auth::Bearer(self.token.expose()))
+            .await
     }
 }
 
@@ -333,7 +363,9 @@ fn parse_error(status: u16, body: &[u8]) -> ErrorDetail {
         Some("not_implemented") => ErrorClass::UpstreamBug,
         _ => ErrorClass::from_status(status),
     };
-    let message = envelope.and_then(|envelope| envelope.message).unwrap_or_else(|| default_message(status));
+    let message = envelope
+        .and_then(|envelope| envelope.message)
+        .unwrap_or_else(|| default_message(status));
     ErrorDetail { class, code, message }
 }
 
@@ -351,8 +383,10 @@ mod tests {
 
     #[test]
     fn error_codes_decide_the_class() {
-        let detail =
-            parse_error(409, br#"{"status":"error","code":"idempotency_key_already_used","message":"used"}"#);
+        let detail = parse_error(
+            409,
+            br#"{"status":"error","code":"idempotency_key_already_used","message":"used"}"#,
+        );
         assert_eq!(detail.class, ErrorClass::Conflict);
         assert_eq!(detail.code.as_deref(), Some("idempotency_key_already_used"));
         assert_eq!(
@@ -364,7 +398,10 @@ mod tests {
             ErrorClass::InvalidRequest
         );
         let html = parse_error(502, b"<html>bad gateway</html>");
-        assert_eq!((html.class, html.message.as_str()), (ErrorClass::Transient, "bad gateway"));
+        assert_eq!(
+            (html.class, html.message.as_str()),
+            (ErrorClass::Transient, "bad gateway")
+        );
     }
 
     #[test]

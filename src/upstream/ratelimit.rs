@@ -71,7 +71,10 @@ impl RateLimiters {
 
     /// Forgets a deleted store's bucket.
     pub fn remove(&self, store: &str) {
-        self.by_store.lock().expect("rate limiter registry lock poisoned").remove(store);
+        self.by_store
+            .lock()
+            .expect("rate limiter registry lock poisoned")
+            .remove(store);
     }
 }
 
@@ -89,8 +92,13 @@ mod tests {
         assert!(Arc::ptr_eq(&first, &again));
         let other = limiters.for_store("CredentialStore/b/s", None);
         assert!(!Arc::ptr_eq(&first, &other));
-        let changed = limiters
-            .for_store("CredentialStore/a/s", Some(&RateLimit { requests_per_second: 5, burst: None }));
+        let changed = limiters.for_store(
+            "CredentialStore/a/s",
+            Some(&RateLimit {
+                requests_per_second: 5,
+                burst: None,
+            }),
+        );
         assert!(!Arc::ptr_eq(&first, &changed));
         assert_eq!(changed.quota, (5, DEFAULT_BURST));
     }
@@ -102,11 +110,18 @@ mod tests {
         for _ in 0..5 {
             limiter.acquire().await;
         }
-        assert!(started.elapsed() < Duration::from_millis(40), "the burst must not wait");
+        assert!(
+            started.elapsed() < Duration::from_millis(40),
+            "the burst must not wait"
+        );
         for _ in 0..4 {
             limiter.acquire().await;
         }
         // Four more at 20/s need about 200 ms.
-        assert!(started.elapsed() >= Duration::from_millis(150), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "{:?}",
+            started.elapsed()
+        );
     }
 }

@@ -123,7 +123,10 @@ impl TrendMicroClient {
         headers.insert("api-version", HeaderValue::from_static("v1"));
         let redactor = Redactor::new([api_secret_key.expose().to_owned()]);
         let transport = Transport::new(Api::TrendMicro, endpoint, headers, parse_error, redactor)?;
-        Ok(Self { transport, api_secret_key })
+        Ok(Self {
+            transport,
+            api_secret_key,
+        })
     }
 
     /// HTTP requests sent so far, retries included.
@@ -232,7 +235,11 @@ impl TrendMicroClient {
                     serde_json::json!({"fieldName": "ID", "idTest": "greater-than", "idValue": last.id}),
                 );
             }
-            let filter = SearchFilter { max_items: PAGE_SIZE, search_criteria, sort_by_object_id: true };
+            let filter = SearchFilter {
+                max_items: PAGE_SIZE,
+                search_criteria,
+                sort_by_object_id: true,
+            };
             let response = self
                 .send(Request {
                     operation,
@@ -265,26 +272,40 @@ impl TrendMicroClient {
 }
 
 fn get(operation: &'static str, path: String) -> Request {
-    Request { operation, method: Method::GET, path, body: None, retry: Retry::Safe }
+    Request {
+        operation,
+        method: Method::GET,
+        path,
+        body: None,
+        retry: Retry::Safe,
+    }
 }
 
 fn issued(response: &Response, operation: &'static str) -> Result<IssuedApiKey, UpstreamError> {
     let issued: IssuedResponse = response.json(Api::TrendMicro, operation)?;
-    let secret = issued.secret_key.filter(|secret| !secret.is_empty()).ok_or_else(|| {
-        UpstreamError::new(
-            ErrorClass::UpstreamBug,
-            Api::TrendMicro,
-            operation,
-            "response carries no secretKey",
-        )
-        .with_status(response.status)
-    })?;
-    Ok(IssuedApiKey { key: issued.key, secret: secret.into() })
+    let secret = issued
+        .secret_key
+        .filter(|secret| !secret.is_empty())
+        .ok_or_else(|| {
+            UpstreamError::new(
+                ErrorClass::UpstreamBug,
+                Api::TrendMicro,
+                operation,
+                "response carries no secretKey",
+            )
+            .with_status(response.status)
+        })?;
+    Ok(IssuedApiKey {
+        key: issued.key,
+        secret: secret.into(),
+    })
 }
 
 /// `{"message": "…"}`; the status decides the class.
 fn parse_error(status: u16, body: &[u8]) -> ErrorDetail {
-    let message = serde_json::from_slice::<ErrorBody>(body).ok().and_then(|body| body.message);
+    let message = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .and_then(|body| body.message);
     ErrorDetail {
         class: ErrorClass::from_status(status),
         code: None,
@@ -314,7 +335,10 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert_eq!(body, serde_json::json!({"keyName": "ci", "roleID": 1, "active": false}));
+        assert_eq!(
+            body,
+            serde_json::json!({"keyName": "ci", "roleID": 1, "active": false})
+        );
     }
 
     #[test]

@@ -94,7 +94,12 @@ struct KeyMetadata {
 impl KeyResponse {
     /// Splits the secret off, so it can only travel as a [`SecretString`].
     fn split(self) -> (ApiKey, Option<String>) {
-        let body = self.body.unwrap_or(KeyBody { created: None, updated: None, key: None, active: false });
+        let body = self.body.unwrap_or(KeyBody {
+            created: None,
+            updated: None,
+            key: None,
+            active: false,
+        });
         let metadata = self.metadata;
         let key = ApiKey {
             id: self.id,
@@ -157,18 +162,26 @@ pub struct ZenmlClient {
 
 impl std::fmt::Debug for ZenmlClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ZenmlClient").field("transport", &self.transport).finish_non_exhaustive()
+        f.debug_struct("ZenmlClient")
+            .field("transport", &self.transport)
+            .finish_non_exhaustive()
     }
 }
 
 impl ZenmlClient {
     /// `endpoint.base_url` is the ZenML server URL (without `/api/v1`).
     pub fn new(endpoint: Endpoint, api_key: SecretString) -> Result<Self, UpstreamError> {
-        let endpoint =
-            Endpoint { base_url: format!("{}/api/v1", endpoint.base_url.trim_end_matches('/')), ..endpoint };
+        let endpoint = Endpoint {
+            base_url: format!("{}/api/v1", endpoint.base_url.trim_end_matches('/')),
+            ..endpoint
+        };
         let redactor = Redactor::new([api_key.expose().to_owned()]);
         let transport = Transport::new(Api::Zenml, endpoint, Default::default(), parse_error, redactor)?;
-        Ok(Self { transport, api_key, bearer: Mutex::new(None) })
+        Ok(Self {
+            transport,
+            api_key,
+            bearer: Mutex::new(None),
+        })
     }
 
     /// HTTP requests sent so far, logins and retries included.
@@ -213,7 +226,9 @@ impl ZenmlClient {
             retry: Retry::Safe,
         };
         match self.send(request).await {
-            Ok(response) => Ok(Some(response.json::<KeyResponse>(Api::Zenml, "get_key")?.split().0)),
+            Ok(response) => Ok(Some(
+                response.json::<KeyResponse>(Api::Zenml, "get_key")?.split().0,
+            )),
             Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
             Err(error) => Err(error),
         }
@@ -251,7 +266,9 @@ impl ZenmlClient {
                 operation: "rotate_key",
                 method: Method::PUT,
                 path: key_path(service_account, key, "/rotate")?,
-                body: Some(Body::json(&RotateBody { retain_period_minutes })),
+                body: Some(Body::json(&RotateBody {
+                    retain_period_minutes,
+                })),
                 retry: Retry::Unsafe,
             })
             .await?;
@@ -350,40 +367,62 @@ impl ZenmlClient {
             )
             .await?;
         let login: LoginResponse = response.json(Api::Zenml, "login")?;
-        let lifetime = login.expires_in.map_or(DEFAULT_BEARER_LIFETIME, Duration::from_secs);
+        let lifetime = login
+            .expires_in
+            .map_or(DEFAULT_BEARER_LIFETIME, Duration::from_secs);
         let margin = (lifetime / 5).min(MAX_RENEW_MARGIN);
-        Ok(Bearer { token: login.access_token.into(), renew_at: Instant::now() + lifetime - margin })
+        Ok(Bearer {
+            token: login.access_token.into(),
+            renew_at: Instant::now() + lifetime - margin,
+        })
     }
 }
 
 fn issued(response: &Response, operation: &'static str) -> Result<IssuedApiKey, UpstreamError> {
     let (key, secret) = response.json::<KeyResponse>(Api::Zenml, operation)?.split();
     let secret = secret.filter(|secret| !secret.is_empty()).ok_or_else(|| {
-        UpstreamError::new(ErrorClass::UpstreamBug, Api::Zenml, operation, "response carries no key value")
-            .with_status(response.status)
+        UpstreamError::new(
+            ErrorClass::UpstreamBug,
+            Api::Zenml,
+            operation,
+            "response carries no key value",
+        )
+        .with_status(response.status)
     })?;
-    Ok(IssuedApiKey { key, secret: secret.into() })
+    Ok(IssuedApiKey {
+        key,
+        secret: secret.into(),
+    })
 }
 
 fn keys_path(service_account: &str) -> Result<String, UpstreamError> {
-    Ok(format!("/service_accounts/{}/api_keys", path_segment(Api::Zenml, service_account)?))
+    Ok(format!(
+        "/service_accounts/{}/api_keys",
+        path_segment(Api::Zenml, service_account)?
+    ))
 }
 
 fn key_path(service_account: &str, key: &str, suffix: &str) -> Result<String, UpstreamError> {
-    Ok(format!("{}/{}{suffix}", keys_path(service_account)?, path_segment(Api::Zenml, key)?))
+    Ok(format!(
+        "{}/{}{suffix}",
+        keys_path(service_account)?,
+        path_segment(Api::Zenml, key)?
+    ))
 }
 
 /// `{"detail": ["ExceptionName", "message"]}`, FastAPI's `{"detail": [{"msg": …}, …]}`, or
 /// `{"detail": "message"}`.
 fn parse_error(status: u16, body: &[u8]) -> ErrorDetail {
-    let detail =
-        serde_json::from_slice::<serde_json::Value>(body).ok().and_then(|value| value.get("detail").cloned());
+    let detail = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|value| value.get("detail").cloned());
     let (code, message) = match detail {
         Some(serde_json::Value::String(message)) => (None, Some(message)),
         Some(serde_json::Value::Array(parts)) => match parts.as_slice() {
-            [serde_json::Value::String(name), serde_json::Value::String(message)] => {
-                (Some(name.clone()), Some(message.clone()))
-            }
+            [
+                serde_json::Value::String(name),
+                serde_json::Value::String(message),
+            ] => (Some(name.clone()), Some(message.clone())),
             items => {
                 let messages: Vec<String> = items
                     .iter()
@@ -432,7 +471,10 @@ mod tests {
             (ErrorClass::InvalidRequest, "body.name: field required")
         );
         let plain = parse_error(401, br#"{"detail":"Not authenticated"}"#);
-        assert_eq!((plain.class, plain.message.as_str()), (ErrorClass::Authentication, "Not authenticated"));
+        assert_eq!(
+            (plain.class, plain.message.as_str()),
+            (ErrorClass::Authentication, "Not authenticated")
+        );
     }
 
     #[test]
@@ -448,7 +490,10 @@ mod tests {
         assert!(key.active);
         assert_eq!(key.retain_period_minutes, Some(5));
         assert_eq!(secret.as_deref(), Some("ZENKEY_secret"));
-        let issued = IssuedApiKey { key, secret: "ZENKEY_secret".to_owned().into() };
+        let issued = IssuedApiKey {
+            key,
+            secret: "ZENKEY_secret".to_owned().into(),
+        };
         assert!(!format!("{issued:?}").contains("ZENKEY_secret"));
     }
 }

@@ -28,13 +28,20 @@ async fn setup(prefix: &str) -> Setup {
     let namespace = support::namespace(&client, prefix).await;
     fixtures::prefactor_store(&client, &namespace, "prefactor", credstore).await;
     let tokens = Api::namespaced(client.clone(), &namespace);
-    Setup { client, namespace, tokens, credstore }
+    Setup {
+        client,
+        namespace,
+        tokens,
+        credstore,
+    }
 }
 
 impl Setup {
     async fn create_token(&self, name: &str, extra: serde_json::Value) -> ApiToken {
         let mut spec = json!({"storeRef": {"name": "prefactor"}, "scope": "account"});
-        spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
         fixtures::apply(
             &self.client,
             &self.namespace,
@@ -52,7 +59,9 @@ impl Setup {
 
     async fn upstream_status(&self, token: &ApiToken) -> Option<String> {
         let id = token.status.as_ref().unwrap().upstream_id.clone().unwrap();
-        upstream_token(self.credstore, &id).await.map(|d| d["status"].as_str().unwrap().to_string())
+        upstream_token(self.credstore, &id)
+            .await
+            .map(|d| d["status"].as_str().unwrap().to_string())
     }
 }
 
@@ -67,24 +76,47 @@ async fn token_follows_the_declared_state_and_works_only_while_active() {
     let status = status_of(&token);
     assert_eq!(status.upstream_state.as_deref(), Some("active"));
     assert_eq!(status.secret_name.as_deref(), Some("lifecycle"));
-    assert!(status.secret_fingerprint.as_deref().unwrap().starts_with("sha256:"));
-    assert!(status.pending.is_none(), "the durable intent is cleared once delivered");
+    assert!(
+        status
+            .secret_fingerprint
+            .as_deref()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert!(
+        status.pending.is_none(),
+        "the durable intent is cleared once delivered"
+    );
     let secret = s.secret_token("lifecycle").await;
-    assert_eq!(ping(s.credstore, &secret).await, 200, "an Active token authenticates");
+    assert_eq!(
+        ping(s.credstore, &secret).await,
+        200,
+        "an Active token authenticates"
+    );
 
-    for (state, upstream, works) in
-        [("Suspended", "suspended", false), ("Active", "active", true), ("Revoked", "revoked", false)]
-    {
+    for (state, upstream, works) in [
+        ("Suspended", "suspended", false),
+        ("Active", "active", true),
+        ("Revoked", "revoked", false),
+    ] {
         merge(&s.tokens, "lifecycle", json!({"spec": {"state": state}})).await;
         let token = wait_for(&s.tokens, "lifecycle", state, |t: &ApiToken| {
             is_ready(t) && t.status.as_ref().and_then(|s| s.upstream_state.as_deref()) == Some(upstream)
         })
         .await;
-        assert_eq!(s.upstream_status(&token).await.as_deref(), Some(upstream), "upstream agrees for {state}");
+        assert_eq!(
+            s.upstream_status(&token).await.as_deref(),
+            Some(upstream),
+            "upstream agrees for {state}"
+        );
         let code = ping(s.credstore, &secret).await;
         assert_eq!(code == 200, works, "{state}: ping answered {code}");
     }
-    assert_eq!(s.secret_token("lifecycle").await, secret, "state changes keep the same token");
+    assert_eq!(
+        s.secret_token("lifecycle").await,
+        secret,
+        "state changes keep the same token"
+    );
 }
 
 #[tokio::test]
@@ -96,13 +128,26 @@ async fn upstream_drift_is_corrected_and_a_revocation_behind_our_back_is_reporte
 
     // Someone suspends it upstream; the next reconciliation (here: a label change) wins.
     fixtures::upstream_action(s.credstore, &id, "suspend").await;
-    merge(&s.tokens, "drift", json!({"metadata": {"labels": {"touch": "1"}}})).await;
-    eventually("drift corrected upstream", Some("active".to_string()), || s.upstream_status(&token)).await;
+    merge(
+        &s.tokens,
+        "drift",
+        json!({"metadata": {"labels": {"touch": "1"}}}),
+    )
+    .await;
+    eventually("drift corrected upstream", Some("active".to_string()), || {
+        s.upstream_status(&token)
+    })
+    .await;
     assert_eq!(ping(s.credstore, &secret).await, 200);
 
     // Someone revokes it upstream: a clear condition, and a rotation request recovers.
     fixtures::upstream_action(s.credstore, &id, "revoke").await;
-    merge(&s.tokens, "drift", json!({"metadata": {"labels": {"touch": "2"}}})).await;
+    merge(
+        &s.tokens,
+        "drift",
+        json!({"metadata": {"labels": {"touch": "2"}}}),
+    )
+    .await;
     let token = wait_for(&s.tokens, "drift", "RevokedUpstream", |t: &ApiToken| {
         not_ready_because(t, "RevokedUpstream")
     })
@@ -117,9 +162,17 @@ async fn upstream_drift_is_corrected_and_a_revocation_behind_our_back_is_reporte
         .unwrap()
         .message
         .clone();
-    assert!(message.contains("apikeys.dev/rotate"), "the message says how to recover: {message}");
+    assert!(
+        message.contains("apikeys.dev/rotate"),
+        "the message says how to recover: {message}"
+    );
 
-    merge(&s.tokens, "drift", json!({"metadata": {"annotations": {"apikeys.dev/rotate": "recover"}}})).await;
+    merge(
+        &s.tokens,
+        "drift",
+        json!({"metadata": {"annotations": {"apikeys.dev/rotate": "recover"}}}),
+    )
+    .await;
     let token = wait_for(&s.tokens, "drift", "a fresh token", |t: &ApiToken| {
         is_ready(t) && t.status.as_ref().and_then(|s| s.upstream_id.clone()) != Some(id.clone())
     })
@@ -142,7 +195,10 @@ async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consum
     }))
     .unwrap();
     let deployments: Api<Deployment> = Api::namespaced(s.client.clone(), &s.namespace);
-    deployments.create(&Default::default(), &deployment).await.unwrap();
+    deployments
+        .create(&Default::default(), &deployment)
+        .await
+        .unwrap();
 
     let token = s
         .create_token(
@@ -157,7 +213,12 @@ async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consum
     let old_id = status_of(&token).upstream_id.clone().unwrap();
     let old = s.secret_token("rotating-secret").await;
 
-    merge(&s.tokens, "rotating", json!({"metadata": {"annotations": {"apikeys.dev/rotate": "1"}}})).await;
+    merge(
+        &s.tokens,
+        "rotating",
+        json!({"metadata": {"annotations": {"apikeys.dev/rotate": "1"}}}),
+    )
+    .await;
     let token = wait_for(&s.tokens, "rotating", "rotated", |t: &ApiToken| {
         is_ready(t) && t.status.as_ref().and_then(|s| s.rotation_count) == Some(1)
     })
@@ -165,12 +226,23 @@ async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consum
     let new = s.secret_token("rotating-secret").await;
     assert_ne!(new, old, "the Secret holds the new token");
     assert_eq!(ping(s.credstore, &new).await, 200, "the new token works");
-    assert_eq!(ping(s.credstore, &old).await, 200, "the old token still works during retainPrevious");
+    assert_eq!(
+        ping(s.credstore, &old).await,
+        200,
+        "the old token still works during retainPrevious"
+    );
     assert_eq!(status_of(&token).retiring.len(), 1);
     assert_eq!(status_of(&token).retiring[0].id, old_id);
 
     let restarted = deployments.get("consumer").await.unwrap();
-    let annotations = restarted.spec.unwrap().template.metadata.unwrap().annotations.unwrap_or_default();
+    let annotations = restarted
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap_or_default();
     assert_eq!(
         annotations.get("apikeys.dev/restarted-for").map(String::as_str),
         status_of(&token).secret_fingerprint.as_deref(),
@@ -181,28 +253,55 @@ async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consum
         t.status.as_ref().is_some_and(|s| s.retiring.is_empty())
     })
     .await;
-    assert_eq!(ping(s.credstore, &old).await, 401, "the old token is refused after retainPrevious");
-    assert_eq!(upstream_token(s.credstore, &old_id).await, None, "the old token is deleted upstream");
+    assert_eq!(
+        ping(s.credstore, &old).await,
+        401,
+        "the old token is refused after retainPrevious"
+    );
+    assert_eq!(
+        upstream_token(s.credstore, &old_id).await,
+        None,
+        "the old token is deleted upstream"
+    );
     assert_eq!(ping(s.credstore, &new).await, 200);
 }
 
 #[tokio::test]
 async fn rotation_by_requested_at_and_by_interval() {
     let s = setup("token-schedule").await;
-    let token =
-        s.create_token("scheduled", json!({"rotation": {"requestedAt": "v1", "interval": "1m"}})).await;
-    assert_eq!(status_of(&token).rotation_count, None, "the initial requestedAt is not a request");
+    let token = s
+        .create_token(
+            "scheduled",
+            json!({"rotation": {"requestedAt": "v1", "interval": "1m"}}),
+        )
+        .await;
+    assert_eq!(
+        status_of(&token).rotation_count,
+        None,
+        "the initial requestedAt is not a request"
+    );
     assert!(status_of(&token).next_rotation_time.is_some());
     let first = s.secret_token("scheduled").await;
 
-    merge(&s.tokens, "scheduled", json!({"spec": {"rotation": {"requestedAt": "v2"}}})).await;
-    wait_for(&s.tokens, "scheduled", "rotated by requestedAt", |t: &ApiToken| {
-        is_ready(t) && t.status.as_ref().and_then(|s| s.rotation_count) == Some(1)
-    })
+    merge(
+        &s.tokens,
+        "scheduled",
+        json!({"spec": {"rotation": {"requestedAt": "v2"}}}),
+    )
+    .await;
+    wait_for(
+        &s.tokens,
+        "scheduled",
+        "rotated by requestedAt",
+        |t: &ApiToken| is_ready(t) && t.status.as_ref().and_then(|s| s.rotation_count) == Some(1),
+    )
     .await;
     let second = s.secret_token("scheduled").await;
     assert_ne!(second, first);
-    eventually("first token refused with no retainPrevious", 401, || ping(s.credstore, &first)).await;
+    eventually("first token refused with no retainPrevious", 401, || {
+        ping(s.credstore, &first)
+    })
+    .await;
 
     // The interval counts from the last rotation: one more within about a minute.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
@@ -211,7 +310,11 @@ async fn rotation_by_requested_at_and_by_interval() {
         if status_of(&token).rotation_count == Some(2) && is_ready(&token) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "no interval rotation: {:?}", token.status);
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no interval rotation: {:?}",
+            token.status
+        );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     let third = s.secret_token("scheduled").await;
@@ -222,8 +325,12 @@ async fn rotation_by_requested_at_and_by_interval() {
 #[tokio::test]
 async fn deletion_follows_the_deletion_policy() {
     let s = setup("token-delete").await;
-    let deleted = s.create_token("deleted", json!({"deletionPolicy": "Delete"})).await;
-    let orphaned = s.create_token("orphaned", json!({"deletionPolicy": "Orphan"})).await;
+    let deleted = s
+        .create_token("deleted", json!({"deletionPolicy": "Delete"}))
+        .await;
+    let orphaned = s
+        .create_token("orphaned", json!({"deletionPolicy": "Orphan"}))
+        .await;
     let deleted_id = status_of(&deleted).upstream_id.clone().unwrap();
     let orphaned_id = status_of(&orphaned).upstream_id.clone().unwrap();
     let orphaned_secret = s.secret_token("orphaned").await;
@@ -235,13 +342,27 @@ async fn deletion_follows_the_deletion_policy() {
         })
         .await;
     }
-    assert_eq!(upstream_token(s.credstore, &deleted_id).await, None, "Delete removes the token upstream");
+    assert_eq!(
+        upstream_token(s.credstore, &deleted_id).await,
+        None,
+        "Delete removes the token upstream"
+    );
     let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.namespace);
-    assert!(secrets.get_opt("deleted").await.unwrap().is_none(), "Delete removes the Secret");
+    assert!(
+        secrets.get_opt("deleted").await.unwrap().is_none(),
+        "Delete removes the Secret"
+    );
 
-    assert_eq!(s.upstream_status(&orphaned).await.as_deref(), Some("active"), "Orphan leaves the token");
+    assert_eq!(
+        s.upstream_status(&orphaned).await.as_deref(),
+        Some("active"),
+        "Orphan leaves the token"
+    );
     assert_eq!(ping(s.credstore, &orphaned_secret).await, 200);
     let kept = secrets.get("orphaned").await.expect("Orphan keeps the Secret");
-    assert!(kept.metadata.owner_references.unwrap_or_default().is_empty(), "released from its owner");
+    assert!(
+        kept.metadata.owner_references.unwrap_or_default().is_empty(),
+        "released from its owner"
+    );
     assert!(upstream_token(s.credstore, &orphaned_id).await.is_some());
 }

@@ -9,7 +9,10 @@ async fn every_crd_is_established() {
     let api: Api<CustomResourceDefinition> = Api::all(client);
     for crd in apikey_operator::api::crds() {
         let name = crd.metadata.name.unwrap();
-        let live = api.get(&name).await.unwrap_or_else(|e| panic!("{name} is not installed: {e}"));
+        let live = api
+            .get(&name)
+            .await
+            .unwrap_or_else(|e| panic!("{name} is not installed: {e}"));
         let conditions = live.status.and_then(|s| s.conditions).unwrap_or_default();
         for wanted in ["Established", "NamesAccepted"] {
             let condition = conditions.iter().find(|c| c.type_ == wanted);
@@ -35,7 +38,10 @@ async fn short_names_and_the_apikeys_category_are_served() {
         support::apply(&client, &object, &namespace).await.unwrap();
     }
 
-    let output = support::kubectl().args(["get", "apikeys", "-A"]).output().unwrap();
+    let output = support::kubectl()
+        .args(["get", "apikeys", "-A"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -47,14 +53,23 @@ async fn short_names_and_the_apikeys_category_are_served() {
         "serviceaccountkey.apikeys.dev/cat-key",
         "apiclient.apikeys.dev/cat-client",
     ] {
-        assert!(stdout.contains(expected), "`kubectl get apikeys -A` lacks {expected}:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "`kubectl get apikeys -A` lacks {expected}:\n{stdout}"
+        );
     }
     for column in ["READY", "UPSTREAM", "SECRET", "ROTATED", "AGE"] {
-        assert!(stdout.contains(column), "`kubectl get apikeys -A` lacks column {column}:\n{stdout}");
+        assert!(
+            stdout.contains(column),
+            "`kubectl get apikeys -A` lacks column {column}:\n{stdout}"
+        );
     }
 
     for short_name in ["apitoken", "sakey", "apiclient", "cstore", "ccstore"] {
-        let output = support::kubectl().args(["get", short_name, "-A"]).output().unwrap();
+        let output = support::kubectl()
+            .args(["get", short_name, "-A"])
+            .output()
+            .unwrap();
         assert!(
             output.status.success(),
             "kubectl get {short_name}: {}",
@@ -66,10 +81,20 @@ async fn short_names_and_the_apikeys_category_are_served() {
 #[tokio::test]
 async fn kubectl_explain_prints_the_doc_comments() {
     support::control_plane();
-    let output = support::kubectl().args(["explain", "apitoken.spec.state"]).output().unwrap();
+    let output = support::kubectl()
+        .args(["explain", "apitoken.spec.state"])
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "kubectl explain failed: {}", String::from_utf8_lossy(&output.stderr));
-    assert!(stdout.contains("Revoked` is terminal"), "doc text missing:\n{stdout}");
+    assert!(
+        output.status.success(),
+        "kubectl explain failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("Revoked` is terminal"),
+        "doc text missing:\n{stdout}"
+    );
     assert!(stdout.contains("Suspended"), "enum values missing:\n{stdout}");
 
     let output = support::kubectl()

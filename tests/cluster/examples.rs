@@ -10,10 +10,16 @@ async fn every_example_is_accepted_by_server_side_apply() {
     let client = support::client().await;
     let namespace = support::namespace(&client, "examples").await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     let mut kinds_seen = std::collections::BTreeSet::new();
-    for file in files.iter().filter(|f| f.extension().is_some_and(|e| e == "yaml")) {
+    for file in files
+        .iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
+    {
         let yaml = std::fs::read_to_string(file).unwrap();
         let objects = support::parse_documents(&yaml);
         assert!(!objects.is_empty(), "{} holds no object", file.display());
@@ -23,13 +29,26 @@ async fn every_example_is_accepted_by_server_side_apply() {
             let live = support::apply(&client, &object, &namespace)
                 .await
                 .unwrap_or_else(|e| panic!("{}: {kind}/{name} was refused: {e}", file.display()));
-            assert_spec_kept(&object.data["spec"], &live.data["spec"], &format!("{kind}/{name}.spec"));
+            assert_spec_kept(
+                &object.data["spec"],
+                &live.data["spec"],
+                &format!("{kind}/{name}.spec"),
+            );
             kinds_seen.insert(kind);
         }
     }
-    let expected =
-        ["ApiClient", "ApiToken", "ClusterCredentialStore", "CredentialStore", "ServiceAccountKey"];
-    assert_eq!(kinds_seen.into_iter().collect::<Vec<_>>(), expected, "examples/ covers every kind");
+    let expected = [
+        "ApiClient",
+        "ApiToken",
+        "ClusterCredentialStore",
+        "CredentialStore",
+        "ServiceAccountKey",
+    ];
+    assert_eq!(
+        kinds_seen.into_iter().collect::<Vec<_>>(),
+        expected,
+        "examples/ covers every kind"
+    );
 }
 
 /// Every field of `applied` is present in `live` with the same value (the API server may
@@ -38,7 +57,9 @@ fn assert_spec_kept(applied: &serde_json::Value, live: &serde_json::Value, path:
     match (applied, live) {
         (serde_json::Value::Object(applied), serde_json::Value::Object(live)) => {
             for (key, value) in applied {
-                let live_value = live.get(key).unwrap_or_else(|| panic!("{path}.{key} was dropped"));
+                let live_value = live
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{path}.{key} was dropped"));
                 assert_spec_kept(value, live_value, &format!("{path}.{key}"));
             }
         }

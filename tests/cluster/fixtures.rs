@@ -17,7 +17,13 @@ pub const CONVERGE: Duration = Duration::from_secs(60);
 
 /// Creates Secret `prefactor-admin` and CredentialStore `name` pointing at `credstore`.
 pub async fn prefactor_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
-    put_secret(client, namespace, "prefactor-admin", json!({"token": credstore.prefactor_token})).await;
+    put_secret(
+        client,
+        namespace,
+        "prefactor-admin",
+        json!({"token": credstore.prefactor_token}),
+    )
+    .await;
     apply(
         client,
         namespace,
@@ -47,7 +53,9 @@ pub async fn put_secret(client: &Client, namespace: &str, name: &str, string_dat
 /// Server-side applies a manifest (as the test's own field manager) into `namespace`.
 pub async fn apply(client: &Client, namespace: &str, manifest: Value) {
     let object: kube::api::DynamicObject = serde_json::from_value(manifest).unwrap();
-    crate::support::apply(client, &object, namespace).await.unwrap_or_else(|e| panic!("apply refused: {e}"));
+    crate::support::apply(client, &object, namespace)
+        .await
+        .unwrap_or_else(|e| panic!("apply refused: {e}"));
 }
 
 /// Merge-patches the spec or metadata of a resource.
@@ -55,7 +63,9 @@ pub async fn merge<K>(api: &Api<K>, name: &str, patch: Value)
 where
     K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
-    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    api.patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
 }
 
 /// Waits until `check` holds for the named object; panics with the last state otherwise.
@@ -76,12 +86,16 @@ where
 /// The `status` of a condition type, and its reason, from an object's status JSON.
 pub fn condition(object: &impl serde::Serialize, type_: &str) -> Option<(String, String)> {
     let value = serde_json::to_value(object).ok()?;
-    value["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_).map(|c| {
-        (
-            c["status"].as_str().unwrap_or_default().to_string(),
-            c["reason"].as_str().unwrap_or_default().to_string(),
-        )
-    })
+    value["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap_or_default().to_string(),
+                c["reason"].as_str().unwrap_or_default().to_string(),
+            )
+        })
 }
 
 /// Whether the object's Ready condition is True for its current generation.
@@ -98,7 +112,10 @@ pub fn not_ready_because<K: serde::Serialize>(object: &K, reason: &str) -> bool 
 
 /// A key of a Secret, as a string.
 pub async fn secret_value(client: &Client, namespace: &str, name: &str, key: &str) -> Option<String> {
-    let secret = Api::<Secret>::namespaced(client.clone(), namespace).get_opt(name).await.unwrap()?;
+    let secret = Api::<Secret>::namespaced(client.clone(), namespace)
+        .get_opt(name)
+        .await
+        .unwrap()?;
     let bytes = secret.data?.get(key)?.0.clone();
     Some(String::from_utf8(bytes).unwrap())
 }
@@ -126,7 +143,11 @@ pub async fn upstream_token(credstore: &Credstore, id: &str) -> Option<Value> {
     if response.status() == 404 {
         return None;
     }
-    assert!(response.status().is_success(), "GET token {id}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "GET token {id}: {}",
+        response.status()
+    );
     Some(response.json::<Value>().await.unwrap()["details"].clone())
 }
 
@@ -139,7 +160,11 @@ pub async fn upstream_action(credstore: &Credstore, id: &str, action: &str) {
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{action} {id}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{action} {id}: {}",
+        response.status()
+    );
 }
 
 /// Polls `probe` until it returns `want` (for effects with no Kubernetes object to watch).
@@ -155,7 +180,10 @@ where
         if got == want {
             return;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{what}: still {got:?}, wanted {want:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: still {got:?}, wanted {want:?}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

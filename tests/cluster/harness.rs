@@ -27,19 +27,29 @@ fn control_plane_processes_die_with_a_panicking_test_binary() {
         // Child role: start the control plane, report it, and panic.
         let control_plane = support::control_plane();
         println!("control-plane-dir={}", control_plane.dir.display());
-        println!("control-plane-processes={}", processes_using(&control_plane.dir).len());
+        println!(
+            "control-plane-processes={}",
+            processes_using(&control_plane.dir).len()
+        );
         panic!("deliberate panic with a running control plane");
     }
 
     let assets = &support::control_plane().assets;
     let output = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "harness::control_plane_processes_die_with_a_panicking_test_binary", "--nocapture"])
+        .args([
+            "--exact",
+            "harness::control_plane_processes_die_with_a_panicking_test_binary",
+            "--nocapture",
+        ])
         .env(CHILD_ENV, "1")
         .env("KUBEBUILDER_ASSETS", assets)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!output.status.success(), "the child test was meant to fail:\n{stdout}");
+    assert!(
+        !output.status.success(),
+        "the child test was meant to fail:\n{stdout}"
+    );
     let field = |name: &str| {
         stdout
             .lines()
@@ -47,11 +57,19 @@ fn control_plane_processes_die_with_a_panicking_test_binary() {
             .unwrap_or_else(|| panic!("child printed no {name}:\n{stdout}"))
     };
     let dir = Path::new(field("control-plane-dir="));
-    assert_eq!(field("control-plane-processes="), "2", "etcd and kube-apiserver were running in the child");
+    assert_eq!(
+        field("control-plane-processes="),
+        "2",
+        "etcd and kube-apiserver were running in the child"
+    );
 
     let deadline = Instant::now() + Duration::from_secs(10);
     while !processes_using(dir).is_empty() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(processes_using(dir), Vec::<u32>::new(), "processes outlived the panicking test binary");
+    assert_eq!(
+        processes_using(dir),
+        Vec::<u32>::new(),
+        "processes outlived the panicking test binary"
+    );
 }

@@ -33,12 +33,24 @@ async fn no_token_appears_in_logs_events_or_status() {
     wait_for(&tokens, "scanned", "Ready", is_ready).await;
 
     // Drive it through every path that logs, records events and writes status.
-    let mut issued = vec![fixtures::secret_value(&client, &namespace, "scanned", "token").await.unwrap()];
+    let mut issued = vec![
+        fixtures::secret_value(&client, &namespace, "scanned", "token")
+            .await
+            .unwrap(),
+    ];
     let rounds = [
         (json!({"spec": {"state": "Suspended"}}), "suspended", None),
         (json!({"spec": {"state": "Active"}}), "active", None),
-        (json!({"metadata": {"annotations": {"apikeys.dev/rotate": "scan-1"}}}), "active", Some(1)),
-        (json!({"metadata": {"annotations": {"apikeys.dev/rotate": "scan-2"}}}), "active", Some(2)),
+        (
+            json!({"metadata": {"annotations": {"apikeys.dev/rotate": "scan-1"}}}),
+            "active",
+            Some(1),
+        ),
+        (
+            json!({"metadata": {"annotations": {"apikeys.dev/rotate": "scan-2"}}}),
+            "active",
+            Some(2),
+        ),
     ];
     for (patch, upstream, rotations) in rounds {
         merge(&tokens, "scanned", patch).await;
@@ -49,7 +61,9 @@ async fn no_token_appears_in_logs_events_or_status() {
                 && (rotations.is_none() || status.rotation_count == rotations)
         })
         .await;
-        let token = fixtures::secret_value(&client, &namespace, "scanned", "token").await.unwrap();
+        let token = fixtures::secret_value(&client, &namespace, "scanned", "token")
+            .await
+            .unwrap();
         if !issued.contains(&token) {
             issued.push(token);
         }
@@ -59,15 +73,29 @@ async fn no_token_appears_in_logs_events_or_status() {
     issued.push(credstore.prefactor_token.clone());
 
     let log = std::fs::read_to_string(&operator.log).unwrap();
-    assert!(log.len() > 1000, "the operator logged at debug level ({} bytes)", log.len());
-    let events =
-        Api::<Event>::namespaced(client.clone(), &namespace).list(&ListParams::default()).await.unwrap();
-    assert!(events.items.len() >= 4, "events were recorded: {}", events.items.len());
+    assert!(
+        log.len() > 1000,
+        "the operator logged at debug level ({} bytes)",
+        log.len()
+    );
+    let events = Api::<Event>::namespaced(client.clone(), &namespace)
+        .list(&ListParams::default())
+        .await
+        .unwrap();
+    assert!(
+        events.items.len() >= 4,
+        "events were recorded: {}",
+        events.items.len()
+    );
     let events = serde_json::to_string(&events.items).unwrap();
     let statuses = serde_json::to_string(&tokens.list(&ListParams::default()).await.unwrap().items).unwrap();
     for secret in &issued {
         // Any 12-character window of a secret is enough to call it leaked.
-        for window in secret.as_bytes().windows(12).map(|w| std::str::from_utf8(w).unwrap()) {
+        for window in secret
+            .as_bytes()
+            .windows(12)
+            .map(|w| std::str::from_utf8(w).unwrap())
+        {
             assert!(!log.contains(window), "the operator log contains secret material");
             assert!(!events.contains(window), "an event contains secret material");
             assert!(!statuses.contains(window), "a status contains secret material");
@@ -78,7 +106,12 @@ async fn no_token_appears_in_logs_events_or_status() {
 /// Counters of the operator (Kubernetes requests by method) and the credential store
 /// (upstream requests by operation).
 async fn counters(operator: &processes::Operator, credstore: &Credstore) -> (BTreeMap<String, f64>, Value) {
-    let metrics = reqwest::get(format!("{}/metrics", operator.probes)).await.unwrap().text().await.unwrap();
+    let metrics = reqwest::get(format!("{}/metrics", operator.probes))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     let kube: BTreeMap<String, f64> = metrics
         .lines()
         .filter_map(|line| line.strip_prefix("apikey_operator_kubernetes_requests_total{method=\""))
@@ -87,8 +120,12 @@ async fn counters(operator: &processes::Operator, credstore: &Credstore) -> (BTr
             Some((method.to_string(), value.parse().ok()?))
         })
         .collect();
-    let upstream =
-        reqwest::get(format!("{}/_credstore/requests", credstore.url)).await.unwrap().json().await.unwrap();
+    let upstream = reqwest::get(format!("{}/_credstore/requests", credstore.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     (kube, upstream)
 }
 
@@ -129,13 +166,20 @@ async fn a_quiet_minute_costs_no_writes_and_no_upstream_calls() {
     let (kube_after, upstream_after) = counters(&operator, &credstore).await;
 
     for method in ["POST", "PUT", "PATCH", "DELETE"] {
-        assert_eq!(kube_before.get(method), kube_after.get(method), "{method} requests in a quiet minute");
+        assert_eq!(
+            kube_before.get(method),
+            kube_after.get(method),
+            "{method} requests in a quiet minute"
+        );
     }
     assert_eq!(
         upstream_before["prefactor"], upstream_after["prefactor"],
         "upstream requests in a quiet minute"
     );
     let creates = &upstream_after["prefactor"]["POST /api/v1/api_token"];
-    assert_eq!(creates, 2, "one upstream create per token, no twins: {upstream_after}");
+    assert_eq!(
+        creates, 2,
+        "one upstream create per token, no twins: {upstream_after}"
+    );
     println!("quiet minute: Kubernetes requests before {kube_before:?}, after {kube_after:?}");
 }

@@ -51,14 +51,21 @@ pub fn start_credstore(dir: &Path) -> Credstore {
     let mut child = spawn_lasting(command);
     let stdout = child.stdout.take().expect("piped stdout");
     let mut first_line = String::new();
-    BufReader::new(stdout).read_line(&mut first_line).expect("credstore prints its address");
+    BufReader::new(stdout)
+        .read_line(&mut first_line)
+        .expect("credstore prints its address");
     let address = first_line
         .trim()
         .strip_prefix("credstore listening on ")
         .unwrap_or_else(|| panic!("unexpected first line from the credential store: {first_line:?}"));
-    let prefactor_token =
-        std::fs::read_to_string(dir.join("prefactor.token")).expect("bootstrap token").trim().to_string();
-    Credstore { url: format!("http://{address}"), prefactor_token }
+    let prefactor_token = std::fs::read_to_string(dir.join("prefactor.token"))
+        .expect("bootstrap token")
+        .trim()
+        .to_string();
+    Credstore {
+        url: format!("http://{address}"),
+        prefactor_token,
+    }
 }
 
 /// Starts an operator against the test control plane, logging to `<dir>/<name>.log`.
@@ -69,7 +76,10 @@ pub fn start_operator(dir: &Path, name: &str, namespace: Option<&str>) -> Operat
     command
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
         .env("KUBECONFIG", &support::control_plane().kubeconfig)
-        .env("RUST_LOG", "debug,hyper=info,kube_client=info,tower=info,h2=info,rustls=info")
+        .env(
+            "RUST_LOG",
+            "debug,hyper=info,kube_client=info,tower=info,h2=info,rustls=info",
+        )
         .stdout(Stdio::null())
         .stderr(log_file(&log));
     if let Some(namespace) = namespace {
@@ -85,7 +95,10 @@ fn wait_ready(probes: &str) {
     let url = format!("{probes}/readyz");
     // A thread of its own: this may run inside a test's async runtime.
     let ready = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         runtime.block_on(async {
             let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
             while tokio::time::Instant::now() < deadline {
@@ -107,7 +120,11 @@ fn log_file(path: &Path) -> std::fs::File {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port()
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);

@@ -45,51 +45,100 @@ async fn store_credential_problems_have_distinct_reasons_and_recover() {
         }),
     )
     .await;
-    let store = wait_for(&stores, "prefactor", "CredentialsSecretMissing", |s: &CredentialStore| {
-        not_ready_because(s, "CredentialsSecretMissing")
-    })
+    let store = wait_for(
+        &stores,
+        "prefactor",
+        "CredentialsSecretMissing",
+        |s: &CredentialStore| not_ready_because(s, "CredentialsSecretMissing"),
+    )
     .await;
     assert!(ready_message(&store).contains(&format!("Secret {namespace}/admin does not exist")));
-    fixtures::apply(&client, &namespace, token_manifest("waiting", json!({"name": "prefactor"}))).await;
-    let token =
-        wait_for(&tokens, "waiting", "StoreNotReady", |t: &ApiToken| not_ready_because(t, "StoreNotReady"))
-            .await;
-    assert!(ready_message(&token).contains("CredentialStore"), "{}", ready_message(&token));
+    fixtures::apply(
+        &client,
+        &namespace,
+        token_manifest("waiting", json!({"name": "prefactor"})),
+    )
+    .await;
+    let token = wait_for(&tokens, "waiting", "StoreNotReady", |t: &ApiToken| {
+        not_ready_because(t, "StoreNotReady")
+    })
+    .await;
+    assert!(
+        ready_message(&token).contains("CredentialStore"),
+        "{}",
+        ready_message(&token)
+    );
 
     // A Secret without the expected key.
     fixtures::put_secret(&client, &namespace, "admin", json!({"password": "x"})).await;
-    let store = wait_for(&stores, "prefactor", "CredentialsInvalid", |s: &CredentialStore| {
-        not_ready_because(s, "CredentialsInvalid")
-    })
+    let store = wait_for(
+        &stores,
+        "prefactor",
+        "CredentialsInvalid",
+        |s: &CredentialStore| not_ready_because(s, "CredentialsInvalid"),
+    )
     .await;
-    assert!(ready_message(&store).contains("token"), "names the missing key: {}", ready_message(&store));
+    assert!(
+        ready_message(&store).contains("token"),
+        "names the missing key: {}",
+        ready_message(&store)
+    );
 
     // A credential the upstream refuses.
-    fixtures::put_secret(&client, &namespace, "admin", json!({"token": "pfat_not-a-real-token"})).await;
-    wait_for(&stores, "prefactor", "CredentialsRefused", |s: &CredentialStore| {
-        not_ready_because(s, "CredentialsRefused")
-    })
+    fixtures::put_secret(
+        &client,
+        &namespace,
+        "admin",
+        json!({"token": "pfat_not-a-real-token"}),
+    )
+    .await;
+    wait_for(
+        &stores,
+        "prefactor",
+        "CredentialsRefused",
+        |s: &CredentialStore| not_ready_because(s, "CredentialsRefused"),
+    )
     .await;
 
     // Fixing the Secret is picked up without restarting anything, and the token follows
     // without being touched (its generation stays 1).
-    fixtures::put_secret(&client, &namespace, "admin", json!({"token": credstore.prefactor_token})).await;
+    fixtures::put_secret(
+        &client,
+        &namespace,
+        "admin",
+        json!({"token": credstore.prefactor_token}),
+    )
+    .await;
     wait_for(&stores, "prefactor", "Ready", is_ready).await;
     let token = wait_for(&tokens, "waiting", "Ready", is_ready).await;
     assert_eq!(token.metadata.generation, Some(1));
 
     // An unreachable upstream.
-    merge(&stores, "prefactor", json!({"spec": {"prefactor": {"url": "http://127.0.0.1:9"}}})).await;
-    wait_for(&stores, "prefactor", "UpstreamUnreachable", |s: &CredentialStore| {
-        not_ready_because(s, "UpstreamUnreachable")
-    })
+    merge(
+        &stores,
+        "prefactor",
+        json!({"spec": {"prefactor": {"url": "http://127.0.0.1:9"}}}),
+    )
+    .await;
+    wait_for(
+        &stores,
+        "prefactor",
+        "UpstreamUnreachable",
+        |s: &CredentialStore| not_ready_because(s, "UpstreamUnreachable"),
+    )
     .await;
 
     // References to a missing store, or a store of the wrong kind.
-    fixtures::apply(&client, &namespace, token_manifest("dangling", json!({"name": "nope"}))).await;
-    let token =
-        wait_for(&tokens, "dangling", "StoreNotFound", |t: &ApiToken| not_ready_because(t, "StoreNotFound"))
-            .await;
+    fixtures::apply(
+        &client,
+        &namespace,
+        token_manifest("dangling", json!({"name": "nope"})),
+    )
+    .await;
+    let token = wait_for(&tokens, "dangling", "StoreNotFound", |t: &ApiToken| {
+        not_ready_because(t, "StoreNotFound")
+    })
+    .await;
     assert!(ready_message(&token).contains("spec.storeRef"));
     fixtures::apply(
         &client,
@@ -100,12 +149,21 @@ async fn store_credential_problems_have_distinct_reasons_and_recover() {
         }),
     )
     .await;
-    fixtures::apply(&client, &namespace, token_manifest("wrong-kind", json!({"name": "zenml"}))).await;
+    fixtures::apply(
+        &client,
+        &namespace,
+        token_manifest("wrong-kind", json!({"name": "zenml"})),
+    )
+    .await;
     let token = wait_for(&tokens, "wrong-kind", "WrongProvider", |t: &ApiToken| {
         not_ready_because(t, "WrongProvider")
     })
     .await;
-    assert!(ready_message(&token).contains("prefactor"), "{}", ready_message(&token));
+    assert!(
+        ready_message(&token).contains("prefactor"),
+        "{}",
+        ready_message(&token)
+    );
 }
 
 #[tokio::test]
@@ -145,9 +203,17 @@ async fn cluster_store_serves_only_the_namespaces_it_allows() {
         not_ready_because(t, "NamespaceNotAllowed")
     })
     .await;
-    assert!(ready_message(&token).contains(&namespace), "{}", ready_message(&token));
+    assert!(
+        ready_message(&token).contains(&namespace),
+        "{}",
+        ready_message(&token)
+    );
 
-    merge(&cluster_stores, &store_name, json!({"spec": {"allowedNamespaces": [admin_namespace, namespace]}}))
-        .await;
+    merge(
+        &cluster_stores,
+        &store_name,
+        json!({"spec": {"allowedNamespaces": [admin_namespace, namespace]}}),
+    )
+    .await;
     wait_for(&tokens, "shared", "Ready", is_ready).await;
 }

@@ -79,7 +79,10 @@ fn start() -> Result<ControlPlane, String> {
     std::thread::Builder::new()
         .name("control-plane".into())
         .spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             let started = runtime.block_on(async {
                 let cluster = LocalCluster::start(&thread_assets, &thread_dir).await?;
                 cluster.install_crds(&apikey_operator::api::crds()).await?;
@@ -99,8 +102,14 @@ fn start() -> Result<ControlPlane, String> {
             }
         })
         .map_err(|e| format!("cannot start the control-plane thread: {e}"))?;
-    let kubeconfig = ready_rx.recv().map_err(|_| "the control-plane thread died".to_string())??;
-    Ok(ControlPlane { kubeconfig, assets, dir })
+    let kubeconfig = ready_rx
+        .recv()
+        .map_err(|_| "the control-plane thread died".to_string())??;
+    Ok(ControlPlane {
+        kubeconfig,
+        assets,
+        dir,
+    })
 }
 
 /// `KUBEBUILDER_ASSETS` if set, otherwise whatever `tests/envtest/setup.sh` builds or finds.
@@ -118,7 +127,11 @@ fn assets() -> Result<PathBuf, String> {
         return Err(format!("{} failed ({})", script.display(), output.status));
     }
     let stdout = String::from_utf8_lossy(&output.stdout);
-    stdout.lines().last().map(PathBuf::from).ok_or_else(|| format!("{} printed nothing", script.display()))
+    stdout
+        .lines()
+        .last()
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("{} printed nothing", script.display()))
 }
 
 /// A directory for this run's etcd data, certificates and logs; earlier runs' directories
@@ -127,8 +140,13 @@ fn run_dir() -> PathBuf {
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("envtest");
     if let Ok(entries) = std::fs::read_dir(&base) {
         for entry in entries.flatten() {
-            let pid =
-                entry.file_name().to_string_lossy().split('-').next_back().unwrap_or_default().to_string();
+            let pid = entry
+                .file_name()
+                .to_string_lossy()
+                .split('-')
+                .next_back()
+                .unwrap_or_default()
+                .to_string();
             if !Path::new("/proc").join(&pid).exists() {
                 let _ = std::fs::remove_dir_all(entry.path());
             }
@@ -150,8 +168,9 @@ pub fn parse_documents(yaml: &str) -> Vec<DynamicObject> {
 pub async fn api_for(client: &Client, object: &DynamicObject, namespace: &str) -> Api<DynamicObject> {
     let types = object.types.as_ref().expect("apiVersion and kind are set");
     let gvk = GroupVersionKind::try_from(types).expect("a valid apiVersion");
-    let (resource, capabilities) =
-        kube::discovery::pinned_kind(client, &gvk).await.expect("the kind is served");
+    let (resource, capabilities) = kube::discovery::pinned_kind(client, &gvk)
+        .await
+        .expect("the kind is served");
     match capabilities.scope {
         Scope::Namespaced => Api::namespaced_with(client.clone(), namespace, &resource),
         Scope::Cluster => Api::all_with(client.clone(), &resource),
@@ -166,5 +185,6 @@ pub async fn apply(
 ) -> Result<DynamicObject, kube::Error> {
     let api = api_for(client, object, namespace).await;
     let name = object.metadata.name.clone().expect("metadata.name is set");
-    api.patch(&name, &PatchParams::apply("tests").force(), &Patch::Apply(object)).await
+    api.patch(&name, &PatchParams::apply("tests").force(), &Patch::Apply(object))
+        .await
 }

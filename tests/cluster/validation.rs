@@ -22,7 +22,9 @@ fn client_spec(extra: Value) -> Value {
         "apiAccess": {"allAccessibleApis": true},
         "groupAccess": {"cloneAuthorizedUserGroups": true},
     });
-    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     json!({"apiVersion": V, "kind": "ApiClient", "metadata": {"name": "c"}, "spec": spec})
 }
 fn store(spec: Value) -> Value {
@@ -36,7 +38,9 @@ fn prefactor(url: &str) -> Value {
 }
 fn account_token(extra: Value) -> Value {
     let mut spec = json!({"storeRef": {"name": "prefactor"}, "scope": "account"});
-    spec.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    spec.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
     token(spec)
 }
 
@@ -44,7 +48,11 @@ fn account_token(extra: Value) -> Value {
 fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
     let env_id = "013xrzp12g3nqk8ngskn1wtxgka5b0nf";
     vec![
-        ("store without provider", store(json!({})), "exactly one provider block"),
+        (
+            "store without provider",
+            store(json!({})),
+            "exactly one provider block",
+        ),
         (
             "store with two providers",
             store(
@@ -90,7 +98,11 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
             ),
             "spec.allowedNamespaces[0]",
         ),
-        ("token without storeRef", token(json!({"scope": "account"})), "spec.storeRef: Required value"),
+        (
+            "token without storeRef",
+            token(json!({"scope": "account"})),
+            "spec.storeRef: Required value",
+        ),
         (
             "environment scope without environmentId",
             token(json!({"storeRef": {"name": "p"}, "scope": "environment"})),
@@ -106,13 +118,21 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
             token(json!({"storeRef": {"name": "p"}, "scope": "organisation"})),
             "spec.scope: Unsupported value",
         ),
-        ("unknown state", account_token(json!({"state": "Paused"})), "spec.state: Unsupported value"),
+        (
+            "unknown state",
+            account_token(json!({"state": "Paused"})),
+            "spec.state: Unsupported value",
+        ),
         (
             "malformed environmentId",
             token(json!({"storeRef": {"name": "p"}, "scope": "environment", "environmentId": "ENV-1"})),
             "spec.environmentId",
         ),
-        ("expiresAt not a timestamp", account_token(json!({"expiresAt": "next tuesday"})), "spec.expiresAt"),
+        (
+            "expiresAt not a timestamp",
+            account_token(json!({"expiresAt": "next tuesday"})),
+            "spec.expiresAt",
+        ),
         (
             "interval not a duration",
             account_token(json!({"rotation": {"interval": "30 days"}})),
@@ -173,14 +193,26 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
             key(json!({"storeRef": {"name": "s"}, "roleID": 1, "locale": "fr-FR"})),
             "spec.locale: Unsupported value",
         ),
-        ("Trend role id zero", key(json!({"storeRef": {"name": "s"}, "roleID": 0})), "spec.roleID"),
+        (
+            "Trend role id zero",
+            key(json!({"storeRef": {"name": "s"}, "roleID": 0})),
+            "spec.roleID",
+        ),
         (
             "active not a boolean",
             key(json!({"storeRef": {"name": "s"}, "roleID": 1, "active": "yes"})),
             "spec.active",
         ),
-        ("no authorized user", client_spec(json!({"authorizedUsers": []})), "spec.authorizedUsers"),
-        ("two authorized users", client_spec(json!({"authorizedUsers": ["a", "b"]})), "spec.authorizedUsers"),
+        (
+            "no authorized user",
+            client_spec(json!({"authorizedUsers": []})),
+            "spec.authorizedUsers",
+        ),
+        (
+            "two authorized users",
+            client_spec(json!({"authorizedUsers": ["a", "b"]})),
+            "spec.authorizedUsers",
+        ),
         (
             "all APIs and a list",
             client_spec(
@@ -306,7 +338,11 @@ async fn invalid_changes_are_refused_and_valid_ones_accepted() {
             .unwrap_or_else(|e| panic!("{what}: the valid manifest was refused: {e}"));
         let api = support::api_for(&client, &object, &namespace).await;
         match api
-            .patch(object.metadata.name.as_deref().unwrap(), &PatchParams::default(), &Patch::Merge(&patch))
+            .patch(
+                object.metadata.name.as_deref().unwrap(),
+                &PatchParams::default(),
+                &Patch::Merge(&patch),
+            )
             .await
         {
             Ok(_) => failures.push(format!("{what}: accepted")),

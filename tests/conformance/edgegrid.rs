@@ -54,14 +54,22 @@ fn vectors_dir() -> PathBuf {
         return PathBuf::from(dir);
     }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/venv.sh");
-    let output = Command::new(script).output().unwrap_or_else(|error| panic!("cannot run {script}: {error}"));
+    let output = Command::new(script)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {script}: {error}"));
     assert!(
         output.status.success(),
         "{script} failed; the EdgeGrid vectors need the edgegrid-python package:\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
     let stdout = String::from_utf8(output.stdout).expect("venv.sh prints a UTF-8 path");
-    PathBuf::from(stdout.lines().last().expect("venv.sh prints the package directory").trim())
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .expect("venv.sh prints the package directory")
+            .trim(),
+    )
 }
 
 fn read_json<T: for<'de> Deserialize<'de>>(name: &str) -> T {
@@ -90,13 +98,19 @@ fn base_host(data: &TestData) -> &str {
 #[test]
 fn signing_key_vector() {
     let data = test_data();
-    assert_eq!(edgegrid::signing_key(&data.client_secret, &data.timestamp), data.sign_key_test);
+    assert_eq!(
+        edgegrid::signing_key(&data.client_secret, &data.timestamp),
+        data.sign_key_test
+    );
 }
 
 #[test]
 fn content_hash_vector() {
     let data = test_data();
-    assert_eq!(edgegrid::content_hash("POST", b"test_body", data.max_body), data.content_hash_test);
+    assert_eq!(
+        edgegrid::content_hash("POST", b"test_body", data.max_body),
+        data.content_hash_test
+    );
 }
 
 #[test]
@@ -104,7 +118,10 @@ fn all_official_test_cases() {
     let data = test_data();
     let cases: Vec<TestCase> = read_json("testcases.json");
     assert_eq!(cases.len(), 15, "edgegrid-python 2.0.9 ships 15 cases");
-    let policy = SigningPolicy { headers_to_sign: data.headers_to_sign.clone(), max_body: data.max_body };
+    let policy = SigningPolicy {
+        headers_to_sign: data.headers_to_sign.clone(),
+        max_body: data.max_body,
+    };
     let mut failures = Vec::new();
     for case in &cases {
         let headers: Vec<(&str, &str)> = case
@@ -129,7 +146,10 @@ fn all_official_test_cases() {
         if let Some(expected) = &case.expected_data_to_sign {
             let actual = edgegrid::data_to_sign(&request, &policy, "");
             if &actual != expected {
-                failures.push(format!("{}: data to sign {actual:?} != {expected:?}", case.test_name));
+                failures.push(format!(
+                    "{}: data to sign {actual:?} != {expected:?}",
+                    case.test_name
+                ));
             }
         }
         let actual = edgegrid::authorization_header(
@@ -148,7 +168,12 @@ fn all_official_test_cases() {
             failures.push(format!("{}: verify: {error}", case.test_name));
         }
     }
-    assert!(failures.is_empty(), "{} of 15 cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of 15 cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// `requests` serialises `json={"key": "value"}` with Python's default separators.

@@ -11,7 +11,12 @@ fn prefactor(client: &UpstreamClient) -> &PrefactorClient {
 }
 
 fn account_token() -> NewApiToken {
-    NewApiToken { token_scope: TokenScope::Account, account_id: None, environment_id: None, expires_at: None }
+    NewApiToken {
+        token_scope: TokenScope::Account,
+        account_id: None,
+        environment_id: None,
+        expires_at: None,
+    }
 }
 
 /// Status of `GET /api/v1/ping` with `token`: whether the token authenticates.
@@ -36,7 +41,11 @@ async fn token_lifecycle_create_suspend_activate_revoke_delete() {
 
     let before = prefactor.requests_sent();
     let issued = prefactor.create(&account_token(), "create-1").await.unwrap();
-    assert_eq!(prefactor.requests_sent() - before, 1, "a create costs one request");
+    assert_eq!(
+        prefactor.requests_sent() - before,
+        1,
+        "a create costs one request"
+    );
     let id = issued.details.id.clone();
     assert_eq!(issued.details.status, TokenStatus::Active);
     assert!(issued.details.available_actions.suspend);
@@ -45,25 +54,49 @@ async fn token_lifecycle_create_suspend_activate_revoke_delete() {
     // A retried create with the same idempotency key returns the same token: no twin.
     let again = prefactor.create(&account_token(), "create-1").await.unwrap();
     assert_eq!(again.details.id, id);
-    assert_eq!(prefactor.list().await.unwrap().iter().filter(|token| token.id == id).count(), 1);
+    assert_eq!(
+        prefactor
+            .list()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|token| token.id == id)
+            .count(),
+        1
+    );
 
-    assert_eq!(prefactor.get(&id).await.unwrap().unwrap().status, TokenStatus::Active);
-    let suspended = prefactor.change_state(&id, TokenAction::Suspend, "suspend-1").await.unwrap();
+    assert_eq!(
+        prefactor.get(&id).await.unwrap().unwrap().status,
+        TokenStatus::Active
+    );
+    let suspended = prefactor
+        .change_state(&id, TokenAction::Suspend, "suspend-1")
+        .await
+        .unwrap();
     assert_eq!(suspended.status, TokenStatus::Suspended);
     assert_eq!(ping(&store, issued.token.expose()).await, 401);
-    let active = prefactor.change_state(&id, TokenAction::Activate, "activate-1").await.unwrap();
+    let active = prefactor
+        .change_state(&id, TokenAction::Activate, "activate-1")
+        .await
+        .unwrap();
     assert_eq!(active.status, TokenStatus::Active);
     assert_eq!(ping(&store, issued.token.expose()).await, 200);
 
     // Only revoked tokens can be deleted.
     let refused = prefactor.delete(&id).await.unwrap_err();
     assert_eq!(refused.class(), ErrorClass::Conflict, "{refused}");
-    let revoked = prefactor.change_state(&id, TokenAction::Revoke, "revoke-1").await.unwrap();
+    let revoked = prefactor
+        .change_state(&id, TokenAction::Revoke, "revoke-1")
+        .await
+        .unwrap();
     assert_eq!(revoked.status, TokenStatus::Revoked);
     assert_eq!(ping(&store, issued.token.expose()).await, 401);
     prefactor.delete(&id).await.unwrap();
     assert_eq!(prefactor.get(&id).await.unwrap(), None);
-    prefactor.delete(&id).await.expect("deleting a deleted token reaches the goal");
+    prefactor
+        .delete(&id)
+        .await
+        .expect("deleting a deleted token reaches the goal");
 }
 
 #[tokio::test]
@@ -74,7 +107,10 @@ async fn rotation_costs_three_requests() {
     let old = prefactor.create(&account_token(), "gen-1").await.unwrap();
     let before = prefactor.requests_sent();
     let new = prefactor.create(&account_token(), "gen-2").await.unwrap();
-    prefactor.change_state(&old.details.id, TokenAction::Revoke, "gen-1-revoke").await.unwrap();
+    prefactor
+        .change_state(&old.details.id, TokenAction::Revoke, "gen-1-revoke")
+        .await
+        .unwrap();
     prefactor.delete(&old.details.id).await.unwrap();
     assert_eq!(prefactor.requests_sent() - before, 3);
     assert_eq!(ping(&store, new.token.expose()).await, 200);
@@ -86,7 +122,10 @@ async fn environment_tokens_and_invalid_requests() {
     let store = Store::start().await;
     let client = store.prefactor(&store.file("prefactor.token"));
     let prefactor = prefactor(&client);
-    let environment_id = store.ids("prefactor")["environmentId"].as_str().expect("environment id").to_owned();
+    let environment_id = store.ids("prefactor")["environmentId"]
+        .as_str()
+        .expect("environment id")
+        .to_owned();
     let expires_at = jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24);
     let scoped = NewApiToken {
         token_scope: TokenScope::Environment,
@@ -95,10 +134,19 @@ async fn environment_tokens_and_invalid_requests() {
         account_id: None,
     };
     let issued = prefactor.create(&scoped, "env-1").await.unwrap();
-    assert_eq!(issued.details.environment_id.as_deref(), Some(environment_id.as_str()));
-    assert_eq!(issued.details.expires_at.map(|at| at.as_second()), Some(expires_at.as_second()));
+    assert_eq!(
+        issued.details.environment_id.as_deref(),
+        Some(environment_id.as_str())
+    );
+    assert_eq!(
+        issued.details.expires_at.map(|at| at.as_second()),
+        Some(expires_at.as_second())
+    );
 
-    let missing = NewApiToken { environment_id: None, ..scoped.clone() };
+    let missing = NewApiToken {
+        environment_id: None,
+        ..scoped.clone()
+    };
     let error = prefactor.create(&missing, "env-2").await.unwrap_err();
     assert_eq!(error.class(), ErrorClass::InvalidRequest, "{error}");
     assert_eq!(error.code(), Some("required_value"));
@@ -115,7 +163,10 @@ async fn list_follows_offset_pages() {
     let prefactor = prefactor(&client);
     let existing = prefactor.list().await.unwrap().len();
     for n in 0..105 {
-        prefactor.create(&account_token(), &format!("bulk-{n}")).await.unwrap();
+        prefactor
+            .create(&account_token(), &format!("bulk-{n}"))
+            .await
+            .unwrap();
     }
     let before = prefactor.requests_sent();
     let listed = prefactor.list().await.unwrap();
@@ -134,6 +185,9 @@ async fn refused_admin_token_is_an_authentication_error_without_the_token() {
     assert_eq!(error.class(), ErrorClass::Authentication, "{error}");
     assert_eq!(error.attempts(), 1, "auth failures are not retried");
     assert!(!error.to_string().contains("pf_wrong_admin_token_value"));
-    let error = prefactor(&client).create(&account_token(), "k").await.unwrap_err();
+    let error = prefactor(&client)
+        .create(&account_token(), "k")
+        .await
+        .unwrap_err();
     assert_eq!(error.class(), ErrorClass::Authentication);
 }

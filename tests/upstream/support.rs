@@ -37,7 +37,12 @@ impl Store {
         tokio::spawn(store.serve(async move {
             let _ = rx.await;
         }));
-        Self { base, http: reqwest::Client::new(), dir, shutdown: Some(tx) }
+        Self {
+            base,
+            http: reqwest::Client::new(),
+            dir,
+            shutdown: Some(tx),
+        }
     }
 
     /// A bootstrap file the store wrote into its data directory.
@@ -56,9 +61,18 @@ impl Store {
     }
 
     pub async fn set_faults(&self, settings: Value) {
-        let response =
-            self.http.put(format!("{}/_credstore/faults", self.base)).json(&settings).send().await.unwrap();
-        assert!(response.status().is_success(), "setting faults: {}", response.status());
+        let response = self
+            .http
+            .put(format!("{}/_credstore/faults", self.base))
+            .json(&settings)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "setting faults: {}",
+            response.status()
+        );
     }
 
     pub async fn advance_clock(&self, seconds: i64) {
@@ -86,7 +100,10 @@ impl Store {
 
     pub fn zenml(&self, api_key: &str) -> UpstreamClient {
         let provider = Provider {
-            zenml: Some(ZenmlProvider { url: self.base.clone(), credentials_secret_ref: secret_ref() }),
+            zenml: Some(ZenmlProvider {
+                url: self.base.clone(),
+                credentials_secret_ref: secret_ref(),
+            }),
             ..Provider::default()
         };
         client(&provider, &[("apiKey", api_key)])
@@ -113,7 +130,10 @@ impl Drop for Store {
 }
 
 fn secret_ref() -> SecretRef {
-    SecretRef { name: "store-credentials".into(), namespace: None }
+    SecretRef {
+        name: "store-credentials".into(),
+        namespace: None,
+    }
 }
 
 /// Fast retries, so bounded-retry tests finish quickly; the rate limit is the CRD's maximum.
@@ -129,12 +149,19 @@ pub fn options() -> ClientOptions {
 fn client(provider: &Provider, secret: &[(&str, &str)]) -> UpstreamClient {
     let connection = Connection {
         ca_bundle: None,
-        rate_limit: Some(RateLimit { requests_per_second: 1000, burst: Some(1000) }),
+        rate_limit: Some(RateLimit {
+            requests_per_second: 1000,
+            burst: Some(1000),
+        }),
     };
     let data: BTreeMap<String, ByteString> = secret
         .iter()
         .map(|(key, value)| (key.to_string(), ByteString(format!("{value}\n").into_bytes())))
         .collect();
-    let store = StoreSpec { identity: "CredentialStore/test/store", provider, connection: &connection };
+    let store = StoreSpec {
+        identity: "CredentialStore/test/store",
+        provider,
+        connection: &connection,
+    };
     connect(store, &data, &RateLimiters::default(), &options()).expect("client builds")
 }

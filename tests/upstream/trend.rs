@@ -45,28 +45,69 @@ async fn key_lifecycle_create_lock_regenerate_delete() {
     let before = trend.requests_sent();
     let issued = trend.create(&settings("ci")).await.unwrap();
     assert_eq!(trend.requests_sent() - before, 1, "a create costs one request");
-    assert_eq!((issued.key.key_name.as_str(), issued.key.role_id, issued.key.active), ("ci", Some(1), true));
+    assert_eq!(
+        (
+            issued.key.key_name.as_str(),
+            issued.key.role_id,
+            issued.key.active
+        ),
+        ("ci", Some(1), true)
+    );
     assert!(authenticates(&store, issued.secret.expose()).await);
     let id = issued.key.id;
     assert_eq!(trend.get(id).await.unwrap().unwrap().key_name, "ci");
     assert_eq!(
-        trend.find_by_name("ci").await.unwrap().iter().map(|key| key.id).collect::<Vec<_>>(),
+        trend
+            .find_by_name("ci")
+            .await
+            .unwrap()
+            .iter()
+            .map(|key| key.id)
+            .collect::<Vec<_>>(),
         vec![id]
     );
 
-    let locked =
-        trend.modify(id, &ApiKeySettings { active: Some(false), ..Default::default() }).await.unwrap();
+    let locked = trend
+        .modify(
+            id,
+            &ApiKeySettings {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(!locked.active);
-    assert_eq!(locked.description.as_deref(), Some("managed by apikey-operator"), "modify is partial");
+    assert_eq!(
+        locked.description.as_deref(),
+        Some("managed by apikey-operator"),
+        "modify is partial"
+    );
     assert!(!authenticates(&store, issued.secret.expose()).await);
-    trend.modify(id, &ApiKeySettings { active: Some(true), ..Default::default() }).await.unwrap();
+    trend
+        .modify(
+            id,
+            &ApiKeySettings {
+                active: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
     assert!(authenticates(&store, issued.secret.expose()).await);
 
     let before = trend.requests_sent();
     let regenerated = trend.regenerate_secret(id).await.unwrap();
-    assert_eq!(trend.requests_sent() - before, 1, "an in-place rotation costs one request");
+    assert_eq!(
+        trend.requests_sent() - before,
+        1,
+        "an in-place rotation costs one request"
+    );
     assert!(authenticates(&store, regenerated.secret.expose()).await);
-    assert!(!authenticates(&store, issued.secret.expose()).await, "the old secret dies at once");
+    assert!(
+        !authenticates(&store, issued.secret.expose()).await,
+        "the old secret dies at once"
+    );
 
     trend.delete(id).await.unwrap();
     assert_eq!(trend.get(id).await.unwrap(), None);
@@ -97,7 +138,12 @@ async fn refused_secret_is_an_authentication_error_and_bad_settings_invalid() {
     assert!(!error.to_string().contains("not-a-real-secret"));
 
     let client = store.trend(&store.file("trendmicro.secret-key"));
-    let error =
-        trend(&client).create(&ApiKeySettings { role_id: Some(0), ..settings("bad") }).await.unwrap_err();
+    let error = trend(&client)
+        .create(&ApiKeySettings {
+            role_id: Some(0),
+            ..settings("bad")
+        })
+        .await
+        .unwrap_err();
     assert_eq!(error.class(), ErrorClass::InvalidRequest, "{error}");
 }

@@ -13,12 +13,21 @@ fn zenml(client: &UpstreamClient) -> &ZenmlClient {
 /// Whether `key` logs in at `/api/v1/login`.
 async fn logs_in(store: &Store, key: &str) -> bool {
     let form = [("grant_type", "zenml-api-key"), ("password", key)];
-    let response = store.http.post(format!("{}/api/v1/login", store.base)).form(&form).send().await.unwrap();
+    let response = store
+        .http
+        .post(format!("{}/api/v1/login", store.base))
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
     response.status().is_success()
 }
 
 fn service_account(store: &Store) -> String {
-    store.ids("zenml")["serviceAccountId"].as_str().expect("service account id").to_owned()
+    store.ids("zenml")["serviceAccountId"]
+        .as_str()
+        .expect("service account id")
+        .to_owned()
 }
 
 #[tokio::test]
@@ -31,25 +40,47 @@ async fn key_lifecycle_create_deactivate_rotate_delete() {
 
     let before = zenml.requests_sent();
     let issued = zenml.create(&account, "ci-deployer", Some("CI")).await.unwrap();
-    assert_eq!(zenml.requests_sent() - before, 1, "the bearer from probe is reused");
+    assert_eq!(
+        zenml.requests_sent() - before,
+        1,
+        "the bearer from probe is reused"
+    );
     assert!(issued.secret.expose().starts_with("ZENKEY_"));
     assert!(issued.key.active);
     assert_eq!(issued.key.description.as_deref(), Some("CI"));
     assert!(logs_in(&store, issued.secret.expose()).await);
 
-    let by_name = zenml.get(&account, "ci-deployer").await.unwrap().expect("found by name");
+    let by_name = zenml
+        .get(&account, "ci-deployer")
+        .await
+        .unwrap()
+        .expect("found by name");
     assert_eq!(by_name.id, issued.key.id);
     let duplicate = zenml.create(&account, "ci-deployer", None).await.unwrap_err();
     assert_eq!(duplicate.class(), ErrorClass::Conflict, "{duplicate}");
 
     let inactive = zenml
-        .update(&account, &issued.key.id, &ApiKeyUpdate { active: Some(false), ..Default::default() })
+        .update(
+            &account,
+            &issued.key.id,
+            &ApiKeyUpdate {
+                active: Some(false),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(!inactive.active);
     assert!(!logs_in(&store, issued.secret.expose()).await);
     zenml
-        .update(&account, &issued.key.id, &ApiKeyUpdate { active: Some(true), ..Default::default() })
+        .update(
+            &account,
+            &issued.key.id,
+            &ApiKeyUpdate {
+                active: Some(true),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     assert!(logs_in(&store, issued.secret.expose()).await);
@@ -62,12 +93,18 @@ async fn key_lifecycle_create_deactivate_rotate_delete() {
     assert!(logs_in(&store, rotated.secret.expose()).await);
     assert!(logs_in(&store, issued.secret.expose()).await, "old key retained");
     store.advance_clock(11 * 60).await;
-    assert!(!logs_in(&store, issued.secret.expose()).await, "old key stops after the retain period");
+    assert!(
+        !logs_in(&store, issued.secret.expose()).await,
+        "old key stops after the retain period"
+    );
     assert!(logs_in(&store, rotated.secret.expose()).await);
 
     zenml.delete(&account, &issued.key.id).await.unwrap();
     assert_eq!(zenml.get(&account, &issued.key.id).await.unwrap(), None);
-    zenml.delete(&account, &issued.key.id).await.expect("already gone is fine");
+    zenml
+        .delete(&account, &issued.key.id)
+        .await
+        .expect("already gone is fine");
 }
 
 #[tokio::test]
@@ -77,7 +114,10 @@ async fn list_follows_pages() {
     let zenml = zenml(&client);
     let account = service_account(&store);
     for n in 0..103 {
-        zenml.create(&account, &format!("key-{n:03}"), None).await.unwrap();
+        zenml
+            .create(&account, &format!("key-{n:03}"), None)
+            .await
+            .unwrap();
     }
     let before = zenml.requests_sent();
     let keys = zenml.list(&account).await.unwrap();
@@ -97,7 +137,11 @@ async fn expired_bearer_is_renewed_by_logging_in_again() {
     store.advance_clock(2 * 3600).await;
     let before = zenml.requests_sent();
     zenml.list(&account).await.expect("renewed");
-    assert_eq!(zenml.requests_sent() - before, 3, "refused call, login, repeated call");
+    assert_eq!(
+        zenml.requests_sent() - before,
+        3,
+        "refused call, login, repeated call"
+    );
 }
 
 #[tokio::test]

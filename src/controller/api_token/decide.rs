@@ -83,7 +83,9 @@ impl CreateRequest {
 /// Whether the spec asks for a different expiry than the current token has; the upstream
 /// cannot change a token's expiry, so this takes a rotation.
 pub fn expiry_changed(spec: &ApiTokenSpec, current_expiry: Option<Timestamp>) -> bool {
-    spec.expires_at.as_ref().is_some_and(|wanted| Some(wanted.0) != current_expiry)
+    spec.expires_at
+        .as_ref()
+        .is_some_and(|wanted| Some(wanted.0) != current_expiry)
 }
 
 #[cfg(test)]
@@ -94,11 +96,23 @@ mod tests {
     fn the_spec_wins_over_upstream_drift_but_terminal_states_are_reported() {
         use StateStep::*;
         assert_eq!(state_step(TokenState::Active, Some(TokenStatus::Active)), InSync);
-        assert_eq!(state_step(TokenState::Active, Some(TokenStatus::Suspended)), Act(TokenAction::Activate));
-        assert_eq!(state_step(TokenState::Suspended, Some(TokenStatus::Active)), Act(TokenAction::Suspend));
-        assert_eq!(state_step(TokenState::Revoked, Some(TokenStatus::Suspended)), Act(TokenAction::Revoke));
+        assert_eq!(
+            state_step(TokenState::Active, Some(TokenStatus::Suspended)),
+            Act(TokenAction::Activate)
+        );
+        assert_eq!(
+            state_step(TokenState::Suspended, Some(TokenStatus::Active)),
+            Act(TokenAction::Suspend)
+        );
+        assert_eq!(
+            state_step(TokenState::Revoked, Some(TokenStatus::Suspended)),
+            Act(TokenAction::Revoke)
+        );
         assert_eq!(state_step(TokenState::Revoked, None), InSync);
-        assert_eq!(state_step(TokenState::Active, Some(TokenStatus::Revoked)), RevokedBehindOurBack);
+        assert_eq!(
+            state_step(TokenState::Active, Some(TokenStatus::Revoked)),
+            RevokedBehindOurBack
+        );
         assert_eq!(state_step(TokenState::Suspended, None), DeletedBehindOurBack);
     }
 
@@ -118,6 +132,9 @@ mod tests {
         assert_eq!(body["token_scope"], "environment");
         assert_eq!(body["environment_id"], "013xrzp12g3nqk8ngskn1wtxgka5b0nf");
         assert!(expiry_changed(&spec, None));
-        assert!(!expiry_changed(&spec, Some("2027-01-01T00:00:00Z".parse().unwrap())));
+        assert!(!expiry_changed(
+            &spec,
+            Some("2027-01-01T00:00:00Z".parse().unwrap())
+        ));
     }
 }

@@ -34,7 +34,12 @@ struct Blocked {
 
 impl Blocked {
     fn new(condition: &'static str, reason: &'static str, message: String, retry: Duration) -> Self {
-        Blocked { condition, reason, message, retry }
+        Blocked {
+            condition,
+            reason,
+            message,
+            retry,
+        }
     }
 
     /// Classifies an upstream failure into "fix the store", "fix the spec" or "retry later".
@@ -52,16 +57,24 @@ impl Blocked {
                 "; grant the store's credential the permission",
                 Duration::from_secs(300),
             ),
-            ErrorClass::InvalidRequest => {
-                (conditions::UPSTREAM_SYNCED, reason::INVALID_REQUEST, "; fix the spec", RESYNC_INTERVAL)
-            }
+            ErrorClass::InvalidRequest => (
+                conditions::UPSTREAM_SYNCED,
+                reason::INVALID_REQUEST,
+                "; fix the spec",
+                RESYNC_INTERVAL,
+            ),
             ErrorClass::Transient => (
                 conditions::UPSTREAM_SYNCED,
                 reason::UPSTREAM_UNREACHABLE,
                 "; retrying",
                 Duration::from_secs(15),
             ),
-            _ => (conditions::UPSTREAM_SYNCED, reason::UPSTREAM_ERROR, "; retrying", Duration::from_secs(30)),
+            _ => (
+                conditions::UPSTREAM_SYNCED,
+                reason::UPSTREAM_ERROR,
+                "; retrying",
+                Duration::from_secs(30),
+            ),
         };
         Blocked::new(condition, reason, format!("{what}: {error}{advice}"), retry)
     }
@@ -93,11 +106,21 @@ impl Run<'_> {
 
     fn set(&mut self, condition: &str, ok: bool, reason: &str, message: String) {
         let generation = self.token.meta().generation;
-        conditions::set(&mut self.status.conditions, condition, ok, reason, message, generation, self.now);
+        conditions::set(
+            &mut self.status.conditions,
+            condition,
+            ok,
+            reason,
+            message,
+            generation,
+            self.now,
+        );
     }
 
     async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
-        self.ctx.event(&self.token.object_ref(&()), type_, reason, action, note).await;
+        self.ctx
+            .event(&self.token.object_ref(&()), type_, reason, action, note)
+            .await;
     }
 }
 
@@ -133,7 +156,11 @@ pub async fn apply(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
     let flipped = previous_ready.as_ref().map(|c| (&c.status, &c.reason))
         != ready.as_ref().map(|c| (&c.status, &c.reason));
     if let (true, Some(ready)) = (flipped, ready) {
-        let type_ = if ready.status == "True" { EventType::Normal } else { EventType::Warning };
+        let type_ = if ready.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
         run.event(type_, &ready.reason, "Reconcile", ready.message).await;
     }
     Ok(action)
@@ -160,7 +187,13 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
     let client = match run
         .ctx
         .stores
-        .resolve(&run.ctx.client, KIND, &run.namespace, &token.spec.store_ref, &["prefactor"])
+        .resolve(
+            &run.ctx.client,
+            KIND,
+            &run.namespace,
+            &token.spec.store_ref,
+            &["prefactor"],
+        )
         .await
     {
         Ok(client) => client,
@@ -174,7 +207,12 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
         }
     };
     let prefactor = client.prefactor().expect("resolve checked the provider");
-    run.set(conditions::STORE_READY, true, reason::RECONCILED, "the store is ready".into());
+    run.set(
+        conditions::STORE_READY,
+        true,
+        reason::RECONCILED,
+        "the store is ready".into(),
+    );
 
     if run.status.upstream_id.is_none() && run.status.pending.is_none() {
         record_pending(run, PendingKind::Create, "create")?;
@@ -218,17 +256,24 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
     )?;
     run.status.next_rotation_time = plan.next_rotation.map(Time);
     let secret_lost = !issued_now
-        && existing_secret.as_ref().and_then(target_secret::recorded_fingerprint)
+        && existing_secret
+            .as_ref()
+            .and_then(target_secret::recorded_fingerprint)
             != run.status.secret_fingerprint.as_deref();
     let trigger = plan
         .due
         .map(|t| t.as_str())
         .or(secret_lost.then_some("secretLost"))
-        .or(decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0))
-            .then_some("expiresAt"));
+        .or(
+            decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0))
+                .then_some("expiresAt"),
+        );
 
     let step = decide::state_step(token.spec.state, observed.as_ref().map(|d| d.status));
-    let lost_upstream = matches!(step, StateStep::RevokedBehindOurBack | StateStep::DeletedBehindOurBack);
+    let lost_upstream = matches!(
+        step,
+        StateStep::RevokedBehindOurBack | StateStep::DeletedBehindOurBack
+    );
     let usable = token.spec.state == TokenState::Active || lost_upstream;
     if let (Some(trigger), true) = (trigger, usable) {
         if trigger == "secretLost" {
@@ -258,11 +303,14 @@ async fn converge(run: &mut Run<'_>) -> Result<Result<Duration, Blocked>, Error>
 
     let wake = schedule::wake_after(
         run.now,
-        [run.status.next_rotation_time.as_ref(), run.status.expires_at.as_ref()]
-            .into_iter()
-            .flatten()
-            .map(|t| t.0)
-            .chain(run.status.retiring.iter().map(|r| r.retire_at.0)),
+        [
+            run.status.next_rotation_time.as_ref(),
+            run.status.expires_at.as_ref(),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|t| t.0)
+        .chain(run.status.retiring.iter().map(|r| r.retire_at.0)),
     );
     Ok(Ok(wake.unwrap_or(RESYNC_INTERVAL)))
 }
@@ -278,7 +326,12 @@ async fn drive_state(
     match step {
         StateStep::InSync => {
             let state = run.status.upstream_state.clone().unwrap_or_default();
-            run.set(conditions::UPSTREAM_SYNCED, true, reason::RECONCILED, format!("token {id} is {state}"));
+            run.set(
+                conditions::UPSTREAM_SYNCED,
+                true,
+                reason::RECONCILED,
+                format!("token {id} is {state}"),
+            );
             None
         }
         StateStep::Act(action) => {
@@ -298,11 +351,15 @@ async fn drive_state(
                         (reason::STATE_CHANGED, format!("token {id} is now {now}"))
                     };
                     info!(token_id = %id, from = %was, to = now, "token state changed");
-                    run.event(EventType::Normal, reason_, action_name(action), note.clone()).await;
+                    run.event(EventType::Normal, reason_, action_name(action), note.clone())
+                        .await;
                     run.set(conditions::UPSTREAM_SYNCED, true, reason_, note);
                     None
                 }
-                Err(error) => Some(Blocked::upstream(&format!("changing the state of token {id}"), &error)),
+                Err(error) => Some(Blocked::upstream(
+                    &format!("changing the state of token {id}"),
+                    &error,
+                )),
             }
         }
         StateStep::RevokedBehindOurBack | StateStep::DeletedBehindOurBack => {
@@ -317,7 +374,12 @@ async fn drive_state(
                  spec.rotation.requestedAt); to accept it, set spec.state: Revoked",
                 token.name_any()
             );
-            Some(Blocked::new(conditions::UPSTREAM_SYNCED, reason_, message, RESYNC_INTERVAL))
+            Some(Blocked::new(
+                conditions::UPSTREAM_SYNCED,
+                reason_,
+                message,
+                RESYNC_INTERVAL,
+            ))
         }
     }
 }
@@ -357,7 +419,10 @@ async fn issue(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<Result<
     let pending = run.status.pending.clone().expect("caller checked");
     let request: CreateRequest =
         serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
-    let issued = match prefactor.create(&request.to_upstream(), &pending.idempotency_key).await {
+    let issued = match prefactor
+        .create(&request.to_upstream(), &pending.idempotency_key)
+        .await
+    {
         Ok(issued) => issued,
         Err(error) => return Ok(Err(Blocked::upstream("creating the token", &error))),
     };
@@ -367,19 +432,31 @@ async fn issue(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<Result<
         entries: vec![("token", issued.token.expose().to_string())],
     };
     let name = secret_name(token);
-    let owner = token.controller_owner_ref(&()).expect("a stored object has a uid");
+    let owner = token
+        .controller_owner_ref(&())
+        .expect("a stored object has a uid");
     let desired = target_secret::desired(&name, &run.namespace, owner, &token.spec.secret, &material);
     let existing = run.secrets.get_opt(&name).await.map_err(Error::Kube)?;
-    if !existing.as_ref().is_some_and(|e| target_secret::is_current(e, &desired)) {
+    if !existing
+        .as_ref()
+        .is_some_and(|e| target_secret::is_current(e, &desired))
+    {
         target_secret::apply(&run.secrets, existing.as_ref(), &owner_uid(token), &desired).await?;
     }
 
-    let previous = run.status.upstream_id.replace(new_id.clone()).filter(|old| *old != new_id);
+    let previous = run
+        .status
+        .upstream_id
+        .replace(new_id.clone())
+        .filter(|old| *old != new_id);
     let rotated = pending.operation == PendingKind::Rotate;
     if let (true, Some(old)) = (rotated, &previous) {
         let retire_at = run.now + schedule::retain_previous(token.spec.rotation.as_ref())?;
         run.status.retiring.retain(|r| r.id != *old);
-        run.status.retiring.push(RetiringCredential { id: old.clone(), retire_at: Time(retire_at) });
+        run.status.retiring.push(RetiringCredential {
+            id: old.clone(),
+            retire_at: Time(retire_at),
+        });
     }
     let fingerprint = material.fingerprint();
     run.status.credential_id = Some(new_id.clone());
@@ -399,10 +476,21 @@ async fn issue(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<Result<
 
     let trigger = pending.trigger.unwrap_or_else(|| "resumed".into());
     if rotated {
-        for failure in
-            rollout::restart(&run.ctx.client, &run.namespace, &token.spec.rollout_restart, &fingerprint).await
+        for failure in rollout::restart(
+            &run.ctx.client,
+            &run.namespace,
+            &token.spec.rollout_restart,
+            &fingerprint,
+        )
+        .await
         {
-            run.event(EventType::Warning, "RolloutRestartFailed", "Rotate", failure.to_string()).await;
+            run.event(
+                EventType::Warning,
+                "RolloutRestartFailed",
+                "Rotate",
+                failure.to_string(),
+            )
+            .await;
         }
         run.ctx.metrics.rotated(KIND, schedule_trigger_label(&trigger));
         let note = match &previous {
@@ -444,10 +532,16 @@ async fn retire_due(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<()
     let (due, _) = schedule::due_for_retirement(&run.status.retiring, run.now);
     for credential in due {
         if let Err(error) = retire(prefactor, &credential.id).await {
-            return Err(Blocked::upstream(&format!("retiring previous token {}", credential.id), &error));
+            return Err(Blocked::upstream(
+                &format!("retiring previous token {}", credential.id),
+                &error,
+            ));
         }
         run.status.retiring.retain(|r| r.id != credential.id);
-        let note = format!("previous token {} revoked and deleted after its retain period", credential.id);
+        let note = format!(
+            "previous token {} revoked and deleted after its retain period",
+            credential.id
+        );
         run.event(EventType::Normal, "Retired", "Retire", note).await;
     }
     Ok(())
@@ -459,7 +553,9 @@ async fn retire(prefactor: &PrefactorClient, id: &str) -> Result<(), UpstreamErr
         return Ok(());
     };
     if details.status != TokenStatus::Revoked {
-        prefactor.change_state(id, TokenAction::Revoke, &idempotency_key()).await?;
+        prefactor
+            .change_state(id, TokenAction::Revoke, &idempotency_key())
+            .await?;
     }
     match prefactor.delete(id).await {
         Err(error) if error.class() == ErrorClass::NotFound => Ok(()),
@@ -482,7 +578,13 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
 
     let client = match ctx
         .stores
-        .resolve(&ctx.client, KIND, &namespace, &token.spec.store_ref, &["prefactor"])
+        .resolve(
+            &ctx.client,
+            KIND,
+            &namespace,
+            &token.spec.store_ref,
+            &["prefactor"],
+        )
         .await
     {
         Ok(client) => client,
@@ -495,7 +597,14 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
             let note = format!(
                 "cannot delete the token upstream: {problem}; fix the store, or set spec.deletionPolicy: Orphan to leave the token"
             );
-            ctx.event(&token.object_ref(&()), EventType::Warning, "CleanupBlocked", "Delete", note).await;
+            ctx.event(
+                &token.object_ref(&()),
+                EventType::Warning,
+                "CleanupBlocked",
+                "Delete",
+                note,
+            )
+            .await;
             return Err(Error::CleanupBlocked(problem.to_string()));
         }
     };
@@ -505,15 +614,27 @@ pub async fn cleanup(token: &ApiToken, ctx: &Context) -> Result<Action, Error> {
     if let Some(pending) = &status.pending {
         let request: CreateRequest = serde_json::from_str(pending.request.as_deref().unwrap_or("{}"))
             .map_err(Error::CorruptPending)?;
-        let issued = prefactor.create(&request.to_upstream(), &pending.idempotency_key).await?;
+        let issued = prefactor
+            .create(&request.to_upstream(), &pending.idempotency_key)
+            .await?;
         ids.push(issued.details.id);
     }
     for id in &ids {
         retire(prefactor, id).await?;
     }
     target_secret::delete(&secrets, &name, &owner_uid(token)).await?;
-    let note = format!("revoked and deleted {} token(s) upstream and deleted Secret {name}", ids.len());
-    ctx.event(&token.object_ref(&()), EventType::Normal, "Deleted", "Delete", note).await;
+    let note = format!(
+        "revoked and deleted {} token(s) upstream and deleted Secret {name}",
+        ids.len()
+    );
+    ctx.event(
+        &token.object_ref(&()),
+        EventType::Normal,
+        "Deleted",
+        "Delete",
+        note,
+    )
+    .await;
     Ok(Action::await_change())
 }
 
@@ -524,7 +645,10 @@ async fn release_secret(secrets: &Api<Secret>, name: &str, owner_uid: &str) -> R
     };
     if target_secret::is_ours(Some(&secret), owner_uid) {
         let patch = serde_json::json!({"metadata": {"ownerReferences": null}});
-        secrets.patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.map_err(Error::Kube)?;
+        secrets
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::Kube)?;
     }
     Ok(())
 }

@@ -60,7 +60,10 @@ pub async fn reconcile(token: Arc<ApiToken>, ctx: Arc<Context>) -> Result<Action
 pub fn error_policy(_token: Arc<ApiToken>, error: &Error, _ctx: Arc<Context>) -> Action {
     match error {
         Error::Finalizer(inner)
-            if matches!(**inner, kube::runtime::finalizer::Error::ApplyFailed(Error::StaleView)) =>
+            if matches!(
+                **inner,
+                kube::runtime::finalizer::Error::ApplyFailed(Error::StaleView)
+            ) =>
         {
             tracing::debug!("stale cached object; retrying shortly");
             Action::requeue(Duration::from_millis(500))
@@ -74,10 +77,14 @@ pub fn error_policy(_token: Arc<ApiToken>, error: &Error, _ctx: Arc<Context>) ->
 
 /// The summary condition from the detail conditions.
 fn summarise(status: &mut crate::api::KeyStatus, generation: Option<i64>, now: Timestamp) {
-    let first_unhappy = [conditions::STORE_READY, conditions::UPSTREAM_SYNCED, conditions::SECRET_SYNCED]
-        .into_iter()
-        .filter_map(|t| conditions::find(&status.conditions, t).cloned())
-        .find(|c| c.status != "True");
+    let first_unhappy = [
+        conditions::STORE_READY,
+        conditions::UPSTREAM_SYNCED,
+        conditions::SECRET_SYNCED,
+    ]
+    .into_iter()
+    .filter_map(|t| conditions::find(&status.conditions, t).cloned())
+    .find(|c| c.status != "True");
     match first_unhappy {
         Some(c) => conditions::set(
             &mut status.conditions,

@@ -36,7 +36,12 @@ impl<S: Send + Sync> FromRequest<S> for SignedRequest {
         let body = Bytes::from_request(Request::from_parts(parts.clone(), body), state)
             .await
             .map_err(|rejection| ApiError::status(rejection.status(), rejection.body_text()))?;
-        Ok(Self { method: parts.method, uri: parts.uri, headers: parts.headers, body })
+        Ok(Self {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        })
     }
 }
 
@@ -59,13 +64,16 @@ pub fn authenticate(tx: &Tx<'_>, shared: &Shared, request: &SignedRequest) -> Re
     let fields = AuthorizationFields::parse(header_value).map_err(|e| unauthorized(&e.to_string()))?;
     let signed_at = parse_timestamp(&fields.timestamp).map_err(|e| unauthorized(&e.to_string()))?;
     if Timestamp::now().duration_since(signed_at).abs() > MAX_SKEW {
-        return Err(unauthorized("The request timestamp is outside the allowed clock skew"));
+        return Err(unauthorized(
+            "The request timestamp is outside the allowed clock skew",
+        ));
     }
 
     let now_ms = shared.clock.now_ms();
     let invalid = || unauthorized("Invalid client token, access token or signature");
-    let credential_id =
-        tx.credential_owner(&secret_hash(API, &fields.client_token), API, now_ms)?.ok_or_else(invalid)?;
+    let credential_id = tx
+        .credential_owner(&secret_hash(API, &fields.client_token), API, now_ms)?
+        .ok_or_else(invalid)?;
     let credential: Credential = tx.get(API, CREDENTIAL, &credential_id)?.ok_or_else(invalid)?;
     let client: Client = tx.get(API, CLIENT, &credential.client_id)?.ok_or_else(invalid)?;
     if credential.status != CredentialStatus::Active || credential.expires_ms <= now_ms {
@@ -85,7 +93,11 @@ pub fn authenticate(tx: &Tx<'_>, shared: &Shared, request: &SignedRequest) -> Re
         )
     })?;
     let secret = String::from_utf8_lossy(&secret);
-    let host = request.headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let host = request
+        .headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let path_and_query = request.uri.path_and_query().map_or("/", |pq| pq.as_str());
     let policy = SigningPolicy::default();
     // Served over plain HTTP, but clients configured for Akamai sign `https`: accept either.
@@ -136,5 +148,8 @@ fn account_for(tx: &Tx<'_>, client: &Client, uri: &Uri) -> Result<Account, ApiEr
         return Err(forbidden());
     }
     let accounts: Vec<Account> = tx.list(API, ACCOUNT, None)?;
-    accounts.into_iter().find(|a| a.switch_key == switch_key).ok_or_else(forbidden)
+    accounts
+        .into_iter()
+        .find(|a| a.switch_key == switch_key)
+        .ok_or_else(forbidden)
 }

@@ -34,14 +34,25 @@ const ID_ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
 pub fn router() -> Router<AppState> {
     Router::new()
         .route(BASE, get(list_clients).post(create_client))
-        .route(&format!("{BASE}/{{client}}"), get(get_client).put(update_client).delete(delete_client))
+        .route(
+            &format!("{BASE}/{{client}}"),
+            get(get_client).put(update_client).delete(delete_client),
+        )
         .route(&format!("{BASE}/{{client}}/lock"), put(lock))
         .route(&format!("{BASE}/{{client}}/unlock"), put(unlock))
-        .route(&format!("{BASE}/{{client}}/credentials"), get(list_credentials).post(create_credential))
-        .route(&format!("{BASE}/{{client}}/credentials/deactivate"), post(deactivate_all))
+        .route(
+            &format!("{BASE}/{{client}}/credentials"),
+            get(list_credentials).post(create_credential),
+        )
+        .route(
+            &format!("{BASE}/{{client}}/credentials/deactivate"),
+            post(deactivate_all),
+        )
         .route(
             &format!("{BASE}/{{client}}/credentials/{{credential}}"),
-            get(get_credential).put(update_credential).delete(delete_credential),
+            get(get_credential)
+                .put(update_credential)
+                .delete(delete_credential),
         )
         .route(
             &format!("{BASE}/{{client}}/credentials/{{credential}}/deactivate"),
@@ -64,8 +75,14 @@ pub struct BootstrapIds {
 
 /// Two accounts and an admin API client (allowed to switch accounts) with one credential.
 pub fn bootstrap(tx: &Tx<'_>, shared: &Shared, now_ms: i64) -> Result<BootstrapIds, DbError> {
-    let home = Account { id: "A-CCT0001".into(), switch_key: "1-CREDST:1-ADMIN".into() };
-    let other = Account { id: "A-CCT0002".into(), switch_key: "1-CREDST:1-OTHER".into() };
+    let home = Account {
+        id: "A-CCT0001".into(),
+        switch_key: "1-CREDST:1-ADMIN".into(),
+    };
+    let other = Account {
+        id: "A-CCT0002".into(),
+        switch_key: "1-CREDST:1-OTHER".into(),
+    };
     tx.put(API, ACCOUNT, &home.id, "", &home)?;
     tx.put(API, ACCOUNT, &other.id, "", &other)?;
     let mut client = new_client(&home, "credstore-admin", now_ms);
@@ -108,7 +125,11 @@ pub fn edgerc(tx: &Tx<'_>, shared: &Shared, ids: &BootstrapIds) -> Result<Option
 }
 
 fn akab_token() -> String {
-    format!("akab-{}-{}", random_string(ID_ALPHABET, 16), random_string(ID_ALPHABET, 16))
+    format!(
+        "akab-{}-{}",
+        random_string(ID_ALPHABET, 16),
+        random_string(ID_ALPHABET, 16)
+    )
 }
 
 fn new_client(account: &Account, user: &str, now_ms: i64) -> Client {
@@ -183,8 +204,9 @@ fn credentials_of(tx: &Tx<'_>, client: &Client) -> Result<Vec<Credential>, DbErr
 
 fn load_credential(tx: &Tx<'_>, client: &Client, raw: &str) -> Result<Credential, ApiError> {
     let id: i64 = raw.parse().map_err(|_| not_found("Credential"))?;
-    let credential: Credential =
-        tx.get(API, CREDENTIAL, &id.to_string())?.ok_or_else(|| not_found("Credential"))?;
+    let credential: Credential = tx
+        .get(API, CREDENTIAL, &id.to_string())?
+        .ok_or_else(|| not_found("Credential"))?;
     if credential.client_id != client.client_id {
         return Err(not_found("Credential"));
     }
@@ -206,7 +228,12 @@ fn client_response(
     client: &Client,
     detail: Detail,
 ) -> Result<serde_json::Value, ApiError> {
-    Ok(model::client_json(client, &credentials_of(tx, client)?, &shared.base_url, detail))
+    Ok(model::client_json(
+        client,
+        &credentials_of(tx, client)?,
+        &shared.base_url,
+        detail,
+    ))
 }
 
 async fn create_client(State(state): State<AppState>, request: SignedRequest) -> Result<Response, ApiError> {
@@ -215,12 +242,22 @@ async fn create_client(State(state): State<AppState>, request: SignedRequest) ->
         let caller = authenticate(tx, &state, &request)?;
         let body: ClientBody = parse_body(&request)?;
         body.validate(false)?;
-        let user = caller.client.authorized_users.first().cloned().unwrap_or_default();
+        let user = caller
+            .client
+            .authorized_users
+            .first()
+            .cloned()
+            .unwrap_or_default();
         let mut client = new_client(&caller.account, &user, now_ms);
         let create_credential = body.create_credential == Some(true);
         body.apply_to(&mut client);
         tx.put(API, CLIENT, &client.client_id, &client.account_id, &client)?;
-        let detail = Detail { actions: true, access: true, credentials: true, ip_acl: true };
+        let detail = Detail {
+            actions: true,
+            access: true,
+            credentials: true,
+            ip_acl: true,
+        };
         let mut value = client_response(tx, &state, &client, detail)?;
         if create_credential {
             let (credential, secret) = issue_credential(tx, &state, &client, now_ms)?;
@@ -238,11 +275,17 @@ async fn create_client(State(state): State<AppState>, request: SignedRequest) ->
 }
 
 async fn list_clients(State(state): State<AppState>, request: SignedRequest) -> Result<Response, ApiError> {
-    let detail = Detail { actions: flag(&request, "actions"), ..Detail::default() };
+    let detail = Detail {
+        actions: flag(&request, "actions"),
+        ..Detail::default()
+    };
     let clients = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let clients: Vec<Client> = tx.list(API, CLIENT, Some(&caller.account.id))?;
-        clients.iter().map(|c| client_response(tx, &state, c, detail)).collect::<Result<Vec<_>, _>>()
+        clients
+            .iter()
+            .map(|c| client_response(tx, &state, c, detail))
+            .collect::<Result<Vec<_>, _>>()
     })?;
     Ok(json_response(StatusCode::OK, &json!(clients)))
 }
@@ -289,7 +332,12 @@ async fn update_client(
             tx,
             &state,
             &client,
-            Detail { actions: true, access: true, credentials: false, ip_acl: true },
+            Detail {
+                actions: true,
+                access: true,
+                credentials: false,
+                ip_acl: true,
+            },
         )
     })?;
     Ok(json_response(StatusCode::OK, &value))
@@ -344,7 +392,15 @@ fn set_lock(
         let mut client = resolve(tx, &caller, &id)?;
         client.is_locked = locked;
         tx.put(API, CLIENT, &client.client_id, &client.account_id, &client)?;
-        client_response(tx, &state, &client, Detail { actions: true, ..Detail::default() })
+        client_response(
+            tx,
+            &state,
+            &client,
+            Detail {
+                actions: true,
+                ..Detail::default()
+            },
+        )
     })?;
     Ok(json_response(StatusCode::OK, &value))
 }
@@ -376,13 +432,24 @@ async fn list_credentials(
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;
         let credentials = credentials_of(tx, &client)?;
-        Ok::<_, ApiError>(credentials.iter().map(|c| model::credential_json(c, None)).collect::<Vec<_>>())
+        Ok::<_, ApiError>(
+            credentials
+                .iter()
+                .map(|c| model::credential_json(c, None))
+                .collect::<Vec<_>>(),
+        )
     })?;
     Ok(json_response(StatusCode::OK, &json!(value)))
 }
 
 fn save_credential(tx: &Tx<'_>, credential: &Credential) -> Result<(), DbError> {
-    tx.put(API, CREDENTIAL, &credential.credential_id.to_string(), &credential.client_id, credential)
+    tx.put(
+        API,
+        CREDENTIAL,
+        &credential.credential_id.to_string(),
+        &credential.client_id,
+        credential,
+    )
 }
 
 async fn deactivate_all(
@@ -412,7 +479,10 @@ async fn get_credential(
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;
-        Ok::<_, ApiError>(model::credential_json(&load_credential(tx, &client, &credential)?, None))
+        Ok::<_, ApiError>(model::credential_json(
+            &load_credential(tx, &client, &credential)?,
+            None,
+        ))
     })?;
     Ok(json_response(StatusCode::OK, &value))
 }
@@ -431,8 +501,10 @@ async fn update_credential(
         if credential.status == CredentialStatus::Deleted || body.status == CredentialStatus::Deleted {
             return Err(bad("Deleted credentials cannot be changed, and DELETE deletes"));
         }
-        let expires: jiff::Timestamp =
-            body.expires_on.parse().map_err(|_| bad("expiresOn must be an ISO 8601 date-time"))?;
+        let expires: jiff::Timestamp = body
+            .expires_on
+            .parse()
+            .map_err(|_| bad("expiresOn must be an ISO 8601 date-time"))?;
         let expires_ms = expires.as_millisecond();
         if expires_ms > credential.created_ms + MAX_CREDENTIAL_LIFETIME_MS {
             return Err(bad("expiresOn is past maxAllowedExpiry"));
@@ -461,7 +533,9 @@ async fn delete_credential(
         let client = resolve(tx, &caller, &id)?;
         let mut credential = load_credential(tx, &client, &credential)?;
         if credential.status != CredentialStatus::Inactive {
-            return Err(bad("Only an INACTIVE credential can be deleted; deactivate it first"));
+            return Err(bad(
+                "Only an INACTIVE credential can be deleted; deactivate it first",
+            ));
         }
         credential.status = CredentialStatus::Deleted;
         save_credential(tx, &credential)?;

@@ -139,25 +139,35 @@ impl ClientBody {
             return Err(bad("clientType must be CLIENT or USER_CLIENT"));
         }
         if self.authorized_users.len() != 1 || self.authorized_users[0].trim().is_empty() {
-            return Err(bad("authorizedUsers must name exactly one user for CLIENT and USER_CLIENT"));
+            return Err(bad(
+                "authorizedUsers must name exactly one user for CLIENT and USER_CLIENT",
+            ));
         }
         let api_access: ApiAccess =
             serde_json::from_value(self.api_access.clone()).map_err(|e| bad(format!("apiAccess: {e}")))?;
         if api_access.all_accessible_apis != Some(true) && api_access.apis.as_ref().is_none_or(Vec::is_empty)
         {
-            return Err(bad("apiAccess needs allAccessibleApis: true or a non-empty apis list"));
+            return Err(bad(
+                "apiAccess needs allAccessibleApis: true or a non-empty apis list",
+            ));
         }
         let group_access: GroupAccess = serde_json::from_value(self.group_access.clone())
             .map_err(|e| bad(format!("groupAccess: {e}")))?;
         if group_access.clone_authorized_user_groups != Some(true)
             && group_access.groups.as_ref().is_none_or(Vec::is_empty)
         {
-            return Err(bad("groupAccess needs cloneAuthorizedUserGroups: true or a non-empty groups list"));
+            return Err(bad(
+                "groupAccess needs cloneAuthorizedUserGroups: true or a non-empty groups list",
+            ));
         }
         if let Some(acl) = &self.ip_acl {
             serde_json::from_value::<IpAcl>(acl.clone()).map_err(|e| bad(format!("ipAcl: {e}")))?;
         }
-        if self.client_name.as_deref().is_some_and(|n| n.is_empty() || n.chars().count() > 255) {
+        if self
+            .client_name
+            .as_deref()
+            .is_some_and(|n| n.is_empty() || n.chars().count() > 255)
+        {
             return Err(bad("clientName must be 1 to 255 characters"));
         }
         Ok(())
@@ -176,7 +186,9 @@ impl ClientBody {
         client.notification_emails = self.notification_emails.unwrap_or_default();
         client.api_access = self.api_access;
         client.group_access = self.group_access;
-        client.ip_acl = self.ip_acl.unwrap_or_else(|| json!({"enable": false, "cidr": []}));
+        client.ip_acl = self
+            .ip_acl
+            .unwrap_or_else(|| json!({"enable": false, "cidr": []}));
     }
 }
 
@@ -189,11 +201,17 @@ pub struct CredentialUpdate {
 }
 
 fn ts(ms: i64) -> Value {
-    Timestamp::from_millisecond(ms).map(rfc3339).map(Value::String).unwrap_or(Value::Null)
+    Timestamp::from_millisecond(ms)
+        .map(rfc3339)
+        .map(Value::String)
+        .unwrap_or(Value::Null)
 }
 
 fn ts_millis(ms: i64) -> Value {
-    Timestamp::from_millisecond(ms).map(rfc3339_millis).map(Value::String).unwrap_or(Value::Null)
+    Timestamp::from_millisecond(ms)
+        .map(rfc3339_millis)
+        .map(Value::String)
+        .unwrap_or(Value::Null)
 }
 
 pub fn credential_json(credential: &Credential, secret: Option<&str>) -> Value {
@@ -230,7 +248,10 @@ pub struct Detail {
 }
 
 pub fn client_json(client: &Client, credentials: &[Credential], base_url: &str, detail: Detail) -> Value {
-    let active = credentials.iter().filter(|c| c.status == CredentialStatus::Active).count();
+    let active = credentials
+        .iter()
+        .filter(|c| c.status == CredentialStatus::Active)
+        .count();
     let mut value = json!({
         "accessToken": client.access_token,
         "activeCredentialCount": active,

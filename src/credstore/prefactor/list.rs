@@ -37,20 +37,33 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
         match &*name {
             "account_id" => query.account_id = Some(value.into_owned()),
             "pagination[offset]" => {
-                query.offset =
-                    value.parse().ok().filter(|offset| *offset <= MAX_OFFSET).ok_or_else(|| {
-                        invalid(format!("pagination[offset] must be an integer between 0 and {MAX_OFFSET}"))
+                query.offset = value
+                    .parse()
+                    .ok()
+                    .filter(|offset| *offset <= MAX_OFFSET)
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "pagination[offset] must be an integer between 0 and {MAX_OFFSET}"
+                        ))
                     })?;
             }
             "pagination[page_size]" => {
-                query.page_size =
-                    value.parse().ok().filter(|n| (1..=MAX_PAGE_SIZE).contains(n)).ok_or_else(|| {
-                        invalid(format!("pagination[page_size] must be between 1 and {MAX_PAGE_SIZE}"))
+                query.page_size = value
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_PAGE_SIZE).contains(n))
+                    .ok_or_else(|| {
+                        invalid(format!(
+                            "pagination[page_size] must be between 1 and {MAX_PAGE_SIZE}"
+                        ))
                     })?;
             }
             "sorting[field]" if SORT_FIELDS.contains(&&*value) => query.sort_field = value.into_owned(),
             "sorting[field]" => {
-                return Err(invalid(format!("sorting[field] must be one of {}", SORT_FIELDS.join(", "))));
+                return Err(invalid(format!(
+                    "sorting[field] must be one of {}",
+                    SORT_FIELDS.join(", ")
+                )));
             }
             "sorting[direction]" => {
                 query.descending = match &*value {
@@ -74,7 +87,10 @@ pub(super) async fn list(
     let query = parse_list_query(raw.as_deref())?;
     let mut tokens: Vec<Token> = state.db.write(|tx| {
         let caller = authenticate_manager(tx, &headers, now_ms)?;
-        let account_id = query.account_id.clone().unwrap_or_else(|| caller.account_id.clone());
+        let account_id = query
+            .account_id
+            .clone()
+            .unwrap_or_else(|| caller.account_id.clone());
         if account_id != caller.account_id {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -96,7 +112,12 @@ pub(super) async fn list(
         if query.descending { order.reverse() } else { order }
     });
     let total = tokens.len();
-    let page: Vec<Value> = tokens.iter().skip(query.offset).take(query.page_size).map(details).collect();
+    let page: Vec<Value> = tokens
+        .iter()
+        .skip(query.offset)
+        .take(query.page_size)
+        .map(details)
+        .collect();
     let size = query.page_size;
     let pagination = json!({
         "item_count": total,

@@ -103,17 +103,28 @@ pub fn bootstrap(tx: &Tx<'_>, now_ms: i64) -> Result<(BootstrapIds, String), sup
         ACCOUNT,
         &ids.account_id,
         "",
-        &Account { id: ids.account_id.clone(), environment_ids: vec![ids.environment_id.clone()] },
+        &Account {
+            id: ids.account_id.clone(),
+            environment_ids: vec![ids.environment_id.clone()],
+        },
     )?;
     tx.put(
         API,
         ADMIN,
         &ids.admin_user_id,
         "",
-        &AdminUser { id: ids.admin_user_id.clone(), account_id: ids.account_id.clone() },
+        &AdminUser {
+            id: ids.admin_user_id.clone(),
+            account_id: ids.account_id.clone(),
+        },
     )?;
     let token = new_secret();
-    tx.add_credential(&secret_hash(API, &token), API, &format!("{ADMIN}:{}", ids.admin_user_id), None)?;
+    tx.add_credential(
+        &secret_hash(API, &token),
+        API,
+        &format!("{ADMIN}:{}", ids.admin_user_id),
+        None,
+    )?;
     Ok((ids, token))
 }
 
@@ -154,11 +165,22 @@ fn authenticate(tx: &Tx<'_>, headers: &HeaderMap, now_ms: i64) -> Result<Caller,
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or_else(|| {
-            ApiError::new(StatusCode::UNAUTHORIZED, "not_authenticated", "missing bearer token")
+            ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "not_authenticated",
+                "missing bearer token",
+            )
         })?;
-    let bad_token =
-        || ApiError::new(StatusCode::UNAUTHORIZED, "bad_authtoken", "the bearer token is not valid");
-    let owner = tx.credential_owner(&secret_hash(API, bearer), API, now_ms)?.ok_or_else(bad_token)?;
+    let bad_token = || {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "bad_authtoken",
+            "the bearer token is not valid",
+        )
+    };
+    let owner = tx
+        .credential_owner(&secret_hash(API, bearer), API, now_ms)?
+        .ok_or_else(bad_token)?;
     match owner.split_once(':') {
         Some((ADMIN, id)) => {
             let admin: AdminUser = tx.get(API, ADMIN, id)?.ok_or_else(bad_token)?;
@@ -229,7 +251,10 @@ fn respond(outcome: idempotency::Outcome) -> Response {
 async fn ping(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     state.db.write(|tx| authenticate(tx, &headers, now_ms))?;
-    Ok(json_response(StatusCode::OK, &json!({"status": "success", "message": "pong"})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"status": "success", "message": "pong"}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -310,15 +335,20 @@ fn issue(
             return Err(invalid("environment_id is only allowed for environment scope"));
         }
         (Scope::Environment, Some(env)) if !account.environment_ids.contains(env) => {
-            return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "environment not found"));
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "environment not found",
+            ));
         }
         _ => {}
     }
     let expires_at_ms = match details.expires_at {
         None => None,
         Some(text) => {
-            let at: Timestamp =
-                text.parse().map_err(|_| invalid("expires_at must be an RFC 3339 date-time"))?;
+            let at: Timestamp = text
+                .parse()
+                .map_err(|_| invalid("expires_at must be an RFC 3339 date-time"))?;
             if at.as_millisecond() <= now_ms {
                 return Err(invalid("expires_at must be in the future"));
             }
@@ -339,7 +369,12 @@ fn issue(
     };
     let secret = new_secret();
     tx.put(API, TOKEN, &token.id, &token.account_id, &token)?;
-    tx.add_credential(&secret_hash(API, &secret), API, &format!("{TOKEN}:{}", token.id), None)?;
+    tx.add_credential(
+        &secret_hash(API, &secret),
+        API,
+        &format!("{TOKEN}:{}", token.id),
+        None,
+    )?;
     Ok((token, secret))
 }
 
@@ -365,7 +400,10 @@ async fn show(
         let caller = authenticate_manager(tx, &headers, now_ms)?;
         load(tx, &caller, &id)
     })?;
-    Ok(json_response(StatusCode::OK, &json!({"status": "success", "details": details(&token)})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"status": "success", "details": details(&token)}),
+    ))
 }
 
 async fn suspend(
@@ -375,7 +413,15 @@ async fn suspend(
     id: Path<String>,
     body: JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    transition(state, uri, headers, id, body, &[Status::Active], Status::Suspended)
+    transition(
+        state,
+        uri,
+        headers,
+        id,
+        body,
+        &[Status::Active],
+        Status::Suspended,
+    )
 }
 
 async fn activate(
@@ -385,7 +431,15 @@ async fn activate(
     id: Path<String>,
     body: JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    transition(state, uri, headers, id, body, &[Status::Suspended], Status::Active)
+    transition(
+        state,
+        uri,
+        headers,
+        id,
+        body,
+        &[Status::Suspended],
+        Status::Active,
+    )
 }
 
 async fn revoke(
@@ -395,7 +449,15 @@ async fn revoke(
     id: Path<String>,
     body: JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    transition(state, uri, headers, id, body, &[Status::Active, Status::Suspended], Status::Revoked)
+    transition(
+        state,
+        uri,
+        headers,
+        id,
+        body,
+        &[Status::Active, Status::Suspended],
+        Status::Revoked,
+    )
 }
 
 #[derive(Deserialize)]
@@ -421,7 +483,11 @@ fn transition(
         idempotency::run(
             tx,
             now_ms,
-            idempotency::Request { principal: &caller.principal, operation: &operation, body: &body },
+            idempotency::Request {
+                principal: &caller.principal,
+                operation: &operation,
+                body: &body,
+            },
             || {
                 serde_json::from_value::<TransitionRequest>(body.clone()).map_err(|err| {
                     ApiError::new(
@@ -444,7 +510,10 @@ fn transition(
                 if to == Status::Revoked {
                     tx.delete_credentials(API, &format!("{TOKEN}:{}", token.id))?;
                 }
-                Ok((StatusCode::OK, json!({"status": "success", "details": details(&token)})))
+                Ok((
+                    StatusCode::OK,
+                    json!({"status": "success", "details": details(&token)}),
+                ))
             },
         )
     })?;
@@ -470,5 +539,8 @@ async fn remove(
         tx.delete(API, TOKEN, &token.id)?;
         Ok(token)
     })?;
-    Ok(json_response(StatusCode::OK, &json!({"status": "success", "details": details(&token)})))
+    Ok(json_response(
+        StatusCode::OK,
+        &json!({"status": "success", "details": details(&token)}),
+    ))
 }

@@ -128,7 +128,11 @@ fn new_key(tx: &Tx<'_>, body: ApiKeyBody, now_ms: i64) -> Result<ApiKey, DbError
 }
 
 fn issue_secret(tx: &Tx<'_>, id: i64) -> Result<String, DbError> {
-    let secret = format!("{}:{}", uuid::Uuid::new_v4().to_string().to_uppercase(), random_token(32));
+    let secret = format!(
+        "{}:{}",
+        uuid::Uuid::new_v4().to_string().to_uppercase(),
+        random_token(32)
+    );
     tx.delete_credentials(API, &id.to_string())?;
     tx.add_credential(&secret_hash(API, &secret), API, &id.to_string(), None)?;
     Ok(secret)
@@ -144,7 +148,10 @@ fn key_json(key: &ApiKey, secret: Option<&str>) -> Value {
 
 fn current_json(key: &ApiKey, secret: Option<&str>) -> Value {
     let mut value = key_json(key, secret);
-    value["roleURN"] = json!(format!("urn:tmds:identity:credstore:{TENANT_ID}:role/{}", key.role_id));
+    value["roleURN"] = json!(format!(
+        "urn:tmds:identity:credstore:{TENANT_ID}:role/{}",
+        key.role_id
+    ));
     value["tenantID"] = json!(TENANT_ID);
     value["tenantGUID"] = json!("00000000-0000-4000-8000-000000000001");
     value["cloudOneAccountID"] = json!("000000000001");
@@ -174,7 +181,9 @@ fn authenticate(tx: &Tx<'_>, headers: &HeaderMap, now_ms: i64) -> Result<ApiKey,
         .map(str::trim)
         .ok_or_else(|| ApiError::status(StatusCode::UNAUTHORIZED, "Authentication required"))?;
     let denied = || ApiError::status(StatusCode::UNAUTHORIZED, "Invalid API key");
-    let id = tx.credential_owner(&secret_hash(API, secret), API, now_ms)?.ok_or_else(denied)?;
+    let id = tx
+        .credential_owner(&secret_hash(API, secret), API, now_ms)?
+        .ok_or_else(denied)?;
     let mut key: ApiKey = tx.get(API, KEY, &id)?.ok_or_else(denied)?;
     if !key.active || key.expiry_date.is_some_and(|at| at <= now_ms) {
         return Err(denied());
@@ -202,7 +211,11 @@ fn validate(body: &ApiKeyBody) -> Result<(), ApiError> {
     {
         return Err(bad_request("locale must be en-US or ja-JP"));
     }
-    if body.key_name.as_deref().is_some_and(|name| name.trim().is_empty() || name.chars().count() > 254) {
+    if body
+        .key_name
+        .as_deref()
+        .is_some_and(|name| name.trim().is_empty() || name.chars().count() > 254)
+    {
         return Err(bad_request("keyName must be 1 to 254 characters"));
     }
     if body.role_id.is_some_and(|role| role < 1) {

@@ -83,7 +83,10 @@ impl Criterion {
             let id = key["ID"].as_f64().unwrap_or_default();
             return compare(test, id, value as f64);
         }
-        let name = self.field_name.as_deref().ok_or_else(|| bad("Search criteria need a fieldName"))?;
+        let name = self
+            .field_name
+            .as_deref()
+            .ok_or_else(|| bad("Search criteria need a fieldName"))?;
         let field = key
             .get(name)
             .filter(|_| SEARCHABLE.contains(&name))
@@ -92,13 +95,21 @@ impl Criterion {
             return Ok(field.is_null() == want_null);
         }
         if let Some(want) = self.boolean_test {
-            return Ok(field.as_bool().ok_or_else(|| bad(format!("Field {name} is not a boolean")))? == want);
+            return Ok(field
+                .as_bool()
+                .ok_or_else(|| bad(format!("Field {name} is not a boolean")))?
+                == want);
         }
         if let Some(test) = &self.string_test {
-            let text = field.as_str().ok_or_else(|| bad(format!("Field {name} is not a string")))?;
+            let text = field
+                .as_str()
+                .ok_or_else(|| bad(format!("Field {name} is not a string")))?;
             let value = self.string_value.as_deref().unwrap_or_default();
             let equal = if self.string_wildcards == Some(true) {
-                wildcard_match(&value.chars().collect::<Vec<_>>(), &text.chars().collect::<Vec<_>>())
+                wildcard_match(
+                    &value.chars().collect::<Vec<_>>(),
+                    &text.chars().collect::<Vec<_>>(),
+                )
             } else {
                 text == value
             };
@@ -117,11 +128,14 @@ impl Criterion {
             };
         }
         if let Some(test) = &self.numeric_test {
-            let number = field.as_f64().ok_or_else(|| bad(format!("Field {name} is not numeric")))?;
+            let number = field
+                .as_f64()
+                .ok_or_else(|| bad(format!("Field {name} is not numeric")))?;
             return compare(
                 test,
                 number,
-                self.numeric_value.ok_or_else(|| bad("numericTest needs numericValue"))?,
+                self.numeric_value
+                    .ok_or_else(|| bad("numericTest needs numericValue"))?,
             );
         }
         if self.first_date_value.is_some() || self.last_date_value.is_some() {
@@ -129,10 +143,18 @@ impl Criterion {
                 return Ok(false);
             };
             let after_first = self.first_date_value.is_none_or(|first| {
-                if self.first_date_inclusive.unwrap_or(true) { date >= first } else { date > first }
+                if self.first_date_inclusive.unwrap_or(true) {
+                    date >= first
+                } else {
+                    date > first
+                }
             });
             let before_last = self.last_date_value.is_none_or(|last| {
-                if self.last_date_inclusive.unwrap_or(true) { date <= last } else { date < last }
+                if self.last_date_inclusive.unwrap_or(true) {
+                    date <= last
+                } else {
+                    date < last
+                }
             });
             return Ok(after_first && before_last);
         }

@@ -26,8 +26,16 @@ const SESSION: &str = "zenml-session";
 const ACCOUNT: &str = "service_account";
 const KEY: &str = "api_key";
 const SESSION_SECONDS: i64 = 3600;
-const KEY_FIELDS: &[&str] =
-    &["id", "name", "description", "active", "created", "updated", "last_login", "last_rotated"];
+const KEY_FIELDS: &[&str] = &[
+    "id",
+    "name",
+    "description",
+    "active",
+    "created",
+    "updated",
+    "last_login",
+    "last_rotated",
+];
 
 mod query;
 mod session;
@@ -37,12 +45,18 @@ pub fn router() -> Router<AppState> {
         .route("/api/v1/login", post(session::login))
         .route("/api/v1/service_accounts", post(create_account))
         .route("/api/v1/service_accounts/{account}", get(show_account))
-        .route("/api/v1/service_accounts/{account}/api_keys", get(list_keys).post(create_key))
+        .route(
+            "/api/v1/service_accounts/{account}/api_keys",
+            get(list_keys).post(create_key),
+        )
         .route(
             "/api/v1/service_accounts/{account}/api_keys/{key}",
             get(show_key).put(update_key).delete(delete_key),
         )
-        .route("/api/v1/service_accounts/{account}/api_keys/{key}/rotate", put(rotate_key))
+        .route(
+            "/api/v1/service_accounts/{account}/api_keys/{key}/rotate",
+            put(rotate_key),
+        )
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -81,7 +95,11 @@ pub struct BootstrapIds {
 /// An admin service account with one key (returned), and an empty service account for managed keys.
 pub fn bootstrap(tx: &Tx<'_>, now_ms: i64) -> Result<(BootstrapIds, String), DbError> {
     let admin = new_account("credstore-admin", "Administers this credential store", now_ms);
-    let managed = new_account("apikey-operator", "Holds the API keys apikey-operator manages", now_ms);
+    let managed = new_account(
+        "apikey-operator",
+        "Holds the API keys apikey-operator manages",
+        now_ms,
+    );
     tx.put(API, ACCOUNT, &admin.id.to_string(), "", &admin)?;
     tx.put(API, ACCOUNT, &managed.id.to_string(), "", &managed)?;
     let key = new_key(&admin, "credstore-admin", "", now_ms);
@@ -130,7 +148,10 @@ fn issue_secret(tx: &Tx<'_>, key: &ApiKey) -> Result<String, DbError> {
 }
 
 fn time(ms: i64) -> Value {
-    Timestamp::from_millisecond(ms).map(python_isoformat).map(Value::String).unwrap_or(Value::Null)
+    Timestamp::from_millisecond(ms)
+        .map(python_isoformat)
+        .map(Value::String)
+        .unwrap_or(Value::Null)
 }
 
 fn account_json(account: &ServiceAccount) -> Value {
@@ -198,15 +219,17 @@ fn load_account(tx: &Tx<'_>, raw: &str) -> Result<ServiceAccount, ApiError> {
 fn load_key(tx: &Tx<'_>, account: &ServiceAccount, name_or_id: &str) -> Result<ApiKey, ApiError> {
     let keys: Vec<ApiKey> = tx.list(API, KEY, Some(&account.id.to_string()))?;
     let by_id = Uuid::parse_str(name_or_id).ok();
-    keys.into_iter().find(|k| Some(k.id) == by_id || k.name == name_or_id).ok_or_else(|| {
-        ApiError::status(
-            StatusCode::NOT_FOUND,
-            format!(
-                "An API key with ID or name '{name_or_id}' is not configured for service account '{}'.",
-                account.name
-            ),
-        )
-    })
+    keys.into_iter()
+        .find(|k| Some(k.id) == by_id || k.name == name_or_id)
+        .ok_or_else(|| {
+            ApiError::status(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "An API key with ID or name '{name_or_id}' is not configured for service account '{}'.",
+                    account.name
+                ),
+            )
+        })
 }
 
 fn ensure_unique_name(
@@ -272,7 +295,11 @@ async fn create_account(
                 format!("A service account with name '{}' already exists.", body.name),
             ));
         }
-        let mut account = new_account(&body.name, body.description.as_deref().unwrap_or_default(), now_ms);
+        let mut account = new_account(
+            &body.name,
+            body.description.as_deref().unwrap_or_default(),
+            now_ms,
+        );
         account.active = body.active.unwrap_or(true);
         tx.put(API, ACCOUNT, &account.id.to_string(), "", &account)?;
         Ok(account)
@@ -313,12 +340,20 @@ async fn create_key(
         session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         ensure_unique_name(tx, &account, &body.name, None)?;
-        let key = new_key(&account, &body.name, body.description.as_deref().unwrap_or_default(), now_ms);
+        let key = new_key(
+            &account,
+            &body.name,
+            body.description.as_deref().unwrap_or_default(),
+            now_ms,
+        );
         let secret = issue_secret(tx, &key)?;
         tx.put(API, KEY, &key.id.to_string(), &account.id.to_string(), &key)?;
         Ok::<_, ApiError>((key, account, secret))
     })?;
-    Ok(json_response(StatusCode::OK, &key_json(&key, &account, Some(&secret), true)))
+    Ok(json_response(
+        StatusCode::OK,
+        &key_json(&key, &account, Some(&secret), true),
+    ))
 }
 
 async fn list_keys(
@@ -336,7 +371,9 @@ async fn list_keys(
         let keys: Vec<ApiKey> = tx.list(API, KEY, Some(&account.id.to_string()))?;
         Ok::<_, ApiError>((account, keys))
     })?;
-    let page = query::page(&query, keys, key_field, |key| key_json(key, &account, None, query.hydrate))?;
+    let page = query::page(&query, keys, key_field, |key| {
+        key_json(key, &account, None, query.hydrate)
+    })?;
     Ok(json_response(StatusCode::OK, &page))
 }
 
@@ -359,7 +396,11 @@ fn parse_hydrate(raw: Option<&str>) -> Result<bool, ApiError> {
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if name == "hydrate" {
             hydrate = query::parse_bool(&value).ok_or_else(|| {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "query.hydrate", "hydrate must be a boolean")
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "query.hydrate",
+                    "hydrate must be a boolean",
+                )
             })?;
         }
     }
@@ -380,7 +421,10 @@ async fn show_key(
         let account = load_account(tx, &account_id.to_string())?;
         Ok::<_, ApiError>((load_key(tx, &account, &key)?, account))
     })?;
-    Ok(json_response(StatusCode::OK, &key_json(&key, &account, None, hydrate)))
+    Ok(json_response(
+        StatusCode::OK,
+        &key_json(&key, &account, None, hydrate),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -420,7 +464,10 @@ async fn update_key(
         tx.put(API, KEY, &key.id.to_string(), &account.id.to_string(), &key)?;
         Ok::<_, ApiError>((key, account))
     })?;
-    Ok(json_response(StatusCode::OK, &key_json(&key, &account, None, true)))
+    Ok(json_response(
+        StatusCode::OK,
+        &key_json(&key, &account, None, true),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -459,7 +506,10 @@ async fn rotate_key(
         tx.put(API, KEY, &owner, &account.id.to_string(), &key)?;
         Ok::<_, ApiError>((key, account, secret))
     })?;
-    Ok(json_response(StatusCode::OK, &key_json(&key, &account, Some(&secret), true)))
+    Ok(json_response(
+        StatusCode::OK,
+        &key_json(&key, &account, Some(&secret), true),
+    ))
 }
 
 async fn delete_key(

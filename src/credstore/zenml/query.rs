@@ -11,8 +11,17 @@ use crate::credstore::http::ApiError;
 
 const DEFAULT_SIZE: usize = 20;
 const MAX_SIZE: usize = 10_000;
-const OPERATORS: &[&str] =
-    &["equals", "notequals", "contains", "startswith", "endswith", "gt", "gte", "lt", "lte"];
+const OPERATORS: &[&str] = &[
+    "equals",
+    "notequals",
+    "contains",
+    "startswith",
+    "endswith",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+];
 
 /// A field value of a listed item, typed for comparison.
 #[derive(Clone, Debug, PartialEq, PartialOrd)]
@@ -56,9 +65,16 @@ pub fn parse(raw: Option<&str>, filterable: &[&str]) -> Result<Query, ApiError> 
                     .ok_or_else(|| invalid("query.page", "page must be an integer >= 1"))?
             }
             "size" => {
-                query.size = value.parse().ok().filter(|s| (1..=MAX_SIZE).contains(s)).ok_or_else(|| {
-                    invalid("query.size", format!("size must be an integer between 1 and {MAX_SIZE}"))
-                })?;
+                query.size = value
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=MAX_SIZE).contains(s))
+                    .ok_or_else(|| {
+                        invalid(
+                            "query.size",
+                            format!("size must be an integer between 1 and {MAX_SIZE}"),
+                        )
+                    })?;
             }
             "hydrate" => {
                 query.hydrate =
@@ -92,7 +108,9 @@ pub fn parse(raw: Option<&str>, filterable: &[&str]) -> Result<Query, ApiError> 
                     Some((op, operand)) if OPERATORS.contains(&op) => (op, operand),
                     _ => ("equals", &*value),
                 };
-                query.filters.push((field.to_owned(), op.to_owned(), operand.to_owned()));
+                query
+                    .filters
+                    .push((field.to_owned(), op.to_owned(), operand.to_owned()));
             }
             _ => {}
         }
@@ -180,14 +198,19 @@ pub fn page<T>(
             results.push(matches(&field(&item, name), op, operand)?);
         }
         let keep = results.is_empty()
-            || if query.any { results.iter().any(|&r| r) } else { results.iter().all(|&r| r) };
+            || if query.any {
+                results.iter().any(|&r| r)
+            } else {
+                results.iter().all(|&r| r)
+            };
         if keep {
             kept.push(item);
         }
     }
     kept.sort_by(|a, b| {
-        let ord =
-            field(a, &query.sort_field).partial_cmp(&field(b, &query.sort_field)).unwrap_or(Ordering::Equal);
+        let ord = field(a, &query.sort_field)
+            .partial_cmp(&field(b, &query.sort_field))
+            .unwrap_or(Ordering::Equal);
         if query.descending { ord.reverse() } else { ord }
     });
     let total = kept.len();
@@ -201,8 +224,12 @@ pub fn page<T>(
             ),
         ));
     }
-    let items: Vec<Value> =
-        kept.iter().skip((query.page - 1) * query.size).take(query.size).map(render).collect();
+    let items: Vec<Value> = kept
+        .iter()
+        .skip((query.page - 1) * query.size)
+        .take(query.size)
+        .map(render)
+        .collect();
     Ok(
         json!({"index": query.page, "max_size": query.size, "total_pages": total_pages, "total": total, "items": items}),
     )

@@ -27,11 +27,13 @@ pub(super) fn authenticate(tx: &Tx<'_>, headers: &HeaderMap, now_ms: i64) -> Res
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| unauthorized("Authentication error: not authenticated"))?;
     let invalid = || unauthorized("Authentication error: invalid or expired token");
-    let key_id =
-        tx.credential_owner(&secret_hash(SESSION, bearer.trim()), SESSION, now_ms)?.ok_or_else(invalid)?;
+    let key_id = tx
+        .credential_owner(&secret_hash(SESSION, bearer.trim()), SESSION, now_ms)?
+        .ok_or_else(invalid)?;
     let key: ApiKey = tx.get(API, KEY, &key_id)?.ok_or_else(invalid)?;
-    let account: ServiceAccount =
-        tx.get(API, ACCOUNT, &key.service_account_id.to_string())?.ok_or_else(invalid)?;
+    let account: ServiceAccount = tx
+        .get(API, ACCOUNT, &key.service_account_id.to_string())?
+        .ok_or_else(invalid)?;
     if !key.active || !account.active {
         return Err(invalid());
     }
@@ -58,11 +60,13 @@ pub(super) async fn login(
     let now_ms = state.clock.now_ms();
     let token = state.db.write(|tx| {
         let invalid = || unauthorized("Authentication error: invalid API key");
-        let key_id =
-            tx.credential_owner(&secret_hash(API, secret.trim()), API, now_ms)?.ok_or_else(invalid)?;
+        let key_id = tx
+            .credential_owner(&secret_hash(API, secret.trim()), API, now_ms)?
+            .ok_or_else(invalid)?;
         let mut key: ApiKey = tx.get(API, KEY, &key_id)?.ok_or_else(invalid)?;
-        let account: ServiceAccount =
-            tx.get(API, ACCOUNT, &key.service_account_id.to_string())?.ok_or_else(invalid)?;
+        let account: ServiceAccount = tx
+            .get(API, ACCOUNT, &key.service_account_id.to_string())?
+            .ok_or_else(invalid)?;
         if !key.active || !account.active {
             return Err(invalid());
         }
