@@ -2,7 +2,12 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: test crds check-generated envtest conformance-venv credstore-conformance
+.PHONY: demo test crds check-generated envtest conformance-venv credstore-conformance
+
+## Runs the operator's whole job locally: a control plane, the embedded credential store,
+## the operator and examples/; prints what converged and keeps running until Ctrl-C.
+demo: envtest
+	cargo run --locked -- demo --assets "$$(tests/envtest/setup.sh | tail -n 1)"
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
 test: envtest check-generated conformance-venv credstore-conformance

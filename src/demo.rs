@@ -79,8 +79,19 @@ pub enum DemoError {
     NotReady(Duration, String),
 }
 
-/// Runs the demo until Ctrl-C (or until Ready with `exit_after_ready`).
+/// Runs the demo until Ctrl-C (or until Ready with `exit_after_ready`). Stopping drops the
+/// control plane, whose processes are killed with it.
 pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
+    tokio::select! {
+        result = run_until_stopped(options) => result,
+        _ = shutdown_signal() => {
+            println!("stopped");
+            Ok(())
+        }
+    }
+}
+
+async fn run_until_stopped(options: DemoOptions) -> Result<(), DemoError> {
     let _ = std::fs::remove_dir_all(&options.dir);
     let cluster = LocalCluster::start(&options.assets, &options.dir.join("cluster")).await?;
     cluster.install_crds(&crate::api::crds()).await?;
@@ -118,7 +129,8 @@ pub async fn run(options: DemoOptions) -> Result<(), DemoError> {
     };
     let operator_task = tokio::spawn(operator::run(operator_client, metrics, options_run));
 
-    let applied = apply_examples(&client, &options.examples).await?;
+    let environment = bootstrap_environment(&data)?;
+    let applied = apply_examples(&client, &options.examples, environment.as_deref()).await?;
     let outcome = wait_until_ready(&applied, options.timeout).await;
     show(&cluster);
     println!(
@@ -218,8 +230,22 @@ fn edgerc_fields(edgerc: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Server-side applies every document of every `.yaml` file in `dir`.
-async fn apply_examples(client: &Client, dir: &Path) -> Result<Vec<(Api<DynamicObject>, String)>, DemoError> {
+/// The Prefactor environment the embedded store bootstrapped (from `bootstrap.json`).
+fn bootstrap_environment(data: &Path) -> Result<Option<String>, DemoError> {
+    let path = data.join(credstore::bootstrap::IDS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| DemoError::Read { path: path.display().to_string(), source })?;
+    let ids: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| DemoError::Manifest { path: path.display().to_string(), message: e.to_string() })?;
+    Ok(ids["prefactor"]["environmentId"].as_str().map(str::to_string))
+}
+
+/// Server-side applies every document of every `.yaml` file in `dir`. An ApiToken's
+/// `environmentId` is replaced by the embedded store's environment, the only one it has.
+async fn apply_examples(
+    client: &Client,
+    dir: &Path,
+    environment: Option<&str>,
+) -> Result<Vec<(Api<DynamicObject>, String)>, DemoError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|source| DemoError::Read {
             path: dir.display().to_string(),
@@ -244,10 +270,16 @@ async fn apply_examples(client: &Client, dir: &Path) -> Result<Vec<(Api<DynamicO
             if value.is_null() {
                 continue;
             }
-            let object: DynamicObject = serde_yaml::from_value(value).map_err(|e| DemoError::Manifest {
+            let mut object: DynamicObject = serde_yaml::from_value(value).map_err(|e| DemoError::Manifest {
                 path: path.clone(),
                 message: e.to_string(),
             })?;
+            if let (Some(id), Some(spec)) = (environment, object.data.get_mut("spec")) {
+                if spec.get("environmentId").is_some() {
+                    info!(name = %object.metadata.name.as_deref().unwrap_or_default(), environment = id, "using the embedded store's environment");
+                    spec["environmentId"] = serde_json::Value::String(id.to_string());
+                }
+            }
             let types = object.types.clone().ok_or_else(|| DemoError::Manifest {
                 path: path.clone(),
                 message: "no apiVersion/kind".into(),
