@@ -8,5 +8,6 @@ pub mod health;
 pub mod localcluster;
 pub mod metrics;
 pub mod operator;
+pub mod plugin;
 pub mod telemetry;
 pub mod upstream;

@@ -1,6 +1,7 @@
 //! Controllers: one per kind, plus the machinery they share.
 
 pub mod api_token;
+pub mod compromised;
 pub mod conditions;
 pub mod context;
 pub mod key_status;

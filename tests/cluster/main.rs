@@ -6,6 +6,7 @@ mod examples;
 mod fixtures;
 mod harness;
 mod observability;
+mod plugin;
 mod processes;
 mod stores;
 mod support;

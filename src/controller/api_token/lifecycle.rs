@@ -20,7 +20,7 @@ use crate::api::{
 use crate::controller::conditions::{self, reason};
 use crate::controller::schedule::{self, Issued, ROTATE_ANNOTATION};
 use crate::controller::target_secret::{self, Material};
-use crate::controller::{Context, Error, key_status, rollout};
+use crate::controller::{Context, Error, compromised, key_status, rollout};
 use crate::upstream::prefactor::{PrefactorClient, TokenAction, TokenStatus};
 use crate::upstream::{ErrorClass, UpstreamError};
 
@@ -450,8 +450,24 @@ async fn issue(run: &mut Run<'_>, prefactor: &PrefactorClient) -> Result<Result<
         .replace(new_id.clone())
         .filter(|old| *old != new_id);
     let rotated = pending.operation == PendingKind::Rotate;
+    // Break glass (see controller::compromised): this one rotation keeps no overlap, and
+    // every credential still retiring is retired now with the previous one.
+    let compromised = rotated
+        && compromised::is_compromise_rotation(
+            token.annotations(),
+            run.status.handled_rotation_requests.as_ref(),
+        );
+    if compromised {
+        run.status
+            .retiring
+            .iter_mut()
+            .for_each(|r| r.retire_at = Time(run.now));
+    }
     if let (true, Some(old)) = (rotated, &previous) {
-        let retire_at = run.now + schedule::retain_previous(token.spec.rotation.as_ref())?;
+        let retire_at = match compromised {
+            true => run.now,
+            false => run.now + schedule::retain_previous(token.spec.rotation.as_ref())?,
+        };
         run.status.retiring.retain(|r| r.id != *old);
         run.status.retiring.push(RetiringCredential {
             id: old.clone(),
