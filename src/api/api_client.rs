@@ -27,10 +27,18 @@ use super::common::{DeletionPolicy, KeyStatus, RolloutTarget, Rotation, SecretTe
     printcolumn = r#"{"name":"Expires","type":"date","priority":1,"jsonPath":".status.expiresAt"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "!has(self.secret) || !has(self.secret.keys) || self.secret.keys.all(k, k in ['host', 'client_token', 'client_secret', 'access_token', '.edgerc'])",
-    "message": "spec.secret.keys can only rename 'host', 'client_token', 'client_secret', 'access_token' and '.edgerc'",
-}]))]
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "!has(self.secret) || !has(self.secret.keys) || self.secret.keys.all(k, k in ['host', 'client_token', 'client_secret', 'access_token', '.edgerc'])",
+        "message": "spec.secret.keys can only rename 'host', 'client_token', 'client_secret', 'access_token' and '.edgerc'",
+    },
+    {
+        // At the spec level, so that adding or removing the field (unset means CLIENT) is
+        // judged by the type it amounts to.
+        "rule": "(has(self.clientType) ? self.clientType : 'CLIENT') == (has(oldSelf.clientType) ? oldSelf.clientType : 'CLIENT')",
+        "message": "spec.clientType is immutable: create a new ApiClient for another type",
+    },
+]))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiClientSpec {
     /// The CredentialStore or ClusterCredentialStore (with an `akamai` block) to create the client in.
@@ -46,10 +54,6 @@ pub struct ApiClientSpec {
     /// `CLIENT` (the creator owns and manages the credentials, the default) or
     /// `USER_CLIENT` (another user owns the client). Immutable.
     #[serde(default)]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self == oldSelf",
-        "message": "spec.clientType is immutable: create a new ApiClient for another type",
-    }]))]
     pub client_type: ClientType,
     /// The one user the client acts for (CLIENT and USER_CLIENT clients have exactly one).
     #[schemars(length(min = 1, max = 1), extend("x-kubernetes-list-type" = "atomic"))]

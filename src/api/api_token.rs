@@ -35,6 +35,11 @@ const PREFACTOR_ID_PATTERN: &str = r"^[0-7][0-9abcdefghjkmnpqrstvwxyz]{31}$";
         "message": "spec.environmentId is required when spec.scope is 'environment' and must be unset when it is 'account'",
     },
     {
+        // At the spec level, so that removing the field (which means Active) is refused too.
+        "rule": "!has(oldSelf.state) || oldSelf.state != 'Revoked' || (has(self.state) && self.state == 'Revoked')",
+        "message": "spec.state: Revoked is terminal and cannot be changed back; create a new ApiToken instead",
+    },
+    {
         "rule": "has(oldSelf.accountId) == has(self.accountId)",
         "message": "spec.accountId cannot be added or removed after creation",
     },
@@ -77,10 +82,6 @@ pub struct ApiTokenSpec {
     /// re-activated) or `Revoked` (permanently refused). `Revoked` is terminal: it cannot
     /// be changed back; create a new ApiToken instead.
     #[serde(default)]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "oldSelf != 'Revoked' || self == 'Revoked'",
-        "message": "spec.state: Revoked is terminal and cannot be changed back; create a new ApiToken instead",
-    }]))]
     pub state: TokenState,
     /// The Secret the token is written to (key `token`).
     #[serde(default)]

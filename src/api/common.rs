@@ -20,6 +20,12 @@ pub(crate) const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
 /// Which store a key is created in.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
+// On the struct, so that adding or removing `kind` (unset means CredentialStore) is
+// judged by the kind it amounts to.
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "(has(self.kind) ? self.kind : 'CredentialStore') == (has(oldSelf.kind) ? oldSelf.kind : 'CredentialStore')",
+    "message": "storeRef.kind is immutable: create a new resource to use another kind of store"
+}]))]
 pub struct StoreRef {
     /// Name of the CredentialStore (in this namespace) or ClusterCredentialStore.
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]
@@ -28,10 +34,6 @@ pub struct StoreRef {
     /// `ClusterCredentialStore` (cluster-wide, only if it allows this namespace).
     /// Immutable: a key cannot move between stores of different kinds.
     #[serde(default)]
-    #[schemars(extend("x-kubernetes-validations" = [{
-        "rule": "self == oldSelf",
-        "message": "storeRef.kind is immutable: create a new resource to use another kind of store"
-    }]))]
     pub kind: StoreKind,
 }
 

@@ -3,6 +3,7 @@
 mod api_client;
 mod api_token;
 mod common;
+mod no_defaults;
 mod service_account_key;
 mod store;
 
@@ -28,15 +29,19 @@ pub use store::{
 /// The API group of every kind.
 pub const GROUP: &str = "apikeys.dev";
 
-/// Every CRD of the operator, in a stable order (stores first, then keys).
+/// Every CRD of the operator, in a stable order (stores first, then keys), without schema
+/// defaults (see `no_defaults`).
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    [
         CredentialStore::crd(),
         ClusterCredentialStore::crd(),
         ApiClient::crd(),
         ApiToken::crd(),
         ServiceAccountKey::crd(),
     ]
+    .into_iter()
+    .map(no_defaults::strip)
+    .collect()
 }
 
 /// The CRDs as one multi-document YAML stream, as `apikey-operator crd` prints it.

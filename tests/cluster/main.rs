@@ -4,6 +4,7 @@ mod api_token;
 mod crds;
 mod examples;
 mod fixtures;
+mod gitops;
 mod harness;
 mod observability;
 mod plugin;

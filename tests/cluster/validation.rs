@@ -287,6 +287,12 @@ fn invalid_changes() -> Vec<(&'static str, Value, Value, &'static str)> {
             "Revoked is terminal",
         ),
         (
+            "un-revoking a token by removing its state (unset means Active)",
+            account_token(json!({"state": "Revoked"})),
+            json!({"spec": {"state": null}}),
+            "Revoked is terminal",
+        ),
+        (
             "changing a token's scope",
             account_token(json!({})),
             json!({"spec": {"scope": "environment", "environmentId": env_id}}),
