@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo test crds check-generated envtest conformance-venv credstore-conformance
+.PHONY: demo test crds docs check-generated envtest conformance-venv argocd-venv credstore-conformance
 
 ## Runs the operator's whole job locally: a control plane, the embedded credential store,
 ## the operator and examples/; prints what converged and keeps running until Ctrl-C.
@@ -10,9 +10,10 @@ demo: envtest
 	cargo run --locked -- demo --assets "$$(tests/envtest/setup.sh | tail -n 1)"
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
-test: envtest check-generated conformance-venv credstore-conformance
+test: envtest check-generated conformance-venv argocd-venv credstore-conformance
 	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
 	EDGEGRID_PYTHON_DIR="$$(tests/conformance/venv.sh | tail -n 1)" \
+	ARGOCD_LUA_PYTHON="$$(tests/argocd/venv.sh | tail -n 1)" \
 	cargo test --all-targets --locked
 
 ## Builds (once) and prints the directory holding kube-apiserver, etcd and kubectl.
@@ -22,6 +23,10 @@ envtest:
 ## Installs (once) the vendors' Python SDKs whose test vectors the conformance tests read.
 conformance-venv:
 	@tests/conformance/venv.sh | tail -n 1
+
+## Installs (once) the Lua 5.1 interpreter (lupa) the Argo CD health-check tests run the script with.
+argocd-venv:
+	@tests/argocd/venv.sh | tail -n 1
 
 ## Runs the vendors' published SDKs (Trend's deep-security-api, Akamai's edgegrid-python,
 ## ZenML's models) against the embedded credential store; fails if their venv cannot be built.

@@ -51,3 +51,22 @@ fn crd_subcommand_prints_every_crd_as_one_stream() {
         ]
     );
 }
+
+#[test]
+fn argocd_cm_snippet_carries_the_health_script_for_every_kind() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/argocd");
+    let script = std::fs::read_to_string(dir.join("health.lua")).unwrap();
+    let snippet: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("argocd-cm.yaml")).unwrap()).unwrap();
+    for crd in apikey_operator::api::crds() {
+        let key = format!(
+            "resource.customizations.health.{}_{}",
+            crd.spec.group, crd.spec.names.kind
+        );
+        assert_eq!(
+            snippet["data"][key.as_str()].as_str(),
+            Some(script.as_str()),
+            "deploy/argocd/argocd-cm.yaml: {key} must be deploy/argocd/health.lua verbatim"
+        );
+    }
+}
