@@ -40,6 +40,10 @@ credstore-conformance:
 crds:
 	cargo run --quiet --locked -- crd --output-dir crds
 
+## Regenerates docs/reference/ (one page per kind) from the CRD schema.
+docs:
+	cargo run --quiet --locked -- docs --output-dir docs/reference
+
 ## Fails when a generated file differs from what the code generates.
-check-generated: crds
-	git diff --exit-code -- crds/
+check-generated: crds docs
+	git diff --exit-code -- crds/ docs/reference/

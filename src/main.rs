@@ -21,6 +21,12 @@ enum Command {
         #[arg(long)]
         output_dir: Option<PathBuf>,
     },
+    /// Write the reference page of each kind (`<kind>.md`, generated from the CRD schema)
+    /// into a directory, as kept in `docs/reference/`.
+    Docs {
+        #[arg(long, default_value = "docs/reference")]
+        output_dir: PathBuf,
+    },
     /// Run the operator: reconcile stores and keys until SIGTERM or Ctrl-C. Uses the
     /// kubeconfig from the environment (KUBECONFIG, ~/.kube/config) or the in-cluster
     /// service account.
@@ -82,6 +88,15 @@ fn main() -> anyhow::Result<()> {
                 let path = dir.join(apikey_operator::api::crd_file_name(&crd));
                 let yaml = apikey_operator::api::crd_yaml(&crd).context("rendering a CRD as YAML")?;
                 std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+            }
+        }
+        Command::Docs { output_dir } => {
+            std::fs::create_dir_all(&output_dir)
+                .with_context(|| format!("creating {}", output_dir.display()))?;
+            for crd in apikey_operator::api::crds() {
+                let path = output_dir.join(apikey_operator::api::reference::file_name(&crd));
+                std::fs::write(&path, apikey_operator::api::reference::markdown(&crd))
+                    .with_context(|| format!("writing {}", path.display()))?;
             }
         }
         Command::Credstore(config) => run_credstore(config)?,

@@ -70,3 +70,25 @@ fn argocd_cm_snippet_carries_the_health_script_for_every_kind() {
         );
     }
 }
+
+#[test]
+fn reference_pages_match_the_crd_schema() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/reference");
+    let crds = apikey_operator::api::crds();
+    for crd in &crds {
+        let file = dir.join(apikey_operator::api::reference::file_name(crd));
+        let on_disk = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}; run `make docs`", file.display()));
+        assert!(
+            on_disk == apikey_operator::api::reference::markdown(crd),
+            "{} is out of date; run `make docs`",
+            file.display()
+        );
+    }
+    let pages = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(
+        pages,
+        crds.len(),
+        "docs/reference/ holds pages for kinds that no longer exist"
+    );
+}

@@ -4,6 +4,7 @@ mod api_client;
 mod api_token;
 mod common;
 mod no_defaults;
+pub mod reference;
 mod service_account_key;
 mod store;
 
