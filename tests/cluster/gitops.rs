@@ -135,3 +135,40 @@ async fn converged(api: &kube::Api<DynamicObject>, name: &str) -> DynamicObject 
 fn kind_of(object: &DynamicObject) -> String {
     object.types.as_ref().unwrap().kind.clone()
 }
+
+#[tokio::test]
+async fn the_gitops_example_directory_is_accepted_as_kustomize_renders_it() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/gitops-example");
+    let rendered = support::kubectl()
+        .arg("kustomize")
+        .arg(&dir)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        rendered.status.success(),
+        "kubectl kustomize failed: {}",
+        String::from_utf8_lossy(&rendered.stderr)
+    );
+    let client = support::client().await;
+    let objects = support::parse_documents(&String::from_utf8(rendered.stdout).unwrap());
+    let kinds: Vec<String> = objects.iter().map(kind_of).collect();
+    assert_eq!(kinds, ["Namespace", "ApiToken", "ApiToken", "CredentialStore"]);
+    // The namespace first, as Argo CD and Flux order it.
+    for object in objects
+        .iter()
+        .filter(|o| kind_of(o) == "Namespace")
+        .chain(objects.iter().filter(|o| kind_of(o) != "Namespace"))
+    {
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let live = support::apply(&client, object, &namespace)
+            .await
+            .unwrap_or_else(|e| panic!("{} {:?} was refused: {e}", kind_of(object), object.metadata.name));
+        if kind_of(object) != "Namespace" {
+            assert_eq!(
+                live.data["spec"], object.data["spec"],
+                "{:?}: the API server kept the spec as written",
+                object.metadata.name
+            );
+        }
+    }
+}
