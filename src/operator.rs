@@ -16,7 +16,7 @@ use crate::api::{ApiToken, ClusterCredentialStore, CredentialStore, StoreKind};
 use crate::controller::store::StoreObject;
 use crate::controller::stores::Stores;
 use crate::controller::target_secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use crate::controller::{Context, api_token, store};
+use crate::controller::{Context, reconcile_key, store};
 use crate::health::{self, Readiness};
 use crate::metrics::Metrics;
 
@@ -183,7 +183,11 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     };
     let tokens_run = tokens_controller
         .shutdown_on_signal()
-        .run(api_token::reconcile, api_token::error_policy, ctx.clone())
+        .run(
+            reconcile_key::reconcile::<ApiToken>,
+            reconcile_key::error_policy::<ApiToken>,
+            ctx.clone(),
+        )
         .for_each(|_| future::ready(()));
 
     let server = health::serve(options.listen, readiness, metrics, shutdown_signal());

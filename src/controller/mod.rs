@@ -3,7 +3,9 @@
 pub mod api_token;
 pub mod conditions;
 pub mod context;
+pub mod key_run;
 pub mod key_status;
+pub mod reconcile_key;
 pub mod rollout;
 pub mod schedule;
 pub mod store;
