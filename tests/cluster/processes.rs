@@ -19,6 +19,17 @@ pub struct Credstore {
     pub prefactor_token: String,
 }
 
+impl Credstore {
+    /// A bootstrap credential file of the data directory (`zenml.api-key`,
+    /// `trendmicro.secret-key`, `.edgerc`, `bootstrap.json`).
+    pub fn bootstrap_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.data.join(name))
+            .unwrap_or_else(|e| panic!("bootstrap file {name}: {e}"))
+            .trim()
+            .to_string()
+    }
+}
+
 /// An operator process.
 pub struct Operator {
     /// `http://127.0.0.1:PORT` serving /healthz, /readyz, /metrics.
@@ -38,6 +49,12 @@ pub fn credstore() -> &'static Credstore {
 /// The shared operator (watching every namespace), started after the control plane.
 pub fn operator() -> &'static Operator {
     OPERATOR.get_or_init(|| start_operator(&support::control_plane().dir, "operator", None))
+}
+
+/// A credential store of one test's own, for tests that move its clock or count its
+/// requests without disturbing the others.
+pub fn private_credstore(name: &str) -> Credstore {
+    start_credstore(&support::control_plane().dir.join(format!("credstore-{name}")))
 }
 
 /// Starts a credential store with its data in `dir`.
