@@ -82,6 +82,8 @@ impl LocalCluster {
             }
         }
         std::fs::create_dir_all(dir.join("certs")).map_err(io("the control plane directory"))?;
+        // The kubeconfig names files by path; absolute paths work from any directory.
+        let dir = &std::fs::canonicalize(dir).map_err(io("the control plane directory"))?;
         let pki = Pki::generate()?;
         pki.write(&dir.join("certs"))?;
 

@@ -38,6 +38,9 @@ enum Command {
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
     },
+    /// Run the operator's whole job on an embedded default: a local control plane, the
+    /// embedded credential store, the operator and the examples.
+    Demo(apikey_operator::demo::DemoOptions),
     /// Serve the embedded credential store: the four upstream APIs on one port, backed by SQLite.
     Credstore(apikey_operator::credstore::Config),
 }
@@ -82,6 +85,13 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Command::Credstore(config) => run_credstore(config)?,
+        Command::Demo(options) => {
+            apikey_operator::telemetry::init(apikey_operator::telemetry::LogFormat::Text);
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime
+                .block_on(apikey_operator::demo::run(options))
+                .context("running the demo")?;
+        }
     }
     Ok(())
 }
@@ -95,8 +105,13 @@ fn run_credstore(config: apikey_operator::credstore::Config) -> anyhow::Result<(
             .context("opening the credential store")?;
         // Scripts and tests read the bound address (useful with port 0) from this line.
         println!("credstore listening on {}", store.local_addr());
-        let shutdown = async {
-            let _ = tokio::signal::ctrl_c().await;
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing the SIGTERM handler")?;
+        let shutdown = async move {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
         };
         store
             .serve(shutdown)

@@ -45,6 +45,11 @@ where
 /// every request is counted in `metrics`, by method.
 pub async fn connect(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
     let config = kube::Config::infer().await.map_err(kube::Error::InferConfig)?;
+    client_with_metrics(config, metrics)
+}
+
+/// A client for `config` whose every request is counted in `metrics`, by method.
+pub fn client_with_metrics(config: kube::Config, metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
     let count = tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
         metrics.kube_request(request.method());
         request

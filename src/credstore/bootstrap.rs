@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::secrets::random_bytes;
-use super::{Error, Shared, prefactor, trend, zenml};
+use super::{Error, Shared, akamai, prefactor, trend, zenml};
 
+pub const AKAMAI_EDGERC_FILE: &str = "akamai.edgerc";
 pub const PREFACTOR_TOKEN_FILE: &str = "prefactor.token";
 pub const ZENML_API_KEY_FILE: &str = "zenml.api-key";
 pub const TREND_SECRET_KEY_FILE: &str = "trendmicro.secret-key";
@@ -24,6 +25,7 @@ const KIND: &str = "bootstrap";
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Ids {
+    pub akamai: akamai::BootstrapIds,
     pub prefactor: serde_json::Value,
     pub trendmicro: serde_json::Value,
     pub zenml: serde_json::Value,
@@ -62,8 +64,16 @@ pub fn master_key(dir: &Path) -> Result<[u8; 32], Error> {
 pub fn run(shared: &Shared, dir: &Path) -> Result<(), Error> {
     let now_ms = shared.clock.now_ms();
     shared.db.write(|tx| {
-        if tx.get::<Ids>(API, KIND, KIND)?.is_some() {
+        if let Some(ids) = tx.get::<Ids>(API, KIND, KIND)? {
+            // The listen address may differ from the last start, and `host` must follow it.
+            if let Some(edgerc) = akamai::edgerc(tx, shared, &ids.akamai)? {
+                write_private(&dir.join(AKAMAI_EDGERC_FILE), edgerc.as_bytes())?;
+            }
             return Ok(());
+        }
+        let akamai_ids = akamai::bootstrap(tx, shared, now_ms)?;
+        if let Some(edgerc) = akamai::edgerc(tx, shared, &akamai_ids)? {
+            write_private(&dir.join(AKAMAI_EDGERC_FILE), edgerc.as_bytes())?;
         }
         let (prefactor_ids, prefactor_token) = prefactor::bootstrap(tx, now_ms)?;
         write_private(
@@ -78,6 +88,7 @@ pub fn run(shared: &Shared, dir: &Path) -> Result<(), Error> {
             format!("{trend_secret}\n").as_bytes(),
         )?;
         let ids = Ids {
+            akamai: akamai_ids,
             prefactor: serde_json::json!(prefactor_ids),
             trendmicro: serde_json::json!(trend_ids),
             zenml: serde_json::json!(zenml_ids),

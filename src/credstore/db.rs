@@ -1,7 +1,8 @@
 //! SQLite persistence (WAL). Objects of every API are JSON documents keyed by
 //! (api, kind, id); issued secrets live only as hashes in `credentials`.
 
-use std::path::Path;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -10,6 +11,8 @@ use serde::de::DeserializeOwned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
+    #[error("creating the database {path}: {source}")]
+    Create { path: PathBuf, source: std::io::Error },
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("stored document {kind}/{id} is not valid: {source}")]
@@ -43,7 +46,18 @@ pub struct Db {
 }
 
 impl Db {
+    /// Opens (creating owner-only, if new) the database at `path`; SQLite gives
+    /// its WAL and shared-memory files the same permissions.
     pub fn open(path: &Path) -> Result<Self, DbError> {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| DbError::Create {
+                path: path.to_owned(),
+                source,
+            })?;
         let conn = Connection::open(path)?;
         // NORMAL synchronous in WAL mode loses nothing on a process crash (kill -9), only on power loss.
         conn.execute_batch("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;")?;

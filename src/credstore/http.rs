@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{FromRequest, MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
@@ -257,13 +257,6 @@ pub async fn log_and_count(State(state): State<AppState>, req: Request, next: Ne
 
 pub fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, axum::Json(body)).into_response()
-}
-
-pub fn empty_response(status: StatusCode) -> Response {
-    Response::builder()
-        .status(status)
-        .body(Body::empty())
-        .unwrap_or_else(|_| status.into_response())
 }
 
 pub async fn not_found() -> ApiError {

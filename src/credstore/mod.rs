@@ -3,7 +3,8 @@
 //! ("Embedded credential store") for the bootstrap files and the admin API.
 
 mod admin;
-mod bootstrap;
+mod akamai;
+pub mod bootstrap;
 mod clock;
 mod db;
 mod faults;
@@ -12,9 +13,7 @@ mod idempotency;
 mod prefactor;
 mod secrets;
 mod trend;
-mod trend_search;
 mod zenml;
-mod zenml_query;
 
 use std::future::Future;
 use std::io;
@@ -25,6 +24,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::{from_fn, from_fn_with_state};
+use axum::routing::get;
 use tokio::net::TcpListener;
 
 pub use faults::FaultSettings;
@@ -41,6 +41,10 @@ pub struct Config {
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8400")]
     pub listen: SocketAddr,
+    /// `HOST:PORT` clients use to reach this store (the `.edgerc` `host` and Akamai's
+    /// `baseURL`); defaults to the listen address. Set it when serving on 0.0.0.0.
+    #[arg(long)]
+    pub advertise_address: Option<String>,
     /// Directory for the database and the bootstrap credential files (created 0700).
     #[arg(long)]
     pub data: PathBuf,
@@ -116,7 +120,13 @@ impl CredStore {
             faults: Faults::new(config.faults.clone()),
             counters: Counters::default(),
             sealer: Sealer::new(&master_key),
-            base_url: format!("http://{addr}"),
+            base_url: format!(
+                "http://{}",
+                config
+                    .advertise_address
+                    .clone()
+                    .unwrap_or_else(|| addr.to_string())
+            ),
         });
         bootstrap::run(&shared, &data)?;
         Ok(Self {
@@ -140,10 +150,13 @@ impl CredStore {
 }
 
 fn router(shared: AppState, admin_api: bool) -> Router {
+    // Liveness for probes (Helm); unlike the admin API it is always served.
     let mut app = Router::new()
+        .route("/_credstore/healthz", get(|| async { "ok" }))
+        .merge(akamai::router())
         .merge(prefactor::router())
-        .merge(zenml::router())
-        .merge(trend::router());
+        .merge(trend::router())
+        .merge(zenml::router());
     if admin_api {
         app = app.merge(admin::router());
     }

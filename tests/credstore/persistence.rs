@@ -18,9 +18,7 @@ fn spawn(data: &Path) -> (Child, String) {
         .spawn()
         .expect("spawning the credstore");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .expect("reading the address line");
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reading the address line");
     let addr = line
         .trim()
         .strip_prefix("credstore listening on ")
@@ -52,20 +50,16 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
     first.wait().unwrap();
 
     let (mut second, base) = spawn(&data);
-    assert_eq!(
-        read_data_file(&data, "prefactor.token"),
-        admin,
-        "bootstrap credentials are reused"
-    );
+    assert_eq!(read_data_file(&data, "prefactor.token"), admin, "bootstrap credentials are reused");
     assert_eq!(read_data_file(&data, "bootstrap.json"), ids_before);
+    let edgerc = read_data_file(&data, "akamai.edgerc");
+    assert!(
+        edgerc.contains(&format!("host = {}\n", base.trim_start_matches("http://"))),
+        ".edgerc follows the new address: {edgerc:.40}"
+    );
     for bearer in [&admin, &token] {
-        let status = http
-            .get(format!("{base}/api/v1/ping"))
-            .bearer_auth(bearer)
-            .send()
-            .await
-            .unwrap()
-            .status();
+        let status =
+            http.get(format!("{base}/api/v1/ping")).bearer_auth(bearer).send().await.unwrap().status();
         assert_eq!(status, 200);
     }
     second.kill().unwrap();
@@ -73,11 +67,23 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
 
     let database = std::fs::read(data.join("credstore.sqlite3")).unwrap();
     let wal = std::fs::read(data.join("credstore.sqlite3-wal")).unwrap_or_default();
+    let edgerc = read_data_file(&data, "akamai.edgerc");
+    let client_secret =
+        edgerc.lines().find_map(|l| l.strip_prefix("client_secret = ")).expect("client_secret").to_owned();
+    let secrets = [
+        token,
+        admin,
+        read_data_file(&data, "trendmicro.secret-key"),
+        read_data_file(&data, "zenml.api-key"),
+        client_secret,
+    ];
     for bytes in [&database, &wal] {
-        assert!(
-            !contains(bytes, token.as_bytes()) && !contains(bytes, admin.as_bytes()),
-            "secrets are stored only as hashes"
-        );
+        for secret in &secrets {
+            assert!(
+                !contains(bytes, secret.as_bytes()),
+                "issued secrets never reach the database in the clear"
+            );
+        }
     }
 }
 

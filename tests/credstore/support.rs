@@ -25,6 +25,7 @@ impl Store {
             listen: "127.0.0.1:0".parse().expect("address"),
             data: dir.path().join("data"),
             admin_api: true,
+            advertise_address: None,
             clock_offset_seconds: 0,
             faults,
         };
@@ -34,12 +35,7 @@ impl Store {
         tokio::spawn(store.serve(async move {
             let _ = rx.await;
         }));
-        Self {
-            base,
-            http: Client::new(),
-            dir,
-            shutdown: Some(tx),
-        }
+        Self { base, http: Client::new(), dir, shutdown: Some(tx) }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -65,21 +61,11 @@ impl Store {
     }
 
     pub async fn set_faults(&self, settings: Value) -> Response {
-        self.request(Method::PUT, "/_credstore/faults")
-            .json(&settings)
-            .send()
-            .await
-            .unwrap()
+        self.request(Method::PUT, "/_credstore/faults").json(&settings).send().await.unwrap()
     }
 
     pub async fn request_counts(&self) -> Value {
-        self.request(Method::GET, "/_credstore/requests")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        self.request(Method::GET, "/_credstore/requests").send().await.unwrap().json().await.unwrap()
     }
 }
 

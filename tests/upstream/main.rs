@@ -1,5 +1,6 @@
 //! Every upstream client operation against the embedded credential store over real HTTP.
 
+mod akamai;
 mod prefactor;
 mod resilience;
 mod support;

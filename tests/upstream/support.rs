@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use apikey_operator::api::{
-    Connection, PrefactorProvider, Provider, RateLimit, SecretRef, TrendMicroProvider, ZenmlProvider,
+    AkamaiProvider, Connection, PrefactorProvider, Provider, RateLimit, SecretRef, TrendMicroProvider, ZenmlProvider,
 };
 use apikey_operator::credstore::{Config, CredStore, FaultSettings};
 use apikey_operator::upstream::{ClientOptions, RateLimiters, StoreSpec, UpstreamClient, connect};
@@ -26,6 +26,7 @@ impl Store {
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             data: dir.path().join("data"),
+            advertise_address: None,
             admin_api: true,
             clock_offset_seconds: 0,
             faults: FaultSettings::default(),
@@ -117,6 +118,39 @@ impl Store {
             ..Provider::default()
         };
         client(&provider, &[("apiSecretKey", api_secret_key)])
+    }
+}
+
+impl Store {
+    /// An Akamai client from an .edgerc section's fields, reaching this store over HTTP.
+    pub fn akamai(&self, client_token: &str, client_secret: &str, access_token: &str, switch_key: Option<&str>) -> UpstreamClient {
+        let provider = Provider {
+            akamai: Some(AkamaiProvider {
+                url: Some(self.base.clone()),
+                account_switch_key: switch_key.map(str::to_string),
+                credentials_secret_ref: secret_ref(),
+            }),
+            ..Provider::default()
+        };
+        let host = self.base.trim_start_matches("http://").to_string();
+        client(
+            &provider,
+            &[("host", &host), ("client_token", client_token), ("client_secret", client_secret), ("access_token", access_token)],
+        )
+    }
+
+    /// The bootstrap admin's `.edgerc` fields.
+    pub fn akamai_admin(&self, switch_key: Option<&str>) -> UpstreamClient {
+        let edgerc = self.file("akamai.edgerc");
+        let field = |name: &str| {
+            edgerc
+                .lines()
+                .filter_map(|line| line.split_once('='))
+                .find(|(k, _)| k.trim() == name)
+                .map(|(_, v)| v.trim().to_string())
+                .unwrap_or_else(|| panic!("akamai.edgerc has no {name}"))
+        };
+        self.akamai(&field("client_token"), &field("client_secret"), &field("access_token"), switch_key)
     }
 }
 

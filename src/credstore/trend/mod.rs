@@ -3,21 +3,23 @@
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::AppState;
-use super::db::{DbError, Tx};
-use super::http::{ApiError, JsonBody, empty_response, json_response};
-use super::secrets::{random_token, secret_hash};
-use super::trend_search::{self, SearchFilter};
+use self::search::SearchFilter;
+use crate::credstore::AppState;
+use crate::credstore::db::{DbError, Tx};
+use crate::credstore::http::{ApiError, JsonBody, json_response};
+use crate::credstore::secrets::{random_token, secret_hash};
 
 const API: &str = "trendmicro";
 const KEY: &str = "api_key";
 const ADMIN_ROLE_ID: i64 = 1;
 const TENANT_ID: i64 = 1;
+
+mod search;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -326,7 +328,7 @@ async fn remove(
         tx.delete(API, KEY, &key.id.to_string())?;
         Ok::<_, ApiError>(())
     })?;
-    Ok(empty_response(StatusCode::NO_CONTENT))
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn regenerate(
@@ -388,6 +390,6 @@ async fn search(
     })?;
     let mut keys: Vec<Value> = keys.iter().map(|k| key_json(k, None)).collect();
     keys.sort_by_key(|k| k["ID"].as_i64());
-    let found = trend_search::run(&filter, keys)?;
+    let found = search::run(&filter, keys)?;
     Ok(json_response(StatusCode::OK, &json!({"apiKeys": found})))
 }

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::http::ApiError;
+use crate::credstore::http::ApiError;
 
 const DEFAULT_MAX_ITEMS: usize = 5000;
 
@@ -182,7 +182,9 @@ pub fn run(filter: &SearchFilter, keys: Vec<Value>) -> Result<Vec<Value>, ApiErr
     let max_items = match filter.max_items {
         None => DEFAULT_MAX_ITEMS,
         Some(n) if (0..=DEFAULT_MAX_ITEMS as i64).contains(&n) => n as usize,
-        Some(_) => return Err(bad(format!("maxItems must be between 0 and {DEFAULT_MAX_ITEMS}"))),
+        Some(_) => {
+            return Err(bad(format!("maxItems must be between 0 and {DEFAULT_MAX_ITEMS}")));
+        }
     };
     let mut found = Vec::new();
     for key in keys {

@@ -2,23 +2,23 @@
 //! the key-for-token login (`/api/v1/login`).
 
 use axum::Router;
-use axum::extract::{Form, Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::AppState;
-use super::clock::python_isoformat;
-use super::db::{DbError, Tx};
-use super::http::{ApiError, JsonBody, json_response};
-use super::secrets::{random_hex, random_token, secret_hash};
-use super::zenml_query::{self, Field};
+use self::query::Field;
+use crate::credstore::AppState;
+use crate::credstore::clock::python_isoformat;
+use crate::credstore::db::{DbError, Tx};
+use crate::credstore::http::{ApiError, JsonBody, json_response};
+use crate::credstore::secrets::{random_hex, secret_hash};
 
 const API: &str = "zenml";
 /// Session tokens get their own hash domain so a key can never be used as one.
@@ -37,9 +37,12 @@ const KEY_FIELDS: &[&str] = &[
     "last_rotated",
 ];
 
+mod query;
+mod session;
+
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/api/v1/login", post(login))
+        .route("/api/v1/login", post(session::login))
         .route("/api/v1/service_accounts", post(create_account))
         .route("/api/v1/service_accounts/{account}", get(show_account))
         .route(
@@ -187,80 +190,6 @@ fn key_json(key: &ApiKey, account: &ServiceAccount, secret: Option<&str>, hydrat
     })
 }
 
-fn unauthorized(message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNAUTHORIZED, "AuthorizationException", message)
-}
-
-/// A bearer session whose key and service account are still active.
-fn authenticate(tx: &Tx<'_>, headers: &HeaderMap, now_ms: i64) -> Result<(), ApiError> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .ok_or_else(|| unauthorized("Authentication error: not authenticated"))?;
-    let invalid = || unauthorized("Authentication error: invalid or expired token");
-    let key_id = tx
-        .credential_owner(&secret_hash(SESSION, bearer.trim()), SESSION, now_ms)?
-        .ok_or_else(invalid)?;
-    let key: ApiKey = tx.get(API, KEY, &key_id)?.ok_or_else(invalid)?;
-    let account: ServiceAccount = tx
-        .get(API, ACCOUNT, &key.service_account_id.to_string())?
-        .ok_or_else(invalid)?;
-    if !key.active || !account.active {
-        return Err(invalid());
-    }
-    Ok(())
-}
-
-#[derive(Deserialize)]
-struct LoginForm {
-    grant_type: Option<String>,
-    password: Option<String>,
-}
-
-async fn login(State(state): State<AppState>, Form(form): Form<LoginForm>) -> Result<Response, ApiError> {
-    if form.grant_type.as_deref() != Some("zenml-api-key") {
-        return Err(ApiError::status(
-            StatusCode::BAD_REQUEST,
-            "Unsupported grant type: only zenml-api-key is served here",
-        ));
-    }
-    let secret = form.password.unwrap_or_default();
-    let now_ms = state.clock.now_ms();
-    let token = state.db.write(|tx| {
-        let invalid = || unauthorized("Authentication error: invalid API key");
-        let key_id = tx
-            .credential_owner(&secret_hash(API, secret.trim()), API, now_ms)?
-            .ok_or_else(invalid)?;
-        let mut key: ApiKey = tx.get(API, KEY, &key_id)?.ok_or_else(invalid)?;
-        let account: ServiceAccount = tx
-            .get(API, ACCOUNT, &key.service_account_id.to_string())?
-            .ok_or_else(invalid)?;
-        if !key.active || !account.active {
-            return Err(invalid());
-        }
-        key.last_login_ms = Some(now_ms);
-        tx.put(API, KEY, &key_id, &account.id.to_string(), &key)?;
-        let expires_ms = now_ms + SESSION_SECONDS * 1000;
-        let claims =
-            json!({"sub": account.id, "api_key_id": key.id, "exp": expires_ms / 1000, "iss": "credstore"});
-        // Shaped like a JWT, but verified by hash lookup, so the signature part is just randomness.
-        let token = format!(
-            "{}.{}.{}",
-            URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#),
-            URL_SAFE_NO_PAD.encode(claims.to_string()),
-            random_token(32)
-        );
-        tx.add_credential(&secret_hash(SESSION, &token), SESSION, &key_id, Some(expires_ms))?;
-        Ok(token)
-    })?;
-    Ok(json_response(
-        StatusCode::OK,
-        &json!({"access_token": token, "token_type": "bearer", "expires_in": SESSION_SECONDS, "refresh_token": null,
-                "csrf_token": null, "scope": null, "device_id": null, "device_metadata": null}),
-    ))
-}
-
 fn parse_account_id(raw: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(raw).map_err(|_| {
         ApiError::new(
@@ -358,7 +287,7 @@ async fn create_account(
     let now_ms = state.clock.now_ms();
     validate_name(&body.name)?;
     let account = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let accounts: Vec<ServiceAccount> = tx.list(API, ACCOUNT, None)?;
         if accounts.iter().any(|a| a.name == body.name) {
             return Err(ApiError::status(
@@ -385,7 +314,7 @@ async fn show_account(
 ) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let account = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         load_account(tx, &account)
     })?;
     Ok(json_response(StatusCode::OK, &account_json(&account)))
@@ -408,7 +337,7 @@ async fn create_key(
     validate_name(&body.name)?;
     validate_description(body.description.as_deref().unwrap_or_default())?;
     let (key, account, secret) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         ensure_unique_name(tx, &account, &body.name, None)?;
         let key = new_key(
@@ -435,14 +364,14 @@ async fn list_keys(
 ) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
     let account_id = parse_account_id(&account)?;
-    let query = zenml_query::parse(raw.as_deref(), KEY_FIELDS)?;
+    let query = query::parse(raw.as_deref(), KEY_FIELDS)?;
     let (account, keys) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         let keys: Vec<ApiKey> = tx.list(API, KEY, Some(&account.id.to_string()))?;
         Ok::<_, ApiError>((account, keys))
     })?;
-    let page = zenml_query::page(&query, keys, key_field, |key| {
+    let page = query::page(&query, keys, key_field, |key| {
         key_json(key, &account, None, query.hydrate)
     })?;
     Ok(json_response(StatusCode::OK, &page))
@@ -462,20 +391,17 @@ fn key_field(key: &ApiKey, name: &str) -> Field {
 }
 
 fn parse_hydrate(raw: Option<&str>) -> Result<bool, ApiError> {
+    // A single key's view is hydrated unless asked otherwise (lists are the reverse).
     let mut hydrate = true;
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         if name == "hydrate" {
-            hydrate = match value.to_ascii_lowercase().as_str() {
-                "true" | "1" | "yes" | "on" => true,
-                "false" | "0" | "no" | "off" => false,
-                _ => {
-                    return Err(ApiError::new(
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                        "query.hydrate",
-                        "hydrate must be a boolean",
-                    ));
-                }
-            };
+            hydrate = query::parse_bool(&value).ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "query.hydrate",
+                    "hydrate must be a boolean",
+                )
+            })?;
         }
     }
     Ok(hydrate)
@@ -491,7 +417,7 @@ async fn show_key(
     let account_id = parse_account_id(&account)?;
     let hydrate = parse_hydrate(raw.as_deref())?;
     let (key, account) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         Ok::<_, ApiError>((load_key(tx, &account, &key)?, account))
     })?;
@@ -521,7 +447,7 @@ async fn update_key(
     }
     validate_description(body.description.as_deref().unwrap_or_default())?;
     let (key, account) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         let mut key = load_key(tx, &account, &key)?;
         if let Some(name) = body.name {
@@ -566,7 +492,7 @@ async fn rotate_key(
         ));
     }
     let (key, account, secret) = state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         let mut key = load_key(tx, &account, &key)?;
         let owner = key.id.to_string();
@@ -594,7 +520,7 @@ async fn delete_key(
     let now_ms = state.clock.now_ms();
     let account_id = parse_account_id(&account)?;
     state.db.write(|tx| {
-        authenticate(tx, &headers, now_ms)?;
+        session::authenticate(tx, &headers, now_ms)?;
         let account = load_account(tx, &account_id.to_string())?;
         let key = load_key(tx, &account, &key)?;
         let owner = key.id.to_string();

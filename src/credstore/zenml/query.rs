@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use jiff::Timestamp;
 use serde_json::{Value, json};
 
-use super::http::ApiError;
+use crate::credstore::http::ApiError;
 
 const DEFAULT_SIZE: usize = 20;
 const MAX_SIZE: usize = 10_000;
@@ -118,7 +118,7 @@ pub fn parse(raw: Option<&str>, filterable: &[&str]) -> Result<Query, ApiError> 
     Ok(query)
 }
 
-fn parse_bool(text: &str) -> Option<bool> {
+pub fn parse_bool(text: &str) -> Option<bool> {
     match text.to_ascii_lowercase().as_str() {
         "true" | "1" | "yes" | "on" => Some(true),
         "false" | "0" | "no" | "off" => Some(false),
