@@ -14,6 +14,8 @@ use crate::support;
 pub struct Credstore {
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    /// Its data directory, holding the bootstrap credential files.
+    pub data: PathBuf,
     /// The bootstrap Prefactor admin token.
     pub prefactor_token: String,
 }
@@ -81,6 +83,7 @@ pub fn start_credstore(dir: &Path) -> Credstore {
         .to_string();
     Credstore {
         url: format!("http://{address}"),
+        data: dir.to_path_buf(),
         prefactor_token,
     }
 }
