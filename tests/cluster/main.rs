@@ -7,6 +7,7 @@ mod fixtures;
 mod harness;
 mod observability;
 mod processes;
+mod service_account_key;
 mod stores;
 mod support;
 mod validation;
