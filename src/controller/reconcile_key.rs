@@ -208,6 +208,7 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
     let name = secret_name(object);
     let status = object.key_status().cloned().unwrap_or_default();
     let common = object.common();
+    ctx.forget(&owner_uid(object));
     if common.deletion_policy == DeletionPolicy::Orphan {
         release_secret(&secrets, &name, &owner_uid(object)).await?;
         return Ok(Action::await_change());
