@@ -29,6 +29,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Identifies this replica in events (the pod name in a cluster).
     pub instance: Option<String>,
+    /// Reconciliations of one kind running at once (bounds concurrent upstream calls).
+    pub concurrency: u16,
 }
 
 fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -168,8 +170,8 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
                 .await;
         }
     };
-    let tokens_run = run_keys(tokens_controller, ctx.clone());
-    let sakeys_run = run_keys(sakeys_controller, ctx.clone());
+    let tokens_run = run_keys(tokens_controller, ctx.clone(), options.concurrency);
+    let sakeys_run = run_keys(sakeys_controller, ctx.clone(), options.concurrency);
 
     let server = health::serve(options.listen, readiness, metrics, shutdown_signal());
     let controllers = future::join4(stores_run, cluster_stores_run, tokens_run, sakeys_run);
@@ -231,8 +233,9 @@ fn key_controller<K: KeyKind>(client: &Client, namespace: Option<&str>, cluster_
     )
 }
 
-async fn run_keys<K: KeyKind>(controller: Controller<K>, ctx: Arc<Context>) {
+async fn run_keys<K: KeyKind>(controller: Controller<K>, ctx: Arc<Context>, concurrency: u16) {
     controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .shutdown_on_signal()
         .run(
             reconcile_key::reconcile::<K>,
