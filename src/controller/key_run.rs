@@ -26,6 +26,7 @@ use crate::api::{
     DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget, Rotation,
     SecretTemplate, StoreRef,
 };
+use crate::failpoint;
 use crate::upstream::{ErrorClass, UpstreamError};
 
 /// A key with nothing scheduled is still looked at this often, to notice drift upstream.
@@ -248,7 +249,12 @@ impl<'a, K: KeyResource> Run<'a, K> {
             trigger: Some(trigger.into()),
             request,
         });
-        self.save().await
+        self.save().await?;
+        failpoint::hit(match operation {
+            PendingKind::Create => "before-create",
+            PendingKind::Rotate => "before-rotate",
+        });
+        Ok(())
     }
 
     /// Whether a rotation is due and why: scheduled, requested, or forced because the Secret
@@ -287,12 +293,15 @@ impl<'a, K: KeyResource> Run<'a, K> {
         let common = object.common();
         let pending = self.status.pending.clone();
         let rotated = pending.as_ref().map(|p| p.operation) == Some(PendingKind::Rotate);
+        failpoint::hit(if rotated { "after-rotate" } else { "after-create" });
         let material = Material {
             credential_id: delivery.credential_id.clone(),
             entries: delivery.entries,
         };
         let name = self.secret_name();
-        let owner = object.controller_owner_ref(&()).expect("a stored object has a uid");
+        let owner = object
+            .controller_owner_ref(&())
+            .expect("a stored object has a uid");
         let desired = target_secret::desired(&name, &self.namespace, owner, common.secret, &material);
         let existing = self.secrets.get_opt(&name).await.map_err(Error::Kube)?;
         if !existing
@@ -324,6 +333,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.status.rotation_count = Some(self.status.rotation_count.unwrap_or_default() + 1);
         }
         self.status.pending = None;
+        failpoint::hit("after-secret-write");
         self.save().await?;
 
         let noun = K::NOUN;
@@ -333,7 +343,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.event(EventType::Normal, "Created", "Create", note).await;
             return Ok(());
         }
-        let trigger = pending.and_then(|p| p.trigger).unwrap_or_else(|| "resumed".into());
+        let trigger = pending
+            .and_then(|p| p.trigger)
+            .unwrap_or_else(|| "resumed".into());
         for failure in rollout::restart(
             &self.ctx.client,
             &self.namespace,
@@ -369,6 +381,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
 
     /// Forgets a previous credential the kind has retired upstream, and says so.
     pub async fn retired(&mut self, id: &str) {
+        failpoint::hit("after-retire");
         self.status.retiring.retain(|r| r.id != id);
         let note = format!(
             "previous {} {id} retired upstream after its retain period",
@@ -418,11 +431,7 @@ pub fn owner_uid<K: KeyResource>(object: &K) -> String {
 
 /// `<namespace>-<name>`: the deterministic upstream name of a resource that sets none.
 pub fn default_upstream_name<K: KeyResource>(object: &K) -> String {
-    format!(
-        "{}-{}",
-        object.namespace().unwrap_or_default(),
-        object.name_any()
-    )
+    format!("{}-{}", object.namespace().unwrap_or_default(), object.name_any())
 }
 
 fn current_requests<K: KeyResource>(object: &K) -> crate::api::RotationRequests {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::ResourceExt;
 use tracing::{info, instrument};
 
 use super::conditions::{self, reason};
@@ -20,6 +20,7 @@ use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, owner_uid, secr
 use super::key_status::{self, FINALIZER};
 use super::{Context, Error, target_secret};
 use crate::api::{DeletionPolicy, KeyStatus};
+use crate::failpoint;
 use crate::upstream::UpstreamClient;
 
 /// What a key kind adds to the shared loop.
@@ -161,7 +162,7 @@ async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, B
                 conditions::STORE_READY,
                 problem.reason(),
                 problem.to_string(),
-                RESYNC_INTERVAL,
+                problem.retry().unwrap_or(RESYNC_INTERVAL),
             )));
         }
     };
@@ -216,13 +217,7 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
 
     let upstream = match ctx
         .stores
-        .resolve(
-            &ctx.client,
-            K::KIND,
-            &namespace,
-            common.store_ref,
-            K::PROVIDERS,
-        )
+        .resolve(&ctx.client, K::KIND, &namespace, common.store_ref, K::PROVIDERS)
         .await
     {
         Ok(upstream) => upstream,
@@ -247,7 +242,9 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
             return Err(Error::CleanupBlocked(problem.to_string()));
         }
     };
+    failpoint::hit("before-delete");
     let removed = K::delete_upstream(object, &status, &upstream).await?;
+    failpoint::hit("after-delete");
     target_secret::delete(&secrets, &name, &owner_uid(object)).await?;
     let note = format!(
         "deactivated and deleted {removed} {}(s) upstream and deleted Secret {name}",
