@@ -2,11 +2,12 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: test crds check-generated envtest conformance-venv
+.PHONY: test crds check-generated envtest helm conformance-venv
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
-test: envtest check-generated conformance-venv
+test: envtest helm check-generated conformance-venv
 	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
+	HELM_BIN="$$(tests/envtest/helm.sh | tail -n 1)" \
 	EDGEGRID_PYTHON_DIR="$$(tests/conformance/venv.sh | tail -n 1)" \
 	cargo test --all-targets --locked
 
@@ -14,14 +15,20 @@ test: envtest check-generated conformance-venv
 envtest:
 	@tests/envtest/setup.sh | tail -n 1
 
+## Builds (once) and prints the path of the helm binary the chart tests use.
+helm:
+	@tests/envtest/helm.sh | tail -n 1
+
 ## Installs (once) the vendors' Python SDKs whose test vectors the conformance tests read.
 conformance-venv:
 	@tests/conformance/venv.sh | tail -n 1
 
-## Regenerates crds/ from the Rust types.
+## Regenerates crds/ from the Rust types, and the Helm chart's copy of them.
 crds:
 	cargo run --quiet --locked -- crd --output-dir crds
+	rm -f charts/apikey-operator/crds/*.yaml
+	cp crds/*.yaml charts/apikey-operator/crds/
 
 ## Fails when a generated file differs from what the code generates.
 check-generated: crds
-	git diff --exit-code -- crds/
+	git diff --exit-code -- crds/ charts/apikey-operator/crds/
