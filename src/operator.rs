@@ -128,6 +128,13 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
         );
     }
 
+    // Ready counts and credential expiry per kind, read from the caches at scrape time.
+    metrics.track("CredentialStore", namespaced_stores.clone());
+    if let Some(cluster_stores) = &cluster_stores {
+        metrics.track("ClusterCredentialStore", cluster_stores.clone());
+    }
+    metrics.track(api_token::KIND, tokens.clone());
+
     let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
     let ctx = Arc::new(Context::new(
         client.clone(),

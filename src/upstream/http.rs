@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 use super::edgegrid::{RequestParts, Signer};
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
 use super::ratelimit::StoreRateLimiter;
+use crate::metrics::UpstreamMetrics;
 
 /// Timeouts and retry bounds of a client.
 #[derive(Clone, Debug)]
@@ -29,6 +30,8 @@ pub struct ClientOptions {
     /// The longest `Retry-After` waited out in place; a longer one is returned to the caller
     /// (as a transient error carrying the wait) so a controller can requeue instead of block.
     pub max_retry_after: Duration,
+    /// Where every HTTP attempt is counted and timed (`None`: not recorded).
+    pub metrics: Option<UpstreamMetrics>,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +43,7 @@ impl Default for ClientOptions {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }
@@ -147,6 +151,8 @@ pub(crate) type ErrorParser = fn(status: u16, body: &[u8]) -> ErrorDetail;
 pub(crate) struct Transport {
     api: Api,
     store: String,
+    /// The store's kind, a metrics label.
+    store_kind: &'static str,
     base: String,
     http: reqwest::Client,
     limiter: Arc<StoreRateLimiter>,
@@ -209,6 +215,7 @@ impl Transport {
             .map_err(|error| invalid(format!("cannot build an HTTP client: {error}")))?;
         Ok(Self {
             api,
+            store_kind: store_kind(&endpoint.store),
             store: endpoint.store,
             base,
             http,
@@ -241,7 +248,19 @@ impl Transport {
             attempt += 1;
             self.limiter.acquire().await;
             self.requests_sent.fetch_add(1, Ordering::Relaxed);
-            let (error, wait) = match self.attempt(request, &url, auth).await {
+            let started = std::time::Instant::now();
+            let answer = self.attempt(request, &url, auth).await;
+            if let Some(metrics) = &self.options.metrics {
+                let status = answer.as_ref().ok().map(|response| response.status);
+                metrics.request(
+                    self.store_kind,
+                    self.api.as_str(),
+                    request.operation,
+                    status,
+                    started.elapsed(),
+                );
+            }
+            let (error, wait) = match answer {
                 Ok(response) if (200..300).contains(&response.status) => {
                     debug!(store = %self.store, api = %self.api, op = request.operation, attempt, status = response.status, "upstream call succeeded");
                     return Ok(response);
@@ -389,6 +408,16 @@ impl Transport {
     }
 }
 
+/// The kind of store an endpoint identity (`CredentialStore ns/name`, `ClusterCredentialStore
+/// name`) names: a bounded metrics label, never the store's name.
+fn store_kind(identity: &str) -> &'static str {
+    match identity.split([' ', '/']).next() {
+        Some("CredentialStore") => "CredentialStore",
+        Some("ClusterCredentialStore") => "ClusterCredentialStore",
+        _ => "other",
+    }
+}
+
 fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
     headers.get(name)?.to_str().ok().map(str::to_owned)
 }
@@ -528,6 +557,7 @@ pub(crate) mod tests {
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(40),
             max_retry_after: Duration::from_secs(2),
+            metrics: None,
         }
     }
 
