@@ -1,6 +1,6 @@
 module apikey-operator/envtest/helm
 
-go 1.26.0
+go 1.24.0
 
 tool helm.sh/helm/v3/cmd/helm
 
