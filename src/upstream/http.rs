@@ -613,6 +613,60 @@ pub(crate) mod tests {
     }
 
     #[tokio::test]
+    async fn every_attempt_is_counted_by_status_class_and_timed() {
+        let metrics = crate::metrics::Metrics::default();
+        let measured = |base_url: &str| {
+            let endpoint = Endpoint {
+                store: "ClusterCredentialStore shared".into(),
+                base_url: base_url.into(),
+                ca_bundle: None,
+                limiter: Arc::new(unlimited()),
+                options: ClientOptions {
+                    metrics: Some(metrics.upstream.clone()),
+                    ..options()
+                },
+            };
+            Transport::new(
+                Api::Prefactor,
+                endpoint,
+                HeaderMap::new(),
+                status_only,
+                Redactor::new([]),
+            )
+            .unwrap()
+        };
+        let server = Scripted::start(vec![UNAVAILABLE, INTERNAL, OK]).await;
+        measured(&server.base_url)
+            .send(&request(Retry::Safe), Auth::None)
+            .await
+            .unwrap();
+        let hung = Scripted::start(vec![Answer::Hang]).await;
+        measured(&hung.base_url)
+            .send(&request(Retry::Safe), Auth::None)
+            .await
+            .unwrap_err();
+
+        let text = metrics.encode();
+        let series = |class: &str| {
+            format!(
+                "apikey_operator_upstream_requests_total{{store_kind=\"ClusterCredentialStore\",api=\"prefactor\",operation=\"test_call\",status_class=\"{class}\"}}"
+            )
+        };
+        for (class, count) in [("5xx", 2), ("2xx", 1), ("error", 3)] {
+            assert!(
+                text.contains(&format!("{} {count}\n", series(class))),
+                "{class} x{count}:\n{text}"
+            );
+        }
+        assert!(
+            text.contains(
+                "apikey_operator_upstream_request_duration_seconds_count{api=\"prefactor\",operation=\"test_call\"} 6\n"
+            ),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
     async fn retries_are_bounded_and_the_error_says_what_happened() {
         let server = Scripted::start(vec![UNAVAILABLE]).await;
         let transport = transport(&server.base_url, unlimited());

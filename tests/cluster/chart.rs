@@ -613,6 +613,84 @@ async fn rendered_manifests_are_accepted_by_the_api_server_and_pods_meet_the_res
     );
 }
 
+#[tokio::test]
+async fn helm_installs_upgrades_and_uninstalls_a_release() {
+    let client = support::client().await;
+    let namespace = support::namespace(&client, "helm-release").await;
+    let kubeconfig = support::control_plane().kubeconfig.display().to_string();
+    let chart = chart_dir();
+    let chart = chart.to_str().unwrap();
+    let release = namespace.as_str();
+    let fullname = format!("{release}-apikey-operator");
+    let helm = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--kubeconfig", &kubeconfig, "--namespace", &namespace]);
+        run_helm(&args).unwrap_or_else(|e| panic!("helm {args:?}: {e}"))
+    };
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let args_of = |deployment: Deployment| -> Vec<String> {
+        deployment.spec.unwrap().template.spec.unwrap().containers[0]
+            .args
+            .clone()
+            .unwrap()
+    };
+
+    let installed = helm(&[
+        "install",
+        release,
+        chart,
+        "--set",
+        "watch.namespaced=true",
+        "--set",
+        "credstore.enabled=true",
+    ]);
+    assert!(
+        installed.contains(&format!("rollout status deployment/{fullname}")),
+        "the notes say how to check the install:\n{installed}"
+    );
+    assert!(installed.contains("STATUS: deployed"), "{installed}");
+    let args = args_of(deployments.get(&fullname).await.unwrap());
+    assert!(args.contains(&format!("--namespace={namespace}")), "{args:?}");
+    assert!(args.contains(&"--log-format=json".to_string()), "{args:?}");
+    deployments
+        .get(&format!("{fullname}-credstore"))
+        .await
+        .expect("the credential store is deployed");
+
+    helm(&[
+        "upgrade",
+        release,
+        chart,
+        "--reuse-values",
+        "--set",
+        "logFormat=text",
+    ]);
+    let args = args_of(deployments.get(&fullname).await.unwrap());
+    assert!(args.contains(&"--log-format=text".to_string()), "{args:?}");
+    assert!(
+        args.contains(&format!("--namespace={namespace}")),
+        "values reused: {args:?}"
+    );
+    let history = helm(&["history", release, "--output", "json"]);
+    let history: Vec<Value> = serde_json::from_str(&history).unwrap();
+    assert_eq!(history.len(), 2, "{history:?}");
+
+    helm(&["uninstall", release, "--wait"]);
+    assert!(deployments.get_opt(&fullname).await.unwrap().is_none());
+    let roles: Api<k8s_openapi::api::rbac::v1::Role> = Api::namespaced(client.clone(), &namespace);
+    assert!(roles.get_opt(&fullname).await.unwrap().is_none());
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(client.clone(), &namespace);
+    assert!(
+        claims
+            .get_opt(&format!("{fullname}-credstore"))
+            .await
+            .unwrap()
+            .is_some(),
+        "the credential store's data outlives an uninstall (helm.sh/resource-policy: keep)"
+    );
+}
+
 // ---------------------------------------------------------------------------------------
 // The RBAC proof.
 
@@ -620,14 +698,27 @@ async fn rendered_manifests_are_accepted_by_the_api_server_and_pods_meet_the_res
 /// tests' objects (the shared operator does that).
 async fn own_control_plane(name: &str) -> (LocalCluster, PathBuf) {
     let assets = support::control_plane().assets.clone();
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("chart")
-        .join(format!("{name}-{}", std::process::id()));
+    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chart");
+    // Earlier runs' directories whose test binary is gone.
+    for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let pid = file_name.rsplit('-').next().unwrap_or_default();
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = base.join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let cluster = LocalCluster::start(&assets, &dir.join("control-plane"))
-        .await
-        .unwrap_or_else(|e| panic!("starting a control plane: {e}"));
+    // With the admission plugin that makes owner references need `update` on the owner's
+    // finalizers (on in OpenShift and some hardened clusters), so the chart is proven there too.
+    let cluster = LocalCluster::start_with_apiserver_args(
+        &assets,
+        &dir.join("control-plane"),
+        &["--enable-admission-plugins=OwnerReferencesPermissionEnforcement"],
+    )
+    .await
+    .unwrap_or_else(|e| panic!("starting a control plane: {e}"));
     cluster.install_crds(&apikey_operator::api::crds()).await.unwrap();
     (cluster, dir)
 }
@@ -1118,9 +1209,35 @@ async fn the_cluster_wide_chart_rbac_is_enough_for_a_whole_api_token_lifecycle()
         );
     }
 
-    let operator = start_operator(&kubeconfig, &dir, None).await;
+    // The admission plugin is really on: an owner reference that blocks deletion of an
+    // ApiToken needs `update` on apitokens/finalizers, which the chart does not grant (the
+    // operator sets no such reference).
     let namespace = "team";
     create_namespace(&admin, namespace, json!({})).await;
+    fixtures::apply(
+        &admin,
+        namespace,
+        json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken", "metadata": {"name": "owner"},
+               "spec": {"storeRef": {"name": "none"}, "scope": "account"}}),
+    )
+    .await;
+    let tokens: Api<ApiToken> = Api::namespaced(admin.clone(), namespace);
+    let owner = tokens.get("owner").await.unwrap();
+    let blocking: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "blocking", "ownerReferences": [{
+            "apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken", "name": "owner",
+            "uid": owner.metadata.uid, "controller": true, "blockOwnerDeletion": true,
+        }]},
+    }))
+    .unwrap();
+    let refused = Api::<Secret>::namespaced(operator_client.clone(), namespace)
+        .create(&PostParams::default(), &blocking)
+        .await
+        .expect_err("blockOwnerDeletion without update on apitokens/finalizers was admitted");
+    assert!(refused.to_string().contains("blockOwnerDeletion"), "{refused}");
+    tokens.delete("owner", &Default::default()).await.unwrap();
+
+    let operator = start_operator(&kubeconfig, &dir, None).await;
     api_token_lifecycle(&admin, namespace, credstore, &operator).await;
     let metrics = scrape(&operator).await;
     assert!(

@@ -159,11 +159,6 @@ rules through a full ApiToken lifecycle.
 - apiGroups: ["apikeys.dev"]
   resources: ["credentialstores/status", "apitokens/status", "apiclients/status", "serviceaccountkeys/status"]
   verbs: ["patch"]
-# Secrets it writes carry an owner reference with blockOwnerDeletion, which the
-# OwnerReferencesPermissionEnforcement admission plugin allows only with update on finalizers.
-- apiGroups: ["apikeys.dev"]
-  resources: ["apitokens/finalizers", "apiclients/finalizers", "serviceaccountkeys/finalizers"]
-  verbs: ["update"]
 # Target Secrets: watched by label (managed-by), written with server-side apply (create,
 # patch), released on Orphan (patch), removed on Delete (delete); store credential Secrets
 # are read (get) and watched by metadata (list/watch).
