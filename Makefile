@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: test crds check-generated envtest helm conformance-venv
+.PHONY: test crds check-generated envtest helm conformance-venv image image-smoke
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
 test: envtest helm check-generated conformance-venv
@@ -32,3 +32,12 @@ crds:
 ## Fails when a generated file differs from what the code generates.
 check-generated: crds
 	git diff --exit-code -- crds/ charts/apikey-operator/crds/
+
+## Builds the container image (needs a Docker engine and access to docker.io and gcr.io).
+image:
+	docker build -t ghcr.io/apikey-operator/apikey-operator:$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1) .
+
+## Checks the image's runtime stage offline (root and buildah; no Docker engine or registry).
+image-smoke:
+	cargo build --locked
+	tests/image/runtime-smoke.sh
