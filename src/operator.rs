@@ -128,7 +128,8 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
         );
     }
 
-    // Ready counts and credential expiry per kind, read from the caches at scrape time.
+    // Ready counts and credential expiry per kind, read from the caches at scrape time
+    // (ApiClient and ServiceAccountKey implement `Inventoried` already: one `track` each).
     metrics.track("CredentialStore", namespaced_stores.clone());
     if let Some(cluster_stores) = &cluster_stores {
         metrics.track("ClusterCredentialStore", cluster_stores.clone());
