@@ -78,7 +78,7 @@ impl LocalCluster {
 
     /// Like [`LocalCluster::start`], with extra kube-apiserver flags (e.g. admission plugins
     /// a production cluster enables).
-    pub async fn start_with_apiserver_args(assets: &Path, dir: &Path, extra_args: &[&str]) -> Result<Self> {
+    pub async fn start_with_apiserver_args(assets: &Path, dir: &Path, extra: &[&str]) -> Result<Self> {
         for binary in ["etcd", "kube-apiserver"] {
             if !assets.join(binary).is_file() {
                 return Err(LocalClusterError::MissingBinary {
@@ -122,7 +122,7 @@ impl LocalCluster {
             etcd_healthy(&etcd_url)
         })
         .await?;
-        let apiserver = spawn_apiserver(assets, dir, &etcd_url, apiserver_port, extra_args)?;
+        let apiserver = spawn_apiserver(assets, dir, &etcd_url, apiserver_port, extra)?;
         let mut cluster = LocalCluster {
             assets: assets.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -256,35 +256,29 @@ impl Drop for LocalCluster {
     }
 }
 
-fn spawn_apiserver(
-    assets: &Path,
-    dir: &Path,
-    etcd_url: &str,
-    port: u16,
-    extra_args: &[&str],
-) -> Result<Child> {
+fn spawn_apiserver(assets: &Path, dir: &Path, etcd_url: &str, port: u16, extra: &[&str]) -> Result<Child> {
     let certs = dir.join("certs");
     let cert = |name: &str| certs.join(name).display().to_string();
+    let mut command = Command::new(assets.join("kube-apiserver"));
+    command.args(extra);
     spawn(
-        Command::new(assets.join("kube-apiserver"))
-            .args([
-                &format!("--etcd-servers={etcd_url}"),
-                &format!("--cert-dir={}", certs.display()),
-                &format!("--tls-cert-file={}", cert("apiserver.crt")),
-                &format!("--tls-private-key-file={}", cert("apiserver.key")),
-                &format!("--secure-port={port}"),
-                "--bind-address=127.0.0.1",
-                "--advertise-address=127.0.0.1",
-                "--service-cluster-ip-range=10.0.0.0/24",
-                "--allow-privileged=true",
-                "--disable-admission-plugins=ServiceAccount",
-                "--authorization-mode=RBAC",
-                &format!("--token-auth-file={}", cert("tokens.csv")),
-                &format!("--service-account-issuer=https://127.0.0.1:{port}/"),
-                &format!("--service-account-key-file={}", cert("sa.pub")),
-                &format!("--service-account-signing-key-file={}", cert("sa.key")),
-            ])
-            .args(extra_args),
+        command.args([
+            &format!("--etcd-servers={etcd_url}"),
+            &format!("--cert-dir={}", certs.display()),
+            &format!("--tls-cert-file={}", cert("apiserver.crt")),
+            &format!("--tls-private-key-file={}", cert("apiserver.key")),
+            &format!("--secure-port={port}"),
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            "--service-cluster-ip-range=10.0.0.0/24",
+            "--allow-privileged=true",
+            "--disable-admission-plugins=ServiceAccount",
+            "--authorization-mode=RBAC",
+            &format!("--token-auth-file={}", cert("tokens.csv")),
+            &format!("--service-account-issuer=https://127.0.0.1:{port}/"),
+            &format!("--service-account-key-file={}", cert("sa.pub")),
+            &format!("--service-account-signing-key-file={}", cert("sa.key")),
+        ]),
         &dir.join("kube-apiserver.log"),
     )
 }
