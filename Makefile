@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo bench test crds check-generated envtest conformance-venv credstore-conformance
+.PHONY: demo bench test crds check-generated envtest helm conformance-venv credstore-conformance image image-smoke
 
 ## Runs the operator's whole job locally: a control plane, the embedded credential store,
 ## the operator and examples/; prints what converged and keeps running until Ctrl-C.
@@ -17,14 +17,19 @@ bench: envtest
 	cargo bench --locked --bench convergence -- --objects $(OBJECTS)
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
-test: envtest check-generated conformance-venv credstore-conformance
+test: envtest helm check-generated conformance-venv credstore-conformance
 	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
+	HELM_BIN="$$(tests/envtest/helm.sh | tail -n 1)" \
 	EDGEGRID_PYTHON_DIR="$$(tests/conformance/venv.sh | tail -n 1)" \
 	cargo test --all-targets --locked
 
 ## Builds (once) and prints the directory holding kube-apiserver, etcd and kubectl.
 envtest:
 	@tests/envtest/setup.sh | tail -n 1
+
+## Builds (once) and prints the path of the helm binary the chart tests use.
+helm:
+	@tests/envtest/helm.sh | tail -n 1
 
 ## Installs (once) the vendors' Python SDKs whose test vectors the conformance tests read.
 conformance-venv:
@@ -38,10 +43,21 @@ credstore-conformance:
 	CREDSTORE_BIN="$${CARGO_TARGET_DIR:-target}/debug/apikey-operator" \
 	"$$venv/bin/python" -m pytest -p no:cacheprovider tests/credstore/conformance
 
-## Regenerates crds/ from the Rust types.
+## Regenerates crds/ from the Rust types, and the Helm chart's copy of them.
 crds:
 	cargo run --quiet --locked -- crd --output-dir crds
+	rm -f charts/apikey-operator/crds/*.yaml
+	cp crds/*.yaml charts/apikey-operator/crds/
 
 ## Fails when a generated file differs from what the code generates.
 check-generated: crds
-	git diff --exit-code -- crds/
+	git diff --exit-code -- crds/ charts/apikey-operator/crds/
+
+## Builds the container image (needs a Docker engine and access to docker.io and gcr.io).
+image:
+	docker build -t ghcr.io/apikey-operator/apikey-operator:$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1) .
+
+## Checks the image's runtime stage offline (root and buildah; no Docker engine or registry).
+image-smoke:
+	cargo build --locked
+	tests/image/runtime-smoke.sh

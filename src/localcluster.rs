@@ -67,14 +67,18 @@ pub struct LocalCluster {
     apiserver: Child,
     kubeconfig: PathBuf,
     server_url: String,
-    etcd_url: String,
-    apiserver_port: u16,
 }
 
 impl LocalCluster {
     /// Starts etcd and kube-apiserver from the binaries in `assets`, keeping their data,
     /// certificates and logs in `dir` (which must exist and be empty or absent).
     pub async fn start(assets: &Path, dir: &Path) -> Result<Self> {
+        Self::start_with_apiserver_args(assets, dir, &[]).await
+    }
+
+    /// Like [`LocalCluster::start`], with extra kube-apiserver flags (e.g. admission plugins
+    /// a production cluster enables).
+    pub async fn start_with_apiserver_args(assets: &Path, dir: &Path, extra: &[&str]) -> Result<Self> {
         for binary in ["etcd", "kube-apiserver"] {
             if !assets.join(binary).is_file() {
                 return Err(LocalClusterError::MissingBinary {
@@ -120,7 +124,7 @@ impl LocalCluster {
             etcd_healthy(&etcd_url)
         })
         .await?;
-        let apiserver = spawn_apiserver(assets, dir, &etcd_url, apiserver_port)?;
+        let apiserver = spawn_apiserver(assets, dir, &etcd_url, apiserver_port, extra)?;
         let mut cluster = LocalCluster {
             assets: assets.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -128,23 +132,9 @@ impl LocalCluster {
             apiserver,
             kubeconfig,
             server_url,
-            etcd_url,
-            apiserver_port,
         };
         cluster.wait_for_apiserver().await?;
         Ok(cluster)
-    }
-
-    /// Stops kube-apiserver, waits `down` and starts it again on the same port and etcd:
-    /// what a control-plane upgrade or crash looks like to clients.
-    pub async fn restart_apiserver(&mut self, down: Duration) -> Result<()> {
-        self.apiserver
-            .kill()
-            .await
-            .map_err(io("stopping kube-apiserver"))?;
-        tokio::time::sleep(down).await;
-        self.apiserver = spawn_apiserver(&self.assets, &self.dir, &self.etcd_url, self.apiserver_port)?;
-        self.wait_for_apiserver().await
     }
 
     /// Path of a kubeconfig whose current context is the cluster admin.
@@ -268,11 +258,13 @@ impl Drop for LocalCluster {
     }
 }
 
-fn spawn_apiserver(assets: &Path, dir: &Path, etcd_url: &str, port: u16) -> Result<Child> {
+fn spawn_apiserver(assets: &Path, dir: &Path, etcd_url: &str, port: u16, extra: &[&str]) -> Result<Child> {
     let certs = dir.join("certs");
     let cert = |name: &str| certs.join(name).display().to_string();
+    let mut command = Command::new(assets.join("kube-apiserver"));
+    command.args(extra);
     spawn(
-        Command::new(assets.join("kube-apiserver")).args([
+        command.args([
             &format!("--etcd-servers={etcd_url}"),
             &format!("--cert-dir={}", certs.display()),
             &format!("--tls-cert-file={}", cert("apiserver.crt")),

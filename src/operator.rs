@@ -13,6 +13,7 @@ use kube::{Client, ResourceExt};
 use tracing::info;
 
 use crate::api::{ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind};
+use crate::controller::key_run::KeyResource;
 use crate::controller::reconcile_key::{self, KeyKind};
 use crate::controller::store::StoreObject;
 use crate::controller::stores::Stores;
@@ -111,6 +112,15 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     let tokens = tokens_controller.store();
     let sakeys_controller = key_controller::<ServiceAccountKey>(&client, namespace, cluster_stores.is_some());
     let sakeys = sakeys_controller.store();
+
+    // Ready counts and credential expiry per kind, read from the caches at scrape time
+    // (ApiClient and ServiceAccountKey implement `Inventoried` already: one `track` each).
+    metrics.track("CredentialStore", namespaced_stores.clone());
+    if let Some(cluster_stores) = &cluster_stores {
+        metrics.track("ClusterCredentialStore", cluster_stores.clone());
+    }
+    metrics.track(<ApiToken as KeyResource>::KIND, tokens.clone());
+    metrics.track(<ServiceAccountKey as KeyResource>::KIND, sakeys.clone());
 
     let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
     let ctx = Arc::new(Context::new(

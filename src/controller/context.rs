@@ -35,7 +35,10 @@ impl Context {
             client,
             stores,
             limiters: RateLimiters::default(),
-            client_options: ClientOptions::default(),
+            client_options: ClientOptions {
+                metrics: Some(metrics.upstream.clone()),
+                ..ClientOptions::default()
+            },
             metrics,
             own_writes: Mutex::default(),
         }

@@ -1,6 +1,7 @@
 //! Integration tests against a real kube-apiserver + etcd.
 
 mod api_token;
+mod chart;
 mod crds;
 mod examples;
 mod fixtures;
