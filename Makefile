@@ -2,16 +2,24 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo test crds docs check-generated envtest conformance-venv argocd-venv credstore-conformance
+.PHONY: demo bench test crds docs check-generated envtest helm conformance-venv argocd-venv credstore-conformance image image-smoke
 
 ## Runs the operator's whole job locally: a control plane, the embedded credential store,
 ## the operator and examples/; prints what converged and keeps running until Ctrl-C.
 demo: envtest
 	cargo run --locked -- demo --assets "$$(tests/envtest/setup.sh | tail -n 1)"
 
-## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
-test: envtest check-generated conformance-venv argocd-venv credstore-conformance
+## Convergence benchmark against the floor (OBJECTS=1000 by default); prints figures.
+OBJECTS ?= 1000
+bench: envtest
+	cargo build --release --locked --bin apikey-operator
 	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
+	cargo bench --locked --bench convergence -- --objects $(OBJECTS)
+
+## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
+test: envtest helm check-generated conformance-venv argocd-venv credstore-conformance
+	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
+	HELM_BIN="$$(tests/envtest/helm.sh | tail -n 1)" \
 	EDGEGRID_PYTHON_DIR="$$(tests/conformance/venv.sh | tail -n 1)" \
 	ARGOCD_LUA_PYTHON="$$(tests/argocd/venv.sh | tail -n 1)" \
 	cargo test --all-targets --locked
@@ -19,6 +27,10 @@ test: envtest check-generated conformance-venv argocd-venv credstore-conformance
 ## Builds (once) and prints the directory holding kube-apiserver, etcd and kubectl.
 envtest:
 	@tests/envtest/setup.sh | tail -n 1
+
+## Builds (once) and prints the path of the helm binary the chart tests use.
+helm:
+	@tests/envtest/helm.sh | tail -n 1
 
 ## Installs (once) the vendors' Python SDKs whose test vectors the conformance tests read.
 conformance-venv:
@@ -36,9 +48,11 @@ credstore-conformance:
 	CREDSTORE_BIN="$${CARGO_TARGET_DIR:-target}/debug/apikey-operator" \
 	"$$venv/bin/python" -m pytest -p no:cacheprovider tests/credstore/conformance
 
-## Regenerates crds/ from the Rust types.
+## Regenerates crds/ from the Rust types, and the Helm chart's copy of them.
 crds:
 	cargo run --quiet --locked -- crd --output-dir crds
+	rm -f charts/apikey-operator/crds/*.yaml
+	cp crds/*.yaml charts/apikey-operator/crds/
 
 ## Regenerates docs/reference/ (one page per kind) from the CRD schema.
 docs:
@@ -46,4 +60,13 @@ docs:
 
 ## Fails when a generated file differs from what the code generates.
 check-generated: crds docs
-	git diff --exit-code -- crds/ docs/reference/
+	git diff --exit-code -- crds/ charts/apikey-operator/crds/ docs/reference/
+
+## Builds the container image (needs a Docker engine and access to docker.io and gcr.io).
+image:
+	docker build -t ghcr.io/apikey-operator/apikey-operator:$$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1) .
+
+## Checks the image's runtime stage offline (root and buildah; no Docker engine or registry).
+image-smoke:
+	cargo build --locked
+	tests/image/runtime-smoke.sh

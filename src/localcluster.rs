@@ -73,6 +73,12 @@ impl LocalCluster {
     /// Starts etcd and kube-apiserver from the binaries in `assets`, keeping their data,
     /// certificates and logs in `dir` (which must exist and be empty or absent).
     pub async fn start(assets: &Path, dir: &Path) -> Result<Self> {
+        Self::start_with_apiserver_args(assets, dir, &[]).await
+    }
+
+    /// Like [`LocalCluster::start`], with extra kube-apiserver flags (e.g. admission plugins
+    /// a production cluster enables).
+    pub async fn start_with_apiserver_args(assets: &Path, dir: &Path, extra: &[&str]) -> Result<Self> {
         for binary in ["etcd", "kube-apiserver"] {
             if !assets.join(binary).is_file() {
                 return Err(LocalClusterError::MissingBinary {
@@ -118,7 +124,7 @@ impl LocalCluster {
             etcd_healthy(&etcd_url)
         })
         .await?;
-        let apiserver = spawn_apiserver(assets, dir, &etcd_url, apiserver_port)?;
+        let apiserver = spawn_apiserver(assets, dir, &etcd_url, apiserver_port, extra)?;
         let mut cluster = LocalCluster {
             assets: assets.to_path_buf(),
             dir: dir.to_path_buf(),
@@ -252,11 +258,13 @@ impl Drop for LocalCluster {
     }
 }
 
-fn spawn_apiserver(assets: &Path, dir: &Path, etcd_url: &str, port: u16) -> Result<Child> {
+fn spawn_apiserver(assets: &Path, dir: &Path, etcd_url: &str, port: u16, extra: &[&str]) -> Result<Child> {
     let certs = dir.join("certs");
     let cert = |name: &str| certs.join(name).display().to_string();
+    let mut command = Command::new(assets.join("kube-apiserver"));
+    command.args(extra);
     spawn(
-        Command::new(assets.join("kube-apiserver")).args([
+        command.args([
             &format!("--etcd-servers={etcd_url}"),
             &format!("--cert-dir={}", certs.display()),
             &format!("--tls-cert-file={}", cert("apiserver.crt")),

@@ -1,13 +1,37 @@
 //! Prometheus metrics of the operator. Labels are bounded sets (kinds, results, error
-//! classes), never object names.
+//! classes, upstream APIs and their operations), never object names.
+//!
+//! | Metric | Labels |
+//! |---|---|
+//! | `apikey_operator_reconciliations_total` | `kind`, `result` |
+//! | `apikey_operator_reconcile_duration_seconds` | `kind` |
+//! | `apikey_operator_rotations_total` | `kind`, `trigger` |
+//! | `apikey_operator_kubernetes_requests_total` | `method` |
+//! | `apikey_operator_upstream_requests_total` | `store_kind`, `api`, `operation`, `status_class` |
+//! | `apikey_operator_upstream_request_duration_seconds` | `api`, `operation` |
+//! | `apikey_operator_resources` | `kind`, `ready` (`True`, `False`, `Unknown`) |
+//! | `apikey_operator_credential_expiry_earliest_timestamp_seconds` | `kind` |
+//! | `apikey_operator_credentials_with_expiry` | `kind` |
+//!
+//! The last three are read at scrape time from the controllers' caches (see [`Metrics::track`]),
+//! so they are exact whatever happened between scrapes, and cost nothing between scrapes.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::runtime::reflector::Store;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::api::{
+    ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, KeyStatus, ServiceAccountKey,
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReconcileLabels {
@@ -31,6 +55,214 @@ pub struct RotationLabels {
     pub trigger: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamRequestLabels {
+    /// `CredentialStore` or `ClusterCredentialStore`.
+    pub store_kind: &'static str,
+    /// `akamai`, `prefactor`, `trendMicro` or `zenml`.
+    pub api: &'static str,
+    /// The client operation (`create_token`, `rotate_key`, ...): a fixed set per API.
+    pub operation: &'static str,
+    /// `2xx`, `3xx`, `4xx`, `5xx`, or `error` when no HTTP answer arrived (timeout, connection).
+    pub status_class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLatencyLabels {
+    pub api: &'static str,
+    pub operation: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReadyLabels {
+    kind: &'static str,
+    ready: &'static str,
+}
+
+/// What the upstream clients record: every HTTP attempt (retries included) and its latency.
+/// Cheap to clone (the families are shared); carried by [`crate::upstream::ClientOptions`].
+#[derive(Clone, Debug)]
+pub struct UpstreamMetrics {
+    requests: Family<UpstreamRequestLabels, Counter>,
+    duration: Family<UpstreamLatencyLabels, Histogram>,
+}
+
+impl UpstreamMetrics {
+    fn new() -> Self {
+        UpstreamMetrics {
+            requests: Family::default(),
+            duration: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14))),
+        }
+    }
+
+    /// Records one HTTP attempt to an upstream: `status` is `None` when no answer arrived.
+    pub fn request(
+        &self,
+        store_kind: &'static str,
+        api: &'static str,
+        operation: &'static str,
+        status: Option<u16>,
+        took: Duration,
+    ) {
+        let status_class = match status {
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(500..=599) => "5xx",
+            Some(_) | None => "error",
+        };
+        self.requests
+            .get_or_create(&UpstreamRequestLabels {
+                store_kind,
+                api,
+                operation,
+                status_class,
+            })
+            .inc();
+        self.duration
+            .get_or_create(&UpstreamLatencyLabels { api, operation })
+            .observe(took.as_secs_f64());
+    }
+}
+
+/// What a kind's cached objects say about their health, read at scrape time.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KindSummary {
+    pub ready: u64,
+    pub not_ready: u64,
+    pub unknown: u64,
+    /// The earliest `status.expiresAt` among the kind's objects (Unix seconds).
+    pub earliest_expiry: Option<i64>,
+    /// How many objects have a `status.expiresAt`.
+    pub with_expiry: u64,
+}
+
+/// An object whose health the inventory metrics count.
+pub trait Inventoried {
+    /// The `Ready` condition, if set.
+    fn ready_condition(&self) -> Option<&Condition>;
+    /// When the current credential expires upstream, if it does.
+    fn credential_expiry(&self) -> Option<&Time> {
+        None
+    }
+}
+
+fn key_ready(status: Option<&KeyStatus>) -> Option<&Condition> {
+    status?.conditions.iter().find(|c| c.type_ == "Ready")
+}
+
+macro_rules! inventoried_key {
+    ($kind:ty) => {
+        impl Inventoried for $kind {
+            fn ready_condition(&self) -> Option<&Condition> {
+                key_ready(self.status.as_ref())
+            }
+            fn credential_expiry(&self) -> Option<&Time> {
+                self.status.as_ref()?.expires_at.as_ref()
+            }
+        }
+    };
+}
+inventoried_key!(ApiToken);
+inventoried_key!(ApiClient);
+inventoried_key!(ServiceAccountKey);
+
+macro_rules! inventoried_store {
+    ($kind:ty) => {
+        impl Inventoried for $kind {
+            fn ready_condition(&self) -> Option<&Condition> {
+                self.status
+                    .as_ref()?
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == "Ready")
+            }
+        }
+    };
+}
+inventoried_store!(CredentialStore);
+inventoried_store!(ClusterCredentialStore);
+
+impl KindSummary {
+    /// Summarises `objects`.
+    pub fn of<'a, K: Inventoried + 'a>(objects: impl IntoIterator<Item = &'a K>) -> Self {
+        let mut summary = KindSummary::default();
+        for object in objects {
+            match object.ready_condition().map(|c| c.status.as_str()) {
+                Some("True") => summary.ready += 1,
+                Some("False") => summary.not_ready += 1,
+                _ => summary.unknown += 1,
+            }
+            if let Some(expiry) = object.credential_expiry() {
+                let seconds = expiry.0.as_second();
+                summary.with_expiry += 1;
+                summary.earliest_expiry = Some(summary.earliest_expiry.map_or(seconds, |e| e.min(seconds)));
+            }
+        }
+        summary
+    }
+}
+
+type Summarise = Box<dyn Fn() -> KindSummary + Send + Sync>;
+
+/// Emits the inventory gauges from the tracked caches on every scrape.
+#[derive(Default)]
+struct Inventory {
+    kinds: RwLock<Vec<(&'static str, Summarise)>>,
+}
+
+impl std::fmt::Debug for Inventory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kinds: Vec<&str> = self.kinds.read().unwrap().iter().map(|(k, _)| *k).collect();
+        f.debug_struct("Inventory").field("kinds", &kinds).finish()
+    }
+}
+
+impl Collector for Inventory {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let resources = Family::<ReadyLabels, Gauge>::default();
+        let earliest = Family::<KindLabels, Gauge>::default();
+        let with_expiry = Family::<KindLabels, Gauge>::default();
+        for (kind, summarise) in self.kinds.read().unwrap().iter() {
+            let summary = summarise();
+            for (ready, count) in [
+                ("True", summary.ready),
+                ("False", summary.not_ready),
+                ("Unknown", summary.unknown),
+            ] {
+                resources
+                    .get_or_create(&ReadyLabels { kind, ready })
+                    .set(count as i64);
+            }
+            with_expiry
+                .get_or_create(&KindLabels { kind })
+                .set(summary.with_expiry as i64);
+            if let Some(at) = summary.earliest_expiry {
+                earliest.get_or_create(&KindLabels { kind }).set(at);
+            }
+        }
+        resources.encode(encoder.encode_descriptor(
+            "resources",
+            "Objects of each kind by the status of their Ready condition",
+            None,
+            resources.metric_type(),
+        )?)?;
+        earliest.encode(encoder.encode_descriptor(
+            "credential_expiry_earliest_timestamp_seconds",
+            "The earliest upstream expiry (status.expiresAt, Unix seconds) among the credentials of each kind; absent when none expires",
+            None,
+            earliest.metric_type(),
+        )?)?;
+        with_expiry.encode(encoder.encode_descriptor(
+            "credentials_with_expiry",
+            "Objects of each kind whose current credential has an upstream expiry",
+            None,
+            with_expiry.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
 /// Every metric the controllers record.
 pub struct Metrics {
     pub registry: Registry,
@@ -38,6 +270,9 @@ pub struct Metrics {
     reconcile_duration: Family<KindLabels, Histogram>,
     rotations: Family<RotationLabels, Counter>,
     kube_requests: Family<KubeRequestLabels, Counter>,
+    /// Handed to the upstream clients (through `ClientOptions`).
+    pub upstream: UpstreamMetrics,
+    inventory: Arc<Inventory>,
 }
 
 impl Default for Metrics {
@@ -69,12 +304,27 @@ impl Default for Metrics {
             "Requests sent to the Kubernetes API by HTTP method",
             kube_requests.clone(),
         );
+        let upstream = UpstreamMetrics::new();
+        registry.register(
+            "upstream_requests",
+            "HTTP requests sent to upstream credential stores (retries included) by store kind, API, operation and status class",
+            upstream.requests.clone(),
+        );
+        registry.register(
+            "upstream_request_duration_seconds",
+            "Latency of one HTTP request to an upstream credential store",
+            upstream.duration.clone(),
+        );
+        let inventory = Arc::new(Inventory::default());
+        registry.register_collector(Box::new(inventory.clone()));
         Metrics {
             registry,
             reconciliations,
             reconcile_duration,
             rotations,
             kube_requests,
+            upstream,
+            inventory,
         }
     }
 }
@@ -88,6 +338,32 @@ impl Metrics {
         self.reconcile_duration
             .get_or_create(&KindLabels { kind })
             .observe(took.as_secs_f64());
+    }
+
+    /// Reports `Ready` counts and credential expiry of `kind` from a controller's cache on every
+    /// scrape (`apikey_operator_resources`, `..._credential_expiry_earliest_timestamp_seconds`,
+    /// `..._credentials_with_expiry`). Call once per kind, with the controller's `store()`.
+    pub fn track<K>(&self, kind: &'static str, store: Store<K>)
+    where
+        K: Inventoried + kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+    {
+        self.track_with(kind, move || {
+            let objects = store.state();
+            KindSummary::of(objects.iter().map(|o| &**o))
+        });
+    }
+
+    /// Like [`Metrics::track`], from any source of summaries.
+    pub fn track_with(
+        &self,
+        kind: &'static str,
+        summarise: impl Fn() -> KindSummary + Send + Sync + 'static,
+    ) {
+        self.inventory
+            .kinds
+            .write()
+            .unwrap()
+            .push((kind, Box::new(summarise)));
     }
 
     /// Records one rotation.
@@ -118,5 +394,140 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(metrics: &Metrics, name: &str) -> Vec<(String, f64)> {
+        metrics
+            .encode()
+            .lines()
+            .filter(|l| l.starts_with(name))
+            .map(|l| {
+                let (series, value) = l.rsplit_once(' ').unwrap();
+                (series.to_string(), value.parse().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn upstream_requests_are_counted_by_status_class_and_timed() {
+        let metrics = Metrics::default();
+        let up = metrics.upstream.clone();
+        up.request(
+            "CredentialStore",
+            "prefactor",
+            "create_token",
+            Some(201),
+            Duration::from_millis(3),
+        );
+        up.request(
+            "CredentialStore",
+            "prefactor",
+            "create_token",
+            Some(429),
+            Duration::from_millis(3),
+        );
+        up.request(
+            "CredentialStore",
+            "prefactor",
+            "create_token",
+            None,
+            Duration::from_millis(3),
+        );
+        let counts = sample(&metrics, "apikey_operator_upstream_requests_total");
+        for class in ["2xx", "4xx", "error"] {
+            assert!(
+                counts
+                    .iter()
+                    .any(|(s, v)| s.contains(&format!("status_class=\"{class}\"")) && *v == 1.0),
+                "{class}: {counts:?}"
+            );
+        }
+        let durations = sample(
+            &metrics,
+            "apikey_operator_upstream_request_duration_seconds_count",
+        );
+        assert_eq!(durations.len(), 1);
+        assert_eq!(durations[0].1, 3.0);
+    }
+
+    #[test]
+    fn inventory_counts_ready_and_reports_the_earliest_expiry() {
+        let metrics = Metrics::default();
+        metrics.track_with("ApiToken", || KindSummary {
+            ready: 2,
+            not_ready: 1,
+            unknown: 0,
+            earliest_expiry: Some(1_900_000_000),
+            with_expiry: 2,
+        });
+        metrics.track_with("ApiClient", KindSummary::default);
+        let text = metrics.encode();
+        assert!(
+            text.contains("apikey_operator_resources{kind=\"ApiToken\",ready=\"True\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("apikey_operator_resources{kind=\"ApiToken\",ready=\"False\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("apikey_operator_resources{kind=\"ApiClient\",ready=\"True\"} 0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "apikey_operator_credential_expiry_earliest_timestamp_seconds{kind=\"ApiToken\"} 1900000000"
+            ),
+            "{text}"
+        );
+        assert!(
+            !text
+                .contains("apikey_operator_credential_expiry_earliest_timestamp_seconds{kind=\"ApiClient\"}"),
+            "no expiry, no sample: {text}"
+        );
+    }
+
+    #[test]
+    fn summaries_read_the_ready_condition_and_expiry() {
+        let token = |ready: Option<&str>, expires: Option<&str>| -> ApiToken {
+            let mut status = serde_json::json!({});
+            if let Some(ready) = ready {
+                status["conditions"] = serde_json::json!([{
+                    "type": "Ready", "status": ready, "reason": "R", "message": "",
+                    "lastTransitionTime": "2026-01-01T00:00:00Z",
+                }]);
+            }
+            if let Some(expires) = expires {
+                status["expiresAt"] = serde_json::json!(expires);
+            }
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken",
+                "metadata": {"name": "t"},
+                "spec": {"storeRef": {"name": "s"}, "scope": "account"},
+                "status": status,
+            }))
+            .unwrap()
+        };
+        let tokens = [
+            token(Some("True"), Some("2030-01-01T00:00:00Z")),
+            token(Some("False"), Some("2029-01-01T00:00:00Z")),
+            token(None, None),
+        ];
+        let summary = KindSummary::of(tokens.iter());
+        assert_eq!(
+            summary,
+            KindSummary {
+                ready: 1,
+                not_ready: 1,
+                unknown: 1,
+                earliest_expiry: Some(1_861_920_000),
+                with_expiry: 2,
+            }
+        );
     }
 }

@@ -12,11 +12,13 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::info;
 
-use crate::api::{ApiToken, ClusterCredentialStore, CredentialStore, StoreKind};
+use crate::api::{ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind};
+use crate::controller::key_run::KeyResource;
+use crate::controller::reconcile_key::{self, KeyKind};
 use crate::controller::store::StoreObject;
 use crate::controller::stores::Stores;
 use crate::controller::target_secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use crate::controller::{Context, api_token, store};
+use crate::controller::{Context, store};
 use crate::health::{self, Readiness};
 use crate::metrics::Metrics;
 
@@ -28,6 +30,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Identifies this replica in events (the pod name in a cluster).
     pub instance: Option<String>,
+    /// Reconciliations of one kind running at once (bounds concurrent upstream calls).
+    pub concurrency: u16,
 }
 
 fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -104,34 +108,19 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     });
     let cluster_stores = cluster_stores_controller.as_ref().map(Controller::store);
 
-    let own_secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    let tokens_controller = Controller::new(
-        namespaced::<ApiToken>(&client, namespace),
-        watcher::Config::default(),
-    )
-    .owns(namespaced::<Secret>(&client, namespace), own_secrets);
+    let tokens_controller = key_controller::<ApiToken>(&client, namespace, cluster_stores.is_some());
     let tokens = tokens_controller.store();
-    let by_store = tokens.clone();
-    let mut tokens_controller = tokens_controller.watches(
-        namespaced::<CredentialStore>(&client, namespace),
-        watcher::Config::default(),
-        move |s| {
-            keys_using_store(
-                &by_store,
-                StoreKind::CredentialStore,
-                s.namespace().as_deref(),
-                &s.name_any(),
-            )
-        },
-    );
-    if cluster_stores.is_some() {
-        let by_store = tokens.clone();
-        tokens_controller = tokens_controller.watches(
-            Api::<ClusterCredentialStore>::all(client.clone()),
-            watcher::Config::default(),
-            move |s| keys_using_store(&by_store, StoreKind::ClusterCredentialStore, None, &s.name_any()),
-        );
+    let sakeys_controller = key_controller::<ServiceAccountKey>(&client, namespace, cluster_stores.is_some());
+    let sakeys = sakeys_controller.store();
+
+    // Ready counts and credential expiry per kind, read from the caches at scrape time
+    // (ApiClient and ServiceAccountKey implement `Inventoried` already: one `track` each).
+    metrics.track("CredentialStore", namespaced_stores.clone());
+    if let Some(cluster_stores) = &cluster_stores {
+        metrics.track("ClusterCredentialStore", cluster_stores.clone());
     }
+    metrics.track(<ApiToken as KeyResource>::KIND, tokens.clone());
+    metrics.track(<ServiceAccountKey as KeyResource>::KIND, sakeys.clone());
 
     let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
     let ctx = Arc::new(Context::new(
@@ -143,8 +132,12 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
 
     let ready = {
         let readiness = readiness.clone();
-        let (stores, cluster_stores, tokens) =
-            (namespaced_stores.clone(), cluster_stores.clone(), tokens.clone());
+        let (stores, cluster_stores, tokens, sakeys) = (
+            namespaced_stores.clone(),
+            cluster_stores.clone(),
+            tokens.clone(),
+            sakeys.clone(),
+        );
         async move {
             let cluster_synced = async {
                 match &cluster_stores {
@@ -152,13 +145,14 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
                     None => Ok(()),
                 }
             };
-            let synced = future::join3(
+            let synced = future::join4(
                 stores.wait_until_ready(),
                 cluster_synced,
                 tokens.wait_until_ready(),
+                sakeys.wait_until_ready(),
             )
             .await;
-            if let (Ok(()), Ok(()), Ok(())) = synced {
+            if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
                 info!("caches synced; ready");
                 readiness.set_ready();
             }
@@ -186,13 +180,11 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
                 .await;
         }
     };
-    let tokens_run = tokens_controller
-        .shutdown_on_signal()
-        .run(api_token::reconcile, api_token::error_policy, ctx.clone())
-        .for_each(|_| future::ready(()));
+    let tokens_run = run_keys(tokens_controller, ctx.clone(), options.concurrency);
+    let sakeys_run = run_keys(sakeys_controller, ctx.clone(), options.concurrency);
 
     let server = health::serve(options.listen, readiness, metrics, shutdown_signal());
-    let controllers = future::join3(stores_run, cluster_stores_run, tokens_run);
+    let controllers = future::join4(stores_run, cluster_stores_run, tokens_run, sakeys_run);
     let (server, ..) = future::join3(server, controllers, ready).await;
     info!("controllers stopped");
     server
@@ -220,22 +212,70 @@ fn stores_using_secret<S: StoreObject>(stores: &Store<S>, namespace: &str, name:
         .collect()
 }
 
-/// Key resources that reference the store `kind`/`namespace`/`name`.
-fn keys_using_store(
-    tokens: &Store<ApiToken>,
+/// The controller of key kind `K`: its resources, the Secrets the operator labelled (no
+/// cluster-wide Secret cache), and the stores the resources reference, so a store turning
+/// Ready (or its credential changing) reconciles the keys that use it.
+fn key_controller<K: KeyKind>(
+    client: &Client,
+    namespace: Option<&str>,
+    cluster_stores: bool,
+) -> Controller<K> {
+    let own_secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
+    let controller = Controller::new(namespaced::<K>(client, namespace), watcher::Config::default())
+        .owns(namespaced::<Secret>(client, namespace), own_secrets);
+    let keys = controller.store();
+    let controller = controller.watches(
+        namespaced::<CredentialStore>(client, namespace),
+        watcher::Config::default(),
+        move |s| {
+            keys_using_store(
+                &keys,
+                StoreKind::CredentialStore,
+                s.namespace().as_deref(),
+                &s.name_any(),
+            )
+        },
+    );
+    if !cluster_stores {
+        return controller;
+    }
+    let keys = controller.store();
+    controller.watches(
+        Api::<ClusterCredentialStore>::all(client.clone()),
+        watcher::Config::default(),
+        move |s| keys_using_store(&keys, StoreKind::ClusterCredentialStore, None, &s.name_any()),
+    )
+}
+
+async fn run_keys<K: KeyKind>(controller: Controller<K>, ctx: Arc<Context>, concurrency: u16) {
+    controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+        .shutdown_on_signal()
+        .run(
+            reconcile_key::reconcile::<K>,
+            reconcile_key::error_policy::<K>,
+            ctx,
+        )
+        .for_each(|_| future::ready(()))
+        .await
+}
+
+/// The keys of kind `K` that reference the store `kind`/`namespace`/`name`.
+fn keys_using_store<K: KeyKind>(
+    keys: &Store<K>,
     kind: StoreKind,
     namespace: Option<&str>,
     name: &str,
-) -> Vec<ObjectRef<ApiToken>> {
-    tokens
-        .state()
+) -> Vec<ObjectRef<K>> {
+    keys.state()
         .iter()
-        .filter(|t| {
-            t.spec.store_ref.kind == kind
-                && t.spec.store_ref.name == name
-                && (kind == StoreKind::ClusterCredentialStore || t.namespace().as_deref() == namespace)
+        .filter(|k| {
+            let store_ref = k.common().store_ref;
+            store_ref.kind == kind
+                && store_ref.name == name
+                && (kind == StoreKind::ClusterCredentialStore || k.namespace().as_deref() == namespace)
         })
-        .map(|t| ObjectRef::from_obj(&**t))
+        .map(|k| ObjectRef::from_obj(&**k))
         .collect()
 }
 

@@ -53,6 +53,35 @@ fn crd_subcommand_prints_every_crd_as_one_stream() {
 }
 
 #[test]
+fn the_helm_chart_ships_the_same_crds() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let chart = root.join("charts/apikey-operator/crds");
+    let names = |dir: &Path| {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap_or_else(|e| panic!("{}: {e}; run `make crds`", dir.display()))
+            .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(
+        names(&chart),
+        names(&root.join("crds")),
+        "charts/apikey-operator/crds/ holds other files than crds/; run `make crds`"
+    );
+    for crd in apikey_operator::api::crds() {
+        let file = chart.join(apikey_operator::api::crd_file_name(&crd));
+        let in_chart = std::fs::read_to_string(&file)
+            .unwrap_or_else(|e| panic!("{}: {e}; run `make crds`", file.display()));
+        assert!(
+            in_chart == apikey_operator::api::crd_yaml(&crd).unwrap(),
+            "{} differs from the generated CRD; run `make crds`",
+            file.display()
+        );
+    }
+}
+
+#[test]
 fn argocd_cm_snippet_carries_the_health_script_for_every_kind() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/argocd");
     let script = std::fs::read_to_string(dir.join("health.lua")).unwrap();

@@ -42,6 +42,15 @@ pub mod reason {
     pub const DELETED_UPSTREAM: &str = "DeletedUpstream";
     pub const UPSTREAM_ERROR: &str = "UpstreamError";
     pub const STATE_CHANGED: &str = "StateChanged";
+    pub const DRIFT_CORRECTED: &str = "DriftCorrected";
+    /// A ServiceAccountKey on a ZenML store names no `spec.serviceAccount`.
+    pub const SERVICE_ACCOUNT_REQUIRED: &str = "ServiceAccountRequired";
+    /// The ZenML service account `spec.serviceAccount` names does not exist.
+    pub const SERVICE_ACCOUNT_NOT_FOUND: &str = "ServiceAccountNotFound";
+    /// A ServiceAccountKey on a Trend Micro store names no `spec.roleID`.
+    pub const ROLE_ID_REQUIRED: &str = "RoleIDRequired";
+    /// A spec field the store's provider has no use for (e.g. `serviceAccount` on Trend Micro).
+    pub const FIELD_NOT_APPLICABLE: &str = "FieldNotApplicable";
 
     // Secret problems.
     pub const SECRET_WRITTEN: &str = "SecretWritten";

@@ -4,9 +4,12 @@ pub mod api_token;
 pub mod compromised;
 pub mod conditions;
 pub mod context;
+pub mod key_run;
 pub mod key_status;
+pub mod reconcile_key;
 pub mod rollout;
 pub mod schedule;
+pub mod service_account_key;
 pub mod store;
 pub mod stores;
 pub mod target_secret;
@@ -35,6 +38,8 @@ pub enum Error {
     CleanupBlocked(String),
     #[error("the status records an unreadable request: {0}")]
     CorruptPending(#[source] serde_json::Error),
+    #[error("the status records an unusable value: {0}")]
+    CorruptStatus(String),
 }
 
 impl Error {
@@ -49,6 +54,7 @@ impl Error {
             Error::StaleView => "stale_view",
             Error::CleanupBlocked(_) => "cleanup_blocked",
             Error::CorruptPending(_) => "corrupt_pending",
+            Error::CorruptStatus(_) => "corrupt_status",
         }
     }
 }

@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 use super::edgegrid::{RequestParts, Signer};
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
 use super::ratelimit::StoreRateLimiter;
+use crate::metrics::UpstreamMetrics;
 
 /// Timeouts and retry bounds of a client.
 #[derive(Clone, Debug)]
@@ -29,6 +30,8 @@ pub struct ClientOptions {
     /// The longest `Retry-After` waited out in place; a longer one is returned to the caller
     /// (as a transient error carrying the wait) so a controller can requeue instead of block.
     pub max_retry_after: Duration,
+    /// Where every HTTP attempt is counted and timed (`None`: not recorded).
+    pub metrics: Option<UpstreamMetrics>,
 }
 
 impl Default for ClientOptions {
@@ -40,6 +43,7 @@ impl Default for ClientOptions {
             initial_backoff: Duration::from_millis(250),
             max_backoff: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }
@@ -147,6 +151,8 @@ pub(crate) type ErrorParser = fn(status: u16, body: &[u8]) -> ErrorDetail;
 pub(crate) struct Transport {
     api: Api,
     store: String,
+    /// The store's kind, a metrics label.
+    store_kind: &'static str,
     base: String,
     http: reqwest::Client,
     limiter: Arc<StoreRateLimiter>,
@@ -209,6 +215,7 @@ impl Transport {
             .map_err(|error| invalid(format!("cannot build an HTTP client: {error}")))?;
         Ok(Self {
             api,
+            store_kind: store_kind(&endpoint.store),
             store: endpoint.store,
             base,
             http,
@@ -241,7 +248,19 @@ impl Transport {
             attempt += 1;
             self.limiter.acquire().await;
             self.requests_sent.fetch_add(1, Ordering::Relaxed);
-            let (error, wait) = match self.attempt(request, &url, auth).await {
+            let started = std::time::Instant::now();
+            let answer = self.attempt(request, &url, auth).await;
+            if let Some(metrics) = &self.options.metrics {
+                let status = answer.as_ref().ok().map(|response| response.status);
+                metrics.request(
+                    self.store_kind,
+                    self.api.as_str(),
+                    request.operation,
+                    status,
+                    started.elapsed(),
+                );
+            }
+            let (error, wait) = match answer {
                 Ok(response) if (200..300).contains(&response.status) => {
                     debug!(store = %self.store, api = %self.api, op = request.operation, attempt, status = response.status, "upstream call succeeded");
                     return Ok(response);
@@ -389,6 +408,16 @@ impl Transport {
     }
 }
 
+/// The kind of store an endpoint identity (`CredentialStore ns/name`, `ClusterCredentialStore
+/// name`) names: a bounded metrics label, never the store's name.
+fn store_kind(identity: &str) -> &'static str {
+    match identity.split([' ', '/']).next() {
+        Some("CredentialStore") => "CredentialStore",
+        Some("ClusterCredentialStore") => "ClusterCredentialStore",
+        _ => "other",
+    }
+}
+
 fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
     headers.get(name)?.to_str().ok().map(str::to_owned)
 }
@@ -528,6 +557,7 @@ pub(crate) mod tests {
             initial_backoff: Duration::from_millis(10),
             max_backoff: Duration::from_millis(40),
             max_retry_after: Duration::from_secs(2),
+            metrics: None,
         }
     }
 
@@ -580,6 +610,60 @@ pub(crate) mod tests {
         assert_eq!(response.status, 200);
         assert_eq!(server.requests().len(), 3);
         assert_eq!(transport.requests_sent(), 3);
+    }
+
+    #[tokio::test]
+    async fn every_attempt_is_counted_by_status_class_and_timed() {
+        let metrics = crate::metrics::Metrics::default();
+        let measured = |base_url: &str| {
+            let endpoint = Endpoint {
+                store: "ClusterCredentialStore shared".into(),
+                base_url: base_url.into(),
+                ca_bundle: None,
+                limiter: Arc::new(unlimited()),
+                options: ClientOptions {
+                    metrics: Some(metrics.upstream.clone()),
+                    ..options()
+                },
+            };
+            Transport::new(
+                Api::Prefactor,
+                endpoint,
+                HeaderMap::new(),
+                status_only,
+                Redactor::new([]),
+            )
+            .unwrap()
+        };
+        let server = Scripted::start(vec![UNAVAILABLE, INTERNAL, OK]).await;
+        measured(&server.base_url)
+            .send(&request(Retry::Safe), Auth::None)
+            .await
+            .unwrap();
+        let hung = Scripted::start(vec![Answer::Hang]).await;
+        measured(&hung.base_url)
+            .send(&request(Retry::Safe), Auth::None)
+            .await
+            .unwrap_err();
+
+        let text = metrics.encode();
+        let series = |class: &str| {
+            format!(
+                "apikey_operator_upstream_requests_total{{store_kind=\"ClusterCredentialStore\",api=\"prefactor\",operation=\"test_call\",status_class=\"{class}\"}}"
+            )
+        };
+        for (class, count) in [("5xx", 2), ("2xx", 1), ("error", 3)] {
+            assert!(
+                text.contains(&format!("{} {count}\n", series(class))),
+                "{class} x{count}:\n{text}"
+            );
+        }
+        assert!(
+            text.contains(
+                "apikey_operator_upstream_request_duration_seconds_count{api=\"prefactor\",operation=\"test_call\"} 6\n"
+            ),
+            "{text}"
+        );
     }
 
     #[tokio::test]

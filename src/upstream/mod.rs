@@ -126,6 +126,30 @@ impl UpstreamClient {
         }
     }
 
+    /// The ZenML client, or `None` for a store of another provider.
+    pub fn zenml(&self) -> Option<&ZenmlClient> {
+        match self {
+            UpstreamClient::Zenml(client) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// The Trend Micro client, or `None` for a store of another provider.
+    pub fn trend_micro(&self) -> Option<&TrendMicroClient> {
+        match self {
+            UpstreamClient::TrendMicro(client) => Some(client),
+            _ => None,
+        }
+    }
+
+    /// The Akamai client, or `None` for a store of another provider.
+    pub fn akamai(&self) -> Option<&AkamaiClient> {
+        match self {
+            UpstreamClient::Akamai(client) => Some(client),
+            _ => None,
+        }
+    }
+
     pub fn api(&self) -> Api {
         match self {
             UpstreamClient::Akamai(_) => Api::Akamai,

@@ -58,6 +58,11 @@ pub struct ApiKeyUpdate {
 }
 
 #[derive(Deserialize)]
+struct AccountResponse {
+    id: String,
+}
+
+#[derive(Deserialize)]
 struct KeyResponse {
     id: String,
     name: String,
@@ -214,6 +219,27 @@ impl ZenmlClient {
             })
             .await?;
         issued(&response, "create_key")
+    }
+
+    /// The UUID of the service account with name or UUID `name_or_id` (key paths take only
+    /// the UUID), or `None` when there is none.
+    pub async fn service_account_id(&self, name_or_id: &str) -> Result<Option<String>, UpstreamError> {
+        let request = Request {
+            operation: "get_service_account",
+            method: Method::GET,
+            path: format!("/service_accounts/{}", path_segment(Api::Zenml, name_or_id)?),
+            body: None,
+            retry: Retry::Safe,
+        };
+        match self.send(request).await {
+            Ok(response) => Ok(Some(
+                response
+                    .json::<AccountResponse>(Api::Zenml, "get_service_account")?
+                    .id,
+            )),
+            Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// The key addressed by name or UUID, or `None` when there is none.

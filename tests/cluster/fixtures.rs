@@ -1,6 +1,7 @@
 //! Building blocks of the controller tests: stores wired to the credential store, waiting
 //! on conditions, and using tokens against the credential store over HTTP.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -186,4 +187,132 @@ where
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
+}
+
+/// Creates Secret `zenml-admin` and CredentialStore `name` pointing at `credstore`'s ZenML API.
+pub async fn zenml_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
+    put_secret(
+        client,
+        namespace,
+        "zenml-admin",
+        json!({"apiKey": credstore.bootstrap_file("zenml.api-key")}),
+    )
+    .await;
+    apply(
+        client,
+        namespace,
+        json!({
+            "apiVersion": "apikeys.dev/v1alpha1",
+            "kind": "CredentialStore",
+            "metadata": {"name": name},
+            "spec": {"zenml": {"url": credstore.url, "credentialsSecretRef": {"name": "zenml-admin"}}},
+        }),
+    )
+    .await;
+}
+
+/// Creates Secret `trend-admin` and CredentialStore `name` pointing at `credstore`'s Trend
+/// Micro API.
+pub async fn trend_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
+    put_secret(
+        client,
+        namespace,
+        "trend-admin",
+        json!({"apiSecretKey": credstore.bootstrap_file("trendmicro.secret-key")}),
+    )
+    .await;
+    apply(
+        client,
+        namespace,
+        json!({
+            "apiVersion": "apikeys.dev/v1alpha1",
+            "kind": "CredentialStore",
+            "metadata": {"name": name},
+            "spec": {"trendMicro": {"url": format!("{}/api", credstore.url), "credentialsSecretRef": {"name": "trend-admin"}}},
+        }),
+    )
+    .await;
+}
+
+/// HTTP status of a ZenML login (`POST /api/v1/login`) with API key `key`: 200 while it works.
+pub async fn zenml_login(credstore: &Credstore, key: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{}/api/v1/login", credstore.url))
+        .form(&[("grant_type", "zenml-api-key"), ("password", key)])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// HTTP status of `GET /api/apikeys/current` with Trend Micro API secret key `key`.
+pub async fn trend_current(credstore: &Credstore, key: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("{}/api/apikeys/current", credstore.url))
+        .header("api-secret-key", key)
+        .header("api-version", "v1")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// A Trend Micro key as the admin sees it, or `None` when it is gone.
+pub async fn trend_key(credstore: &Credstore, id: &str) -> Option<Value> {
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/apikeys/{id}", credstore.url))
+        .header(
+            "api-secret-key",
+            credstore.bootstrap_file("trendmicro.secret-key"),
+        )
+        .header("api-version", "v1")
+        .send()
+        .await
+        .unwrap();
+    if response.status() == 404 {
+        return None;
+    }
+    assert!(
+        response.status().is_success(),
+        "GET key {id}: {}",
+        response.status()
+    );
+    Some(response.json().await.unwrap())
+}
+
+/// Moves the credential store's clock forward (its own expiries and retain periods).
+pub async fn advance_clock(credstore: &Credstore, seconds: i64) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/_credstore/clock", credstore.url))
+        .json(&json!({"advanceSeconds": seconds}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "clock: {}", response.status());
+}
+
+/// The credential store's request counters: API → operation → count.
+pub async fn upstream_requests(credstore: &Credstore) -> Value {
+    reqwest::get(format!("{}/_credstore/requests", credstore.url))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The requests per operation of `api` made between two [`upstream_requests`] snapshots.
+pub fn requests_between(before: &Value, after: &Value, api: &str) -> BTreeMap<String, u64> {
+    let count = |v: &Value, op: &str| v[api][op].as_u64().unwrap_or_default();
+    after[api]
+        .as_object()
+        .map(|ops| {
+            ops.keys()
+                .map(|op| (op.clone(), count(after, op) - count(before, op)))
+                .filter(|(_, n)| *n > 0)
+                .collect()
+        })
+        .unwrap_or_default()
 }

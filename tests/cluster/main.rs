@@ -2,6 +2,7 @@
 
 mod api_token;
 mod argocd;
+mod chart;
 mod crds;
 mod examples;
 mod fixtures;
@@ -10,6 +11,7 @@ mod harness;
 mod observability;
 mod plugin;
 mod processes;
+mod service_account_key;
 mod stores;
 mod support;
 mod validation;

@@ -14,8 +14,21 @@ use crate::support;
 pub struct Credstore {
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    /// Its data directory, holding the bootstrap credential files.
+    pub data: PathBuf,
     /// The bootstrap Prefactor admin token.
     pub prefactor_token: String,
+}
+
+impl Credstore {
+    /// A bootstrap credential file of the data directory (`zenml.api-key`,
+    /// `trendmicro.secret-key`, `.edgerc`, `bootstrap.json`).
+    pub fn bootstrap_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.data.join(name))
+            .unwrap_or_else(|e| panic!("bootstrap file {name}: {e}"))
+            .trim()
+            .to_string()
+    }
 }
 
 /// An operator process.
@@ -37,6 +50,12 @@ pub fn credstore() -> &'static Credstore {
 /// The shared operator (watching every namespace), started after the control plane.
 pub fn operator() -> &'static Operator {
     OPERATOR.get_or_init(|| start_operator(&support::control_plane().dir, "operator", None))
+}
+
+/// A credential store of one test's own, for tests that move its clock or count its
+/// requests without disturbing the others.
+pub fn private_credstore(name: &str) -> Credstore {
+    start_credstore(&support::control_plane().dir.join(format!("credstore-{name}")))
 }
 
 /// Starts a credential store with its data in `dir`.
@@ -64,6 +83,7 @@ pub fn start_credstore(dir: &Path) -> Credstore {
         .to_string();
     Credstore {
         url: format!("http://{address}"),
+        data: dir.to_path_buf(),
         prefactor_token,
     }
 }

@@ -1,0 +1,193 @@
+{{/*
+The chart name, overridable.
+*/}}
+{{- define "apikey-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+The prefix of every resource name: the release name, plus the chart name unless the
+release name already contains it. Truncated to 63 characters (DNS label limit).
+*/}}
+{{- define "apikey-operator.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+The credential store's resource names.
+*/}}
+{{- define "apikey-operator.credstoreName" -}}
+{{- printf "%s-credstore" (include "apikey-operator.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "apikey-operator.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Labels shared by every object (Kubernetes recommended labels).
+*/}}
+{{- define "apikey-operator.commonLabels" -}}
+helm.sh/chart: {{ include "apikey-operator.chart" . }}
+app.kubernetes.io/name: {{ include "apikey-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: apikey-operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/*
+Labels of the operator's objects.
+*/}}
+{{- define "apikey-operator.labels" -}}
+{{ include "apikey-operator.commonLabels" . }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{/*
+Selector of the operator's pods (immutable once installed: never add to it).
+*/}}
+{{- define "apikey-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "apikey-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: operator
+{{- end }}
+
+{{- define "apikey-operator.credstoreLabels" -}}
+{{ include "apikey-operator.commonLabels" . }}
+app.kubernetes.io/component: credstore
+{{- end }}
+
+{{- define "apikey-operator.credstoreSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "apikey-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: credstore
+{{- end }}
+
+{{/*
+The operator's ServiceAccount name.
+*/}}
+{{- define "apikey-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "apikey-operator.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+An image reference from {repository, tag, digest}, the tag defaulting to the appVersion.
+*/}}
+{{- define "apikey-operator.imageRef" -}}
+{{- $repository := index . 0 }}
+{{- $tag := index . 1 }}
+{{- $digest := index . 2 }}
+{{- if $digest }}
+{{- printf "%s@%s" $repository $digest }}
+{{- else }}
+{{- printf "%s:%s" $repository $tag }}
+{{- end }}
+{{- end }}
+
+{{- define "apikey-operator.image" -}}
+{{- include "apikey-operator.imageRef" (list .Values.image.repository (default .Chart.AppVersion .Values.image.tag) .Values.image.digest) }}
+{{- end }}
+
+{{- define "apikey-operator.credstoreImage" -}}
+{{- if .Values.credstore.image.repository }}
+{{- include "apikey-operator.imageRef" (list .Values.credstore.image.repository (default .Chart.AppVersion .Values.credstore.image.tag) "") }}
+{{- else }}
+{{- include "apikey-operator.image" . }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespace a namespaced operator watches.
+*/}}
+{{- define "apikey-operator.watchNamespace" -}}
+{{- default .Release.Namespace .Values.watch.namespace }}
+{{- end }}
+
+{{/*
+Restricted pod security (Pod Security Standards "restricted"): shared by both workloads.
+*/}}
+{{- define "apikey-operator.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+fsGroup: {{ .Values.securityContext.fsGroup }}
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "apikey-operator.containerSecurityContext" -}}
+runAsNonRoot: true
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+privileged: false
+capabilities:
+  drop:
+    - ALL
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/*
+The rules the operator needs in every namespace it serves. Why each is needed is documented
+in the chart README ("RBAC"); tests/cluster/chart.rs runs the operator with exactly these
+rules through a full ApiToken lifecycle.
+*/}}
+{{- define "apikey-operator.namespacedRules" -}}
+# CredentialStores: watched (its status is written through the subresource below).
+- apiGroups: ["apikeys.dev"]
+  resources: ["credentialstores"]
+  verbs: ["list", "watch"]
+# The key kinds: watched; the cleanup finalizer added and removed (patch).
+- apiGroups: ["apikeys.dev"]
+  resources: ["apitokens", "apiclients", "serviceaccountkeys"]
+  verbs: ["list", "watch", "patch"]
+# Status written with server-side apply on the status subresource.
+- apiGroups: ["apikeys.dev"]
+  resources: ["credentialstores/status", "apitokens/status", "apiclients/status", "serviceaccountkeys/status"]
+  verbs: ["patch"]
+# Target Secrets: watched by label (managed-by), written with server-side apply (create,
+# patch), released on Orphan (patch), removed on Delete (delete); store credential Secrets
+# are read (get) and watched by metadata (list/watch).
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Events on transitions (events.k8s.io/v1; repeated events are patched as a series).
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+# spec.rolloutRestart: the pod template of the named workloads is patched.
+- apiGroups: ["apps"]
+  resources: ["deployments", "statefulsets", "daemonsets"]
+  verbs: ["patch"]
+{{- end }}
+
+{{/*
+The rules only a cluster-wide operator needs.
+*/}}
+{{- define "apikey-operator.clusterRules" -}}
+# ClusterCredentialStores: watched, status written.
+- apiGroups: ["apikeys.dev"]
+  resources: ["clustercredentialstores"]
+  verbs: ["list", "watch"]
+- apiGroups: ["apikeys.dev"]
+  resources: ["clustercredentialstores/status"]
+  verbs: ["patch"]
+# A ClusterCredentialStore's spec.namespaceSelector is matched against namespace labels.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["get"]
+{{- end }}

@@ -1,0 +1,476 @@
+//! One reconciliation of a key resource, whatever its kind: the status being built, the
+//! durable record of intent before an upstream call that mints a secret, delivery of the
+//! new secret (Secret → status → consumers restarted), and retirement of previous ones.
+//!
+//! The kinds differ only in how they talk to their upstream; everything a user can rely on
+//! across kinds (ordering, crash safety, events, conditions) lives here.
+
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::Api;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tracing::info;
+
+use super::conditions::{self, reason};
+use super::schedule::{self, Issued, ROTATE_ANNOTATION};
+use super::target_secret::{self, Material};
+use super::{Context, Error, compromised, key_status, rollout};
+use crate::api::{
+    DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget, Rotation,
+    SecretTemplate, StoreRef,
+};
+use crate::failpoint;
+use crate::upstream::{ErrorClass, UpstreamError};
+
+/// A key with nothing scheduled is still looked at this often, to notice drift upstream.
+pub const RESYNC_INTERVAL: Duration = Duration::from_secs(10 * 60);
+
+/// The spec fields every key kind has, borrowed from the resource.
+pub struct Common<'a> {
+    pub store_ref: &'a StoreRef,
+    pub secret: &'a SecretTemplate,
+    pub rotation: Option<&'a Rotation>,
+    pub rollout_restart: &'a [RolloutTarget],
+    pub deletion_policy: DeletionPolicy,
+}
+
+/// A custom resource managed as a key: namespaced, with a [`KeyStatus`] and the common spec.
+pub trait KeyResource:
+    Resource<DynamicType = (), Scope = NamespaceResourceScope>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind, for messages, events and metric labels.
+    const KIND: &'static str;
+    /// What the upstream object is called in messages ("token", "key", "client").
+    const NOUN: &'static str;
+
+    fn key_status(&self) -> Option<&KeyStatus>;
+    fn common(&self) -> Common<'_>;
+}
+
+/// Why converging stopped short, as the condition to report and when to try again.
+pub struct Blocked {
+    pub condition: &'static str,
+    pub reason: &'static str,
+    pub message: String,
+    pub retry: Duration,
+}
+
+impl Blocked {
+    pub fn new(condition: &'static str, reason: &'static str, message: String, retry: Duration) -> Self {
+        Blocked {
+            condition,
+            reason,
+            message,
+            retry,
+        }
+    }
+
+    /// A spec the controller cannot act on; only a change to the resource helps.
+    pub fn spec(reason: &'static str, message: String) -> Self {
+        Blocked::new(conditions::UPSTREAM_SYNCED, reason, message, RESYNC_INTERVAL)
+    }
+
+    /// Classifies an upstream failure into "fix the store", "fix the spec" or "retry later".
+    pub fn upstream(what: &str, error: &UpstreamError) -> Self {
+        let (condition, reason, advice, retry) = match error.class() {
+            ErrorClass::Authentication => (
+                conditions::STORE_READY,
+                reason::CREDENTIALS_REFUSED,
+                "; fix the store's credential Secret",
+                Duration::from_secs(300),
+            ),
+            ErrorClass::Permission => (
+                conditions::STORE_READY,
+                reason::PERMISSION_DENIED,
+                "; grant the store's credential the permission",
+                Duration::from_secs(300),
+            ),
+            ErrorClass::InvalidRequest => (
+                conditions::UPSTREAM_SYNCED,
+                reason::INVALID_REQUEST,
+                "; fix the spec",
+                RESYNC_INTERVAL,
+            ),
+            ErrorClass::Transient => (
+                conditions::UPSTREAM_SYNCED,
+                reason::UPSTREAM_UNREACHABLE,
+                "; retrying",
+                Duration::from_secs(15),
+            ),
+            _ => (
+                conditions::UPSTREAM_SYNCED,
+                reason::UPSTREAM_ERROR,
+                "; retrying",
+                Duration::from_secs(30),
+            ),
+        };
+        Blocked::new(condition, reason, format!("{what}: {error}{advice}"), retry)
+    }
+}
+
+/// A freshly minted secret and what is known about it, ready to be delivered.
+pub struct Delivery {
+    /// Identifier of the upstream object (`status.upstreamId`).
+    pub upstream_id: String,
+    /// Identifier of the credential written to the Secret (`status.credentialId`).
+    pub credential_id: String,
+    /// The Secret's entries under the operator's key names.
+    pub entries: Vec<(&'static str, String)>,
+    pub expires_at: Option<Timestamp>,
+    pub upstream_state: String,
+    /// The credential this one replaces, retired by the operator after `retainPrevious`.
+    /// `None` when there is none or the upstream retires it by itself.
+    pub replaces: Option<String>,
+}
+
+/// One reconciliation's view: the status being built and the last status written.
+pub struct Run<'a, K: KeyResource> {
+    pub object: &'a K,
+    pub ctx: &'a Context,
+    api: Api<K>,
+    pub secrets: Api<Secret>,
+    pub namespace: String,
+    pub status: KeyStatus,
+    pub written: KeyStatus,
+    /// The resourceVersion `written` belongs to: the precondition of the next write.
+    resource_version: Option<String>,
+    pub now: Timestamp,
+    /// The fingerprint the target Secret recorded when the run started.
+    secret_fingerprint: Option<String>,
+}
+
+impl<'a, K: KeyResource> Run<'a, K> {
+    pub fn new(object: &'a K, ctx: &'a Context) -> Self {
+        let namespace = object.namespace().unwrap_or_default();
+        let status = object.key_status().cloned().unwrap_or_default();
+        Run {
+            object,
+            ctx,
+            api: Api::namespaced(ctx.client.clone(), &namespace),
+            secrets: Api::namespaced(ctx.client.clone(), &namespace),
+            namespace,
+            written: status.clone(),
+            status,
+            resource_version: object.meta().resource_version.clone(),
+            now: Timestamp::now(),
+            secret_fingerprint: None,
+        }
+    }
+
+    /// Where the operator writes this resource's secret.
+    pub fn secret_name(&self) -> String {
+        secret_name(self.object)
+    }
+
+    /// Remembers what the target Secret held when the run started (see [`Run::rotation_due`]).
+    pub fn observed_secret(&mut self, secret: Option<&Secret>) {
+        self.secret_fingerprint = secret
+            .and_then(target_secret::recorded_fingerprint)
+            .map(str::to_string);
+    }
+
+    /// Writes the status if it changed since it was last written.
+    pub async fn save(&mut self) -> Result<(), Error> {
+        if self.status != self.written {
+            key_status::patch(&self.api, self.object, &self.status, &mut self.resource_version).await?;
+            self.written = self.status.clone();
+            if let (Some(uid), Some(version)) = (self.object.uid(), &self.resource_version) {
+                self.ctx.record_own_write(&uid, version);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this reconciliation was triggered by the operator's own last status write
+    /// (or by an event of a Secret it wrote at the same time): the upstream was observed
+    /// moments ago, so observing it again would only cost a request.
+    pub fn is_echo(&self) -> bool {
+        match (self.object.uid(), self.object.meta().resource_version.as_deref()) {
+            (Some(uid), Some(version)) => self.ctx.is_own_write(&uid, version),
+            _ => false,
+        }
+    }
+
+    pub fn set(&mut self, condition: &str, ok: bool, reason: &str, message: String) {
+        let generation = self.object.meta().generation;
+        conditions::set(
+            &mut self.status.conditions,
+            condition,
+            ok,
+            reason,
+            message,
+            generation,
+            self.now,
+        );
+    }
+
+    pub async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
+        self.ctx
+            .event(&self.object.object_ref(&()), type_, reason, action, note)
+            .await;
+    }
+
+    /// Records, and saves, the intent to mint a secret before anything is sent: `key` is the
+    /// idempotency key or deterministic upstream name recovery looks for, `request` the exact
+    /// request (no secret material) a retry repeats.
+    pub async fn record_pending(
+        &mut self,
+        operation: PendingKind,
+        trigger: &str,
+        key: String,
+        request: Option<String>,
+    ) -> Result<(), Error> {
+        if trigger == "secretLost" {
+            let note = format!(
+                "Secret {} no longer holds the current {}; issuing a new one (the old secret cannot be shown again)",
+                self.secret_name(),
+                K::NOUN
+            );
+            self.event(EventType::Warning, "SecretLost", "Rotate", note).await;
+        }
+        self.status.pending = Some(PendingOperation {
+            operation,
+            idempotency_key: key,
+            started_at: Time(self.now),
+            trigger: Some(trigger.into()),
+            request,
+        });
+        self.save().await?;
+        failpoint::hit(match operation {
+            PendingKind::Create => "before-create",
+            PendingKind::Rotate => "before-rotate",
+        });
+        Ok(())
+    }
+
+    /// Whether a rotation is due and why: scheduled, requested, or forced because the Secret
+    /// no longer holds the current secret. Also sets `status.nextRotationTime`.
+    ///
+    /// `renewal_extends_expiry`: whether a fresh credential would expire later than the
+    /// current one (false when the spec pins an absolute expiry, so renewing would loop).
+    pub fn rotation_due(&mut self, renewal_extends_expiry: bool) -> Result<Option<&'static str>, Error> {
+        let rotation = self.object.common().rotation;
+        let requests = current_requests(self.object);
+        let issued = Issued {
+            at: self.status.last_rotation_time.as_ref().map(|t| t.0),
+            expires_at: self.status.expires_at.as_ref().map(|t| t.0),
+            renewal_extends_expiry,
+        };
+        let plan = schedule::evaluate(
+            rotation,
+            &requests,
+            self.status.handled_rotation_requests.as_ref(),
+            issued,
+            self.now,
+        )?;
+        self.status.next_rotation_time = plan.next_rotation.map(Time);
+        let secret_lost = self.secret_fingerprint.as_deref() != self.status.secret_fingerprint.as_deref();
+        Ok(plan
+            .due
+            .map(|t| t.as_str())
+            .or(secret_lost.then_some("secretLost")))
+    }
+
+    /// Delivers a minted secret in the order a crash cannot break: Secret first, then the
+    /// status that clears `pending` (and schedules the replaced credential's retirement),
+    /// then consumers restarted and the transition announced.
+    pub async fn deliver(&mut self, delivery: Delivery) -> Result<(), Error> {
+        let object = self.object;
+        let common = object.common();
+        let pending = self.status.pending.clone();
+        let rotated = pending.as_ref().map(|p| p.operation) == Some(PendingKind::Rotate);
+        failpoint::hit(if rotated { "after-rotate" } else { "after-create" });
+        let material = Material {
+            credential_id: delivery.credential_id.clone(),
+            entries: delivery.entries,
+        };
+        let name = self.secret_name();
+        let owner = object
+            .controller_owner_ref(&())
+            .expect("a stored object has a uid");
+        let desired = target_secret::desired(&name, &self.namespace, owner, common.secret, &material);
+        let existing = self.secrets.get_opt(&name).await.map_err(Error::Kube)?;
+        if !existing
+            .as_ref()
+            .is_some_and(|e| target_secret::is_current(e, &desired))
+        {
+            target_secret::apply(&self.secrets, existing.as_ref(), &owner_uid(object), &desired).await?;
+        }
+
+        // Break glass (see controller::compromised): this one rotation keeps no overlap, and
+        // every credential still retiring is retired now with the replaced one.
+        let compromised = rotated
+            && compromised::is_compromise_rotation(
+                object.annotations(),
+                self.status.handled_rotation_requests.as_ref(),
+            );
+        if compromised {
+            self.status
+                .retiring
+                .iter_mut()
+                .for_each(|r| r.retire_at = Time(self.now));
+        }
+        if let (true, Some(old)) = (rotated, &delivery.replaces) {
+            let retire_at = match compromised {
+                true => self.now,
+                false => self.now + schedule::retain_previous(common.rotation)?,
+            };
+            self.status.retiring.retain(|r| r.id != *old);
+            self.status.retiring.push(RetiringCredential {
+                id: old.clone(),
+                retire_at: Time(retire_at),
+            });
+        }
+        let fingerprint = material.fingerprint();
+        let new_id = delivery.credential_id;
+        self.status.upstream_id = Some(delivery.upstream_id);
+        self.status.credential_id = Some(new_id.clone());
+        self.status.secret_fingerprint = Some(fingerprint.clone());
+        self.secret_fingerprint = Some(fingerprint.clone());
+        self.status.last_rotation_time = Some(Time(self.now));
+        self.status.expires_at = delivery.expires_at.map(Time);
+        self.status.upstream_state = Some(delivery.upstream_state);
+        self.status.handled_rotation_requests = Some(current_requests(object));
+        if rotated {
+            self.status.rotation_count = Some(self.status.rotation_count.unwrap_or_default() + 1);
+        }
+        self.status.pending = None;
+        failpoint::hit("after-secret-write");
+        self.save().await?;
+
+        let noun = K::NOUN;
+        if !rotated {
+            info!(credential_id = %new_id, kind = K::KIND, "credential created");
+            let note = format!("{noun} {new_id} created and written to Secret {name}");
+            self.event(EventType::Normal, "Created", "Create", note).await;
+            return Ok(());
+        }
+        let trigger = pending
+            .and_then(|p| p.trigger)
+            .unwrap_or_else(|| "resumed".into());
+        for failure in rollout::restart(
+            &self.ctx.client,
+            &self.namespace,
+            common.rollout_restart,
+            &fingerprint,
+        )
+        .await
+        {
+            self.event(
+                EventType::Warning,
+                "RolloutRestartFailed",
+                "Rotate",
+                failure.to_string(),
+            )
+            .await;
+        }
+        self.ctx.metrics.rotated(K::KIND, trigger_label(&trigger));
+        let note = match &delivery.replaces {
+            Some(old) => format!(
+                "new {noun} {new_id} written to Secret {name} ({trigger}); {noun} {old} retires after spec.rotation.retainPrevious"
+            ),
+            None => format!("new {noun} secret {new_id} written to Secret {name} ({trigger})"),
+        };
+        info!(credential_id = %new_id, %trigger, kind = K::KIND, "credential rotated");
+        self.event(EventType::Normal, "Rotated", "Rotate", note).await;
+        Ok(())
+    }
+
+    /// The previous credentials whose retain period is over.
+    pub fn due_for_retirement(&self) -> Vec<RetiringCredential> {
+        schedule::due_for_retirement(&self.status.retiring, self.now).0
+    }
+
+    /// Forgets a previous credential the kind has retired upstream, and says so.
+    pub async fn retired(&mut self, id: &str) {
+        failpoint::hit("after-retire");
+        self.status.retiring.retain(|r| r.id != id);
+        let note = format!(
+            "previous {} {id} retired upstream after its retain period",
+            K::NOUN
+        );
+        self.event(EventType::Normal, "Retired", "Retire", note).await;
+    }
+
+    /// Marks the Secret as current and says when to look again: the next rotation, expiry
+    /// or retirement, or the drift resync.
+    pub fn converged(&mut self) -> Duration {
+        let name = self.secret_name();
+        self.set(
+            conditions::SECRET_SYNCED,
+            true,
+            reason::SECRET_WRITTEN,
+            format!("Secret {name} holds the current {}", K::NOUN),
+        );
+        let wake = schedule::wake_after(
+            self.now,
+            [
+                self.status.next_rotation_time.as_ref(),
+                self.status.expires_at.as_ref(),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|t| t.0)
+            .chain(self.status.retiring.iter().map(|r| r.retire_at.0)),
+        );
+        wake.unwrap_or(RESYNC_INTERVAL)
+    }
+}
+
+/// Where the operator writes this resource's secret.
+pub fn secret_name<K: KeyResource>(object: &K) -> String {
+    object
+        .common()
+        .secret
+        .name
+        .clone()
+        .unwrap_or_else(|| object.name_any())
+}
+
+pub fn owner_uid<K: KeyResource>(object: &K) -> String {
+    object.meta().uid.clone().unwrap_or_default()
+}
+
+/// `<namespace>-<name>`: the deterministic upstream name of a resource that sets none.
+pub fn default_upstream_name<K: KeyResource>(object: &K) -> String {
+    format!("{}-{}", object.namespace().unwrap_or_default(), object.name_any())
+}
+
+fn current_requests<K: KeyResource>(object: &K) -> crate::api::RotationRequests {
+    schedule::current_requests(
+        object.common().rotation,
+        object.annotations().get(ROTATE_ANNOTATION).map(String::as_str),
+    )
+}
+
+/// A fresh idempotency key (32 hex characters; Prefactor allows 64).
+pub fn idempotency_key() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Maps a recorded trigger to a bounded metric label.
+fn trigger_label(trigger: &str) -> &'static str {
+    match trigger {
+        "interval" => "interval",
+        "expiring" => "expiring",
+        "requestedAt" => "requestedAt",
+        "annotation" => "annotation",
+        "secretLost" => "secretLost",
+        "expiresAt" => "expiresAt",
+        _ => "resumed",
+    }
+}

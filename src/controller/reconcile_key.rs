@@ -1,0 +1,277 @@
+//! The reconcile loop every key kind shares: pause and finalizer glue, the Secret ownership
+//! check, store resolution, the summary condition and its events, and deletion per
+//! `deletionPolicy`. A kind plugs in by implementing [`KeyKind`]: how to converge against
+//! its upstream and how to remove what it created there.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use tracing::{info, instrument};
+
+use super::conditions::{self, reason};
+use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, owner_uid, secret_name};
+use super::key_status::{self, FINALIZER};
+use super::{Context, Error, target_secret};
+use crate::api::{DeletionPolicy, KeyStatus};
+use crate::failpoint;
+use crate::upstream::UpstreamClient;
+
+/// What a key kind adds to the shared loop.
+pub trait KeyKind: KeyResource {
+    /// Store providers this kind can be created in (`"prefactor"`, `"zenml"`, …).
+    const PROVIDERS: &'static [&'static str];
+
+    /// Drives the upstream object towards the spec once the store is resolved: create or
+    /// recover (through [`Run::record_pending`] and [`Run::deliver`]), observe, correct
+    /// drift, rotate, retire. `Ok(Ok(wait))`: converged, look again after `wait`;
+    /// `Ok(Err(blocked))`: stopped at a condition the user or time must fix.
+    fn converge(
+        run: &mut Run<'_, Self>,
+        upstream: &UpstreamClient,
+    ) -> impl Future<Output = Result<Result<Duration, Blocked>, Error>> + Send;
+
+    /// Removes every credential this resource created upstream (current, retiring and a
+    /// pending one found again by its recorded key); returns how many.
+    fn delete_upstream(
+        object: &Self,
+        status: &KeyStatus,
+        upstream: &UpstreamClient,
+    ) -> impl Future<Output = Result<usize, Error>> + Send;
+}
+
+#[instrument(skip_all, fields(kind = K::KIND, namespace = object.namespace().unwrap_or_default(), name = %object.name_any()))]
+pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = std::time::Instant::now();
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    if key_status::is_paused(&*object) {
+        info!("paused; not reconciling");
+        return Ok(Action::await_change());
+    }
+    // A cached object with an operation in flight is often our own write echoing back late:
+    // read it fresh so a finished operation is not repeated (harmless, as the repeat carries
+    // the same idempotency key, but a wasted upstream call and a conflict).
+    let object = match object.key_status().is_some_and(|s| s.pending.is_some()) {
+        true => Arc::new(api.get(&object.name_any()).await.map_err(Error::Kube)?),
+        false => object,
+    };
+    let result = finalizer(&api, FINALIZER, object, |event| async {
+        match event {
+            Finalizer::Apply(object) => apply(&*object, &ctx).await,
+            Finalizer::Cleanup(object) => cleanup(&*object, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    let label = match &result {
+        Ok(_) => "success",
+        Err(error) => error.metric_label(),
+    };
+    ctx.metrics.reconciled(K::KIND, label, started.elapsed());
+    result
+}
+
+pub fn error_policy<K: KeyKind>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+    match error {
+        Error::Finalizer(inner)
+            if matches!(
+                **inner,
+                kube::runtime::finalizer::Error::ApplyFailed(Error::StaleView)
+            ) =>
+        {
+            tracing::debug!("stale cached object; retrying shortly");
+            Action::requeue(Duration::from_millis(500))
+        }
+        _ => {
+            tracing::warn!(%error, "reconciliation failed");
+            Action::requeue(Duration::from_secs(15))
+        }
+    }
+}
+
+async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
+    let mut run = Run::new(object, ctx);
+    let previous_ready = conditions::find(&run.written.conditions, conditions::READY).cloned();
+    run.status.observed_generation = object.meta().generation;
+    run.status.secret_name = Some(run.secret_name());
+
+    let action = match converge(&mut run).await? {
+        Ok(wake) => Action::requeue(wake.min(RESYNC_INTERVAL)),
+        Err(blocked) => {
+            run.set(blocked.condition, false, blocked.reason, blocked.message);
+            Action::requeue(blocked.retry)
+        }
+    };
+    summarise::<K>(&mut run);
+    run.save().await?;
+
+    let ready = conditions::find(&run.status.conditions, conditions::READY).cloned();
+    let flipped = previous_ready.as_ref().map(|c| (&c.status, &c.reason))
+        != ready.as_ref().map(|c| (&c.status, &c.reason));
+    if let (true, Some(ready)) = (flipped, ready) {
+        let type_ = if ready.status == "True" {
+            EventType::Normal
+        } else {
+            EventType::Warning
+        };
+        run.event(type_, &ready.reason, "Reconcile", ready.message).await;
+    }
+    Ok(action)
+}
+
+/// Checks the target Secret may be written and the store is usable, then hands over.
+async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, Blocked>, Error> {
+    let object = run.object;
+    let name = run.secret_name();
+    let existing_secret = run.secrets.get_opt(&name).await.map_err(Error::Kube)?;
+    if !target_secret::is_ours(existing_secret.as_ref(), &owner_uid(object)) {
+        let message = format!(
+            "Secret {name} already exists and was not created by this {}; delete it or set spec.secret.name to another name",
+            K::KIND
+        );
+        return Ok(Err(Blocked::new(
+            conditions::SECRET_SYNCED,
+            reason::SECRET_CONFLICT,
+            message,
+            RESYNC_INTERVAL,
+        )));
+    }
+    run.observed_secret(existing_secret.as_ref());
+
+    let upstream = match run
+        .ctx
+        .stores
+        .resolve(
+            &run.ctx.client,
+            K::KIND,
+            &run.namespace,
+            object.common().store_ref,
+            K::PROVIDERS,
+        )
+        .await
+    {
+        Ok(upstream) => upstream,
+        Err(problem) => {
+            return Ok(Err(Blocked::new(
+                conditions::STORE_READY,
+                problem.reason(),
+                problem.to_string(),
+                problem.retry().unwrap_or(RESYNC_INTERVAL),
+            )));
+        }
+    };
+    run.set(
+        conditions::STORE_READY,
+        true,
+        reason::RECONCILED,
+        "the store is ready".into(),
+    );
+    K::converge(run, &upstream).await
+}
+
+/// The summary condition from the detail conditions.
+fn summarise<K: KeyKind>(run: &mut Run<'_, K>) {
+    let status = &run.status;
+    let first_unhappy = [
+        conditions::STORE_READY,
+        conditions::UPSTREAM_SYNCED,
+        conditions::SECRET_SYNCED,
+    ]
+    .into_iter()
+    .filter_map(|t| conditions::find(&status.conditions, t).cloned())
+    .find(|c| c.status != "True");
+    match first_unhappy {
+        Some(c) => run.set(conditions::READY, false, &c.reason, c.message),
+        None => {
+            let message = format!(
+                "{} {} is {} upstream and delivered in Secret {}",
+                K::NOUN,
+                status.upstream_id.as_deref().unwrap_or_default(),
+                status.upstream_state.as_deref().unwrap_or_default(),
+                status.secret_name.as_deref().unwrap_or_default(),
+            );
+            run.set(conditions::READY, true, reason::RECONCILED, message)
+        }
+    }
+}
+
+/// Deletion: with `Delete`, everything this resource created upstream is removed and the
+/// Secret deleted; with `Orphan`, the upstream is untouched and the Secret is released.
+async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
+    let namespace = object.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let name = secret_name(object);
+    let status = object.key_status().cloned().unwrap_or_default();
+    let common = object.common();
+    ctx.forget(&owner_uid(object));
+    if common.deletion_policy == DeletionPolicy::Orphan {
+        release_secret(&secrets, &name, &owner_uid(object)).await?;
+        return Ok(Action::await_change());
+    }
+
+    let upstream = match ctx
+        .stores
+        .resolve(&ctx.client, K::KIND, &namespace, common.store_ref, K::PROVIDERS)
+        .await
+    {
+        Ok(upstream) => upstream,
+        Err(problem) if status.upstream_id.is_none() && status.pending.is_none() => {
+            info!(%problem, "nothing was created upstream; deleting without the store");
+            target_secret::delete(&secrets, &name, &owner_uid(object)).await?;
+            return Ok(Action::await_change());
+        }
+        Err(problem) => {
+            let note = format!(
+                "cannot delete the {} upstream: {problem}; fix the store, or set spec.deletionPolicy: Orphan to leave it",
+                K::NOUN
+            );
+            ctx.event(
+                &object.object_ref(&()),
+                EventType::Warning,
+                "CleanupBlocked",
+                "Delete",
+                note,
+            )
+            .await;
+            return Err(Error::CleanupBlocked(problem.to_string()));
+        }
+    };
+    failpoint::hit("before-delete");
+    let removed = K::delete_upstream(object, &status, &upstream).await?;
+    failpoint::hit("after-delete");
+    target_secret::delete(&secrets, &name, &owner_uid(object)).await?;
+    let note = format!(
+        "deactivated and deleted {removed} {}(s) upstream and deleted Secret {name}",
+        K::NOUN
+    );
+    ctx.event(
+        &object.object_ref(&()),
+        EventType::Normal,
+        "Deleted",
+        "Delete",
+        note,
+    )
+    .await;
+    Ok(Action::await_change())
+}
+
+/// Drops the owner reference so the Secret outlives the resource (Orphan policy).
+async fn release_secret(secrets: &Api<Secret>, name: &str, owner_uid: &str) -> Result<(), Error> {
+    let Some(secret) = secrets.get_opt(name).await.map_err(Error::Kube)? else {
+        return Ok(());
+    };
+    if target_secret::is_ours(Some(&secret), owner_uid) {
+        let patch = serde_json::json!({"metadata": {"ownerReferences": null}});
+        secrets
+            .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(Error::Kube)?;
+    }
+    Ok(())
+}

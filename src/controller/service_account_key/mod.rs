@@ -1,0 +1,151 @@
+//! ServiceAccountKey: a ZenML service-account API key or a Trend Micro API key, depending
+//! on the store's provider, delivered in a Secret under `apiKey`.
+//!
+//! Crash safety rests on deterministic upstream names rather than idempotency keys (neither
+//! upstream has them): the name is recorded in `status.pending` before a create, and a
+//! restarted operator finds the key by that name. Its secret cannot be shown again, so it
+//! is replaced at once (ZenML: rotate with no retention; Trend Micro: regenerate) instead
+//! of minting a twin.
+//!
+//! Rotation differs by upstream. ZenML rotates in place and itself keeps the previous
+//! secret valid for `retain_period_minutes` (`retainPrevious` rounded up to whole
+//! minutes). Trend Micro's regenerate ends the old secret at once, so with `retainPrevious`
+//! the operator creates a second key with the same settings (`<name>-r<n>`), switches the
+//! Secret, and deletes the previous key when the overlap ends; without it, it regenerates.
+
+mod decide;
+mod trend;
+mod zenml;
+
+use std::time::Duration;
+
+use kube::ResourceExt;
+
+use self::decide::Provider;
+use crate::api::{KeyStatus, ServiceAccountKey};
+use crate::controller::Error;
+use crate::controller::conditions::{self, reason};
+use crate::controller::key_run::{Blocked, Common, KeyResource, RESYNC_INTERVAL, Run, default_upstream_name};
+use crate::controller::reconcile_key::KeyKind;
+use crate::controller::schedule::ROTATE_ANNOTATION;
+use crate::upstream::UpstreamClient;
+
+/// Used in messages, events and metrics.
+pub const KIND: &str = "ServiceAccountKey";
+/// The Secret key holding the API key.
+const SECRET_KEY: &str = "apiKey";
+
+impl KeyResource for ServiceAccountKey {
+    const KIND: &'static str = KIND;
+    const NOUN: &'static str = "key";
+
+    fn key_status(&self) -> Option<&KeyStatus> {
+        self.status.as_ref()
+    }
+
+    fn common(&self) -> Common<'_> {
+        Common {
+            store_ref: &self.spec.store_ref,
+            secret: &self.spec.secret,
+            rotation: self.spec.rotation.as_ref(),
+            rollout_restart: &self.spec.rollout_restart,
+            deletion_policy: self.spec.deletion_policy,
+        }
+    }
+}
+
+impl KeyKind for ServiceAccountKey {
+    const PROVIDERS: &'static [&'static str] = &["zenml", "trendMicro"];
+
+    async fn converge(
+        run: &mut Run<'_, Self>,
+        upstream: &UpstreamClient,
+    ) -> Result<Result<Duration, Blocked>, Error> {
+        let spec = &run.object.spec;
+        if let Some(client) = upstream.zenml() {
+            match decide::spec_problem(Provider::Zenml, spec) {
+                Some((reason_, message)) => Ok(Err(Blocked::spec(reason_, message))),
+                None => zenml::converge(run, client).await,
+            }
+        } else if let Some(client) = upstream.trend_micro() {
+            match decide::spec_problem(Provider::TrendMicro, spec) {
+                Some((reason_, message)) => Ok(Err(Blocked::spec(reason_, message))),
+                None => trend::converge(run, client).await,
+            }
+        } else {
+            Ok(Err(wrong_provider(upstream)))
+        }
+    }
+
+    async fn delete_upstream(
+        key: &Self,
+        status: &KeyStatus,
+        upstream: &UpstreamClient,
+    ) -> Result<usize, Error> {
+        if let Some(client) = upstream.zenml() {
+            zenml::delete(key, status, client).await
+        } else if let Some(client) = upstream.trend_micro() {
+            trend::delete(status, client).await
+        } else {
+            // Nothing can have been created in a store of another provider.
+            Ok(0)
+        }
+    }
+}
+
+/// Store resolution checks the provider; this guards the dispatch all the same.
+fn wrong_provider(upstream: &UpstreamClient) -> Blocked {
+    Blocked::new(
+        conditions::STORE_READY,
+        reason::WRONG_PROVIDER,
+        format!(
+            "the store serves the {:?} API; a ServiceAccountKey needs a zenml or trendMicro store",
+            upstream.api()
+        ),
+        RESYNC_INTERVAL,
+    )
+}
+
+/// The key's name upstream: `spec.keyName`, or `<namespace>-<name>`.
+fn key_name(key: &ServiceAccountKey) -> String {
+    key.spec
+        .key_name
+        .clone()
+        .unwrap_or_else(|| default_upstream_name(key))
+}
+
+/// The key is gone upstream and nothing asks for a new one: say how to get one.
+fn deleted_upstream(run: &Run<'_, ServiceAccountKey>, id: &str) -> Blocked {
+    let message = format!(
+        "key {id} was deleted outside the operator, so the Secret holds a dead key; to issue a new one run \
+         `kubectl annotate serviceaccountkey {} {ROTATE_ANNOTATION}=$(date +%s) --overwrite` (or change \
+         spec.rotation.requestedAt)",
+        run.object.name_any()
+    );
+    Blocked::new(
+        conditions::UPSTREAM_SYNCED,
+        reason::DELETED_UPSTREAM,
+        message,
+        RESYNC_INTERVAL,
+    )
+}
+
+/// Records an issuance request (no secret material) in `status.pending`, keyed by the
+/// upstream name it creates or acts on (cut to the 64 characters the field allows; the
+/// full name is in the request).
+async fn record_pending<R: serde::Serialize>(
+    run: &mut Run<'_, ServiceAccountKey>,
+    operation: crate::api::PendingKind,
+    trigger: &str,
+    name: &str,
+    request: &R,
+) -> Result<(), Error> {
+    let request = serde_json::to_string(request).map_err(Error::CorruptPending)?;
+    let key: String = name.chars().take(64).collect();
+    run.record_pending(operation, trigger, key, Some(request)).await
+}
+
+fn recorded<R: serde::de::DeserializeOwned>(run: &Run<'_, ServiceAccountKey>) -> Result<R, Error> {
+    let pending = run.status.pending.as_ref().expect("caller checked");
+    serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)
+}

@@ -1,0 +1,221 @@
+//! ServiceAccountKey on a Trend Micro store: a key with `roleID`, `locale`, `timeZone`,
+//! `description` and `expiryDate` from the spec; `active: false` locks it out.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+use tracing::info;
+
+use super::decide::{self, TrendIssue, TrendRotation};
+use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
+use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
+use crate::controller::Error;
+use crate::controller::conditions::{self, reason};
+use crate::controller::key_run::{Blocked, Delivery, Run};
+use crate::controller::schedule;
+use crate::upstream::trend::{ApiKey, IssuedApiKey, TrendMicroClient};
+
+pub async fn converge(
+    run: &mut Run<'_, ServiceAccountKey>,
+    trend: &TrendMicroClient,
+) -> Result<Result<Duration, Blocked>, Error> {
+    let key = run.object;
+    let base = key_name(key);
+    if run.status.upstream_id.is_none() && run.status.pending.is_none() {
+        let request = TrendIssue::Create {
+            key_name: base.clone(),
+            replaces: None,
+        };
+        record_pending(run, PendingKind::Create, "create", &base, &request).await?;
+    }
+    if run.status.pending.is_some() {
+        if let Err(blocked) = issue(run, trend).await? {
+            return Ok(Err(blocked));
+        }
+    }
+
+    let id = run.status.upstream_id.clone().expect("issued above");
+    let observed = match trend.get(parse_id(&id)?).await {
+        Ok(observed) => observed,
+        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+    };
+    run.status.upstream_state = Some(decide::state_name(observed.as_ref().map(|k| k.active)).into());
+    if let Some(observed) = &observed {
+        run.status.expires_at = observed.expiry_date.and_then(from_millis).map(Time);
+    }
+
+    // A new key gets the same expiryDate, so renewing before it would not help.
+    let trigger = run.rotation_due(key.spec.expires_at.is_none())?;
+    let retain = schedule::retain_previous(key.spec.rotation.as_ref())?;
+    let rotation_count = run.status.rotation_count.unwrap_or_default();
+    match (trigger, observed) {
+        (Some(trigger), observed) => {
+            let current = parse_id(&id)?;
+            let request = match (decide::trend_rotation(retain), &observed) {
+                (TrendRotation::Regenerate, Some(_)) => TrendIssue::Regenerate { id: current },
+                (_, observed) => TrendIssue::Create {
+                    key_name: decide::rotated_key_name(&base, rotation_count),
+                    replaces: observed.as_ref().map(|k| k.id),
+                },
+            };
+            let name = match &request {
+                TrendIssue::Create { key_name, .. } => key_name.clone(),
+                TrendIssue::Regenerate { .. } => base.clone(),
+            };
+            record_pending(run, PendingKind::Rotate, trigger, &name, &request).await?;
+            if let Err(blocked) = issue(run, trend).await? {
+                return Ok(Err(blocked));
+            }
+        }
+        (None, None) => return Ok(Err(deleted_upstream(run, &id))),
+        (None, Some(observed)) => {
+            if let Err(blocked) = drive(run, trend, &observed).await {
+                return Ok(Err(blocked));
+            }
+        }
+    }
+
+    for credential in run.due_for_retirement() {
+        crate::failpoint::hit("before-retire");
+        if let Err(error) = trend.delete(parse_id(&credential.id)?).await {
+            return Ok(Err(Blocked::upstream(
+                &format!("deleting previous key {}", credential.id),
+                &error,
+            )));
+        }
+        run.retired(&credential.id).await;
+    }
+    Ok(Ok(run.converged()))
+}
+
+/// Executes `status.pending` and delivers the secret; a key replaced by a second key is
+/// retired after `retainPrevious`.
+async fn issue(
+    run: &mut Run<'_, ServiceAccountKey>,
+    trend: &TrendMicroClient,
+) -> Result<Result<(), Blocked>, Error> {
+    let request = recorded::<TrendIssue>(run)?;
+    let (issued, replaces) = match &request {
+        TrendIssue::Create { key_name, replaces } => {
+            (create_or_recover(run, trend, key_name).await, *replaces)
+        }
+        TrendIssue::Regenerate { id } => (
+            trend
+                .regenerate_secret(*id)
+                .await
+                .map_err(|e| Blocked::upstream(&format!("regenerating the secret of key {id}"), &e)),
+            None,
+        ),
+    };
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(blocked) => return Ok(Err(blocked)),
+    };
+    let id = issued.key.id.to_string();
+    run.deliver(Delivery {
+        upstream_id: id.clone(),
+        credential_id: id,
+        entries: vec![(SECRET_KEY, issued.secret.expose().to_string())],
+        expires_at: issued.key.expiry_date.and_then(from_millis),
+        upstream_state: decide::state_name(Some(issued.key.active)).into(),
+        replaces: replaces.map(|r| r.to_string()),
+    })
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Creates key `name` with the spec's settings; if it exists already (created before a
+/// crash, its secret lost), regenerates its secret instead of creating a twin.
+async fn create_or_recover(
+    run: &Run<'_, ServiceAccountKey>,
+    trend: &TrendMicroClient,
+    name: &str,
+) -> Result<IssuedApiKey, Blocked> {
+    let found = trend
+        .find_by_name(name)
+        .await
+        .map_err(|e| Blocked::upstream(&format!("looking for key {name}"), &e))?;
+    if let Some(existing) = found.first() {
+        info!(
+            key_id = existing.id,
+            "key found by name after an interrupted create; replacing its secret"
+        );
+        return trend
+            .regenerate_secret(existing.id)
+            .await
+            .map_err(|e| Blocked::upstream(&format!("recovering key {name}"), &e));
+    }
+    trend
+        .create(&decide::trend_settings(&run.object.spec, name))
+        .await
+        .map_err(|e| Blocked::upstream(&format!("creating key {name}"), &e))
+}
+
+/// Brings the key's settings and `active` to the spec.
+async fn drive(
+    run: &mut Run<'_, ServiceAccountKey>,
+    trend: &TrendMicroClient,
+    observed: &ApiKey,
+) -> Result<(), Blocked> {
+    let id = observed.id;
+    let Some(changes) = decide::trend_changes(&run.object.spec, observed) else {
+        let state = decide::state_name(Some(observed.active));
+        run.set(
+            conditions::UPSTREAM_SYNCED,
+            true,
+            reason::RECONCILED,
+            format!("key {id} is {state}"),
+        );
+        return Ok(());
+    };
+    let updated = trend
+        .modify(id, &changes)
+        .await
+        .map_err(|e| Blocked::upstream(&format!("updating key {id}"), &e))?;
+    let now = decide::state_name(Some(updated.active));
+    run.status.upstream_state = Some(now.into());
+    run.status.expires_at = updated.expiry_date.and_then(from_millis).map(Time);
+    let note = format!("key {id} updated upstream to match the spec; it is {now}");
+    info!(key_id = id, state = now, "key updated");
+    run.event(EventType::Normal, reason::STATE_CHANGED, "Update", note.clone())
+        .await;
+    run.set(conditions::UPSTREAM_SYNCED, true, reason::STATE_CHANGED, note);
+    Ok(())
+}
+
+/// Deletes the current and retiring keys (and one created before a crash, found by its
+/// recorded name).
+pub async fn delete(status: &KeyStatus, trend: &TrendMicroClient) -> Result<usize, Error> {
+    let mut ids: Vec<i64> = status
+        .retiring
+        .iter()
+        .map(|r| r.id.as_str())
+        .chain(status.upstream_id.as_deref())
+        .map(parse_id)
+        .collect::<Result<_, _>>()?;
+    if let Some(pending) = &status.pending {
+        if let Ok(TrendIssue::Create { key_name, .. }) =
+            serde_json::from_str(pending.request.as_deref().unwrap_or("{}"))
+        {
+            ids.extend(trend.find_by_name(&key_name).await?.iter().map(|k| k.id));
+        }
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    for id in &ids {
+        trend.delete(*id).await?;
+    }
+    Ok(ids.len())
+}
+
+/// Trend Micro ids are integers; the status stores them as strings like every kind.
+fn parse_id(id: &str) -> Result<i64, Error> {
+    id.parse()
+        .map_err(|_| Error::CorruptStatus(format!("{id:?} is not a Trend Micro key id")))
+}
+
+fn from_millis(ms: i64) -> Option<Timestamp> {
+    Timestamp::from_millisecond(ms).ok()
+}

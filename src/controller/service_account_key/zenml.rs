@@ -1,0 +1,209 @@
+//! ServiceAccountKey on a ZenML store: a key of `spec.serviceAccount`, rotated in place.
+
+use std::time::Duration;
+
+use kube::runtime::events::EventType;
+use tracing::info;
+
+use super::decide::{self, ZenmlIssue};
+use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
+use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
+use crate::controller::Error;
+use crate::controller::conditions::{self, reason};
+use crate::controller::key_run::{Blocked, Delivery, Run};
+use crate::controller::schedule;
+use crate::upstream::zenml::{ApiKey, ApiKeyUpdate, IssuedApiKey, ZenmlClient};
+use crate::upstream::{ErrorClass, UpstreamError};
+
+pub async fn converge(
+    run: &mut Run<'_, ServiceAccountKey>,
+    zenml: &ZenmlClient,
+) -> Result<Result<Duration, Blocked>, Error> {
+    let key = run.object;
+    let named = key.spec.service_account.as_deref().expect("spec_problem checked");
+    let account = match zenml.service_account_id(named).await {
+        Ok(Some(id)) => id,
+        Ok(None) => {
+            let message = format!(
+                "ZenML has no service account {named:?}: create it, or set spec.serviceAccount to an existing one"
+            );
+            return Ok(Err(Blocked::spec(reason::SERVICE_ACCOUNT_NOT_FOUND, message)));
+        }
+        Err(error) => {
+            let what = format!("looking up service account {named}");
+            return Ok(Err(Blocked::upstream(&what, &error)));
+        }
+    };
+    let name = key_name(key);
+    if run.status.upstream_id.is_none() && run.status.pending.is_none() {
+        let request = ZenmlIssue::Create { name: name.clone() };
+        record_pending(run, PendingKind::Create, "create", &name, &request).await?;
+    }
+    if run.status.pending.is_some() {
+        if let Err(blocked) = issue(run, zenml, &account).await? {
+            return Ok(Err(blocked));
+        }
+    }
+
+    let id = run.status.upstream_id.clone().expect("issued above");
+    let observed = match zenml.get(&account, &id).await {
+        Ok(observed) => observed,
+        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+    };
+    run.status.upstream_state = Some(decide::state_name(observed.as_ref().map(|k| k.active)).into());
+
+    // ZenML keys do not expire, so only the interval, a request or a lost Secret rotates.
+    let trigger = run.rotation_due(true)?;
+    match (trigger, observed) {
+        (Some(trigger), Some(_)) => {
+            let retain = schedule::retain_previous(key.spec.rotation.as_ref())?;
+            let request = ZenmlIssue::Rotate {
+                id: id.clone(),
+                retain_minutes: decide::retain_minutes(retain),
+            };
+            record_pending(run, PendingKind::Rotate, trigger, &name, &request).await?;
+            if let Err(blocked) = issue(run, zenml, &account).await? {
+                return Ok(Err(blocked));
+            }
+        }
+        (Some(trigger), None) => {
+            let request = ZenmlIssue::Create { name: name.clone() };
+            record_pending(run, PendingKind::Rotate, trigger, &name, &request).await?;
+            if let Err(blocked) = issue(run, zenml, &account).await? {
+                return Ok(Err(blocked));
+            }
+        }
+        (None, None) => return Ok(Err(deleted_upstream(run, &id))),
+        (None, Some(observed)) => {
+            if let Err(blocked) = drive(run, zenml, &account, &observed).await {
+                return Ok(Err(blocked));
+            }
+        }
+    }
+    Ok(Ok(run.converged()))
+}
+
+/// Executes `status.pending` and delivers the secret. The previous secret of a rotation is
+/// retired by ZenML itself at the end of the retain period, so nothing is scheduled here.
+async fn issue(
+    run: &mut Run<'_, ServiceAccountKey>,
+    zenml: &ZenmlClient,
+    account: &str,
+) -> Result<Result<(), Blocked>, Error> {
+    let issued = match recorded::<ZenmlIssue>(run)? {
+        ZenmlIssue::Create { name } => create_or_recover(run, zenml, account, &name).await,
+        ZenmlIssue::Rotate { id, retain_minutes } => zenml
+            .rotate(account, &id, retain_minutes)
+            .await
+            .map_err(|e| Blocked::upstream(&format!("rotating key {id}"), &e)),
+    };
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(blocked) => return Ok(Err(blocked)),
+    };
+    run.deliver(Delivery {
+        upstream_id: issued.key.id.clone(),
+        credential_id: issued.key.id.clone(),
+        entries: vec![(SECRET_KEY, issued.secret.expose().to_string())],
+        expires_at: None,
+        upstream_state: decide::state_name(Some(issued.key.active)).into(),
+        replaces: None,
+    })
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Creates key `name`; if it exists already (created before a crash, its secret lost),
+/// rotates it with no retention so the unknown secret dies and a known one replaces it.
+async fn create_or_recover(
+    run: &Run<'_, ServiceAccountKey>,
+    zenml: &ZenmlClient,
+    account: &str,
+    name: &str,
+) -> Result<IssuedApiKey, Blocked> {
+    let description = run.object.spec.description.as_deref();
+    match zenml.create(account, name, description).await {
+        Err(error) if error.class() == ErrorClass::Conflict => {}
+        result => return result.map_err(|e| Blocked::upstream(&format!("creating key {name}"), &e)),
+    }
+    let recovering = |e: UpstreamError| Blocked::upstream(&format!("recovering key {name}"), &e);
+    let existing = zenml.get(account, name).await.map_err(recovering)?;
+    let Some(existing) = existing else {
+        return Err(Blocked::new(
+            conditions::UPSTREAM_SYNCED,
+            reason::UPSTREAM_ERROR,
+            format!("creating key {name}: the name is taken but no key by that name can be read; retrying"),
+            Duration::from_secs(30),
+        ));
+    };
+    info!(key_id = %existing.id, "key found by name after an interrupted create; replacing its secret");
+    zenml.rotate(account, &existing.id, 0).await.map_err(recovering)
+}
+
+/// Brings `active` and the description to the spec.
+async fn drive(
+    run: &mut Run<'_, ServiceAccountKey>,
+    zenml: &ZenmlClient,
+    account: &str,
+    observed: &ApiKey,
+) -> Result<(), Blocked> {
+    let spec = &run.object.spec;
+    let update = ApiKeyUpdate {
+        name: None,
+        description: spec
+            .description
+            .clone()
+            .filter(|d| observed.description.as_ref() != Some(d)),
+        active: Some(spec.active).filter(|a| *a != observed.active),
+    };
+    let id = &observed.id;
+    if update == ApiKeyUpdate::default() {
+        let state = decide::state_name(Some(observed.active));
+        run.set(
+            conditions::UPSTREAM_SYNCED,
+            true,
+            reason::RECONCILED,
+            format!("key {id} is {state}"),
+        );
+        return Ok(());
+    }
+    let updated = zenml
+        .update(account, id, &update)
+        .await
+        .map_err(|e| Blocked::upstream(&format!("updating key {id}"), &e))?;
+    let now = decide::state_name(Some(updated.active));
+    run.status.upstream_state = Some(now.into());
+    let note = format!("key {id} is now {now} upstream, as the spec asks");
+    info!(key_id = %id, state = now, "key updated");
+    run.event(EventType::Normal, reason::STATE_CHANGED, "Update", note.clone())
+        .await;
+    run.set(conditions::UPSTREAM_SYNCED, true, reason::STATE_CHANGED, note);
+    Ok(())
+}
+
+/// Deletes the key (and one created before a crash, found by its recorded name).
+pub async fn delete(
+    key: &ServiceAccountKey,
+    status: &KeyStatus,
+    zenml: &ZenmlClient,
+) -> Result<usize, Error> {
+    let Some(named) = key.spec.service_account.as_deref() else {
+        return Ok(0);
+    };
+    let Some(account) = zenml.service_account_id(named).await? else {
+        // Its keys went with it.
+        return Ok(0);
+    };
+    let account = account.as_str();
+    let mut ids: Vec<String> = status.upstream_id.iter().cloned().collect();
+    if status.pending.is_some() {
+        if let Some(found) = zenml.get(account, &key_name(key)).await? {
+            ids.push(found.id);
+        }
+    }
+    ids.dedup();
+    for id in &ids {
+        zenml.delete(account, id).await?;
+    }
+    Ok(ids.len())
+}
