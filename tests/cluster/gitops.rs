@@ -14,8 +14,13 @@ use crate::processes;
 use crate::support;
 
 /// Kinds that have a controller today; the others are applied and compared without waiting
-/// for a status. (ApiClient and ServiceAccountKey join when their controllers land.)
-const RECONCILED_KINDS: [&str; 3] = ["CredentialStore", "ClusterCredentialStore", "ApiToken"];
+/// for a status. (ApiClient joins when its controller lands.)
+const RECONCILED_KINDS: [&str; 4] = [
+    "CredentialStore",
+    "ClusterCredentialStore",
+    "ApiToken",
+    "ServiceAccountKey",
+];
 
 /// The field manager of the test's applies, standing in for Argo CD or Flux.
 const GITOPS_MANAGER: &str = "gitops";
