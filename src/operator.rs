@@ -12,7 +12,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::info;
 
-use crate::api::{ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind};
+use crate::api::{ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind};
 use crate::controller::store::StoreObject;
 use crate::controller::stores::Stores;
 use crate::controller::target_secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
@@ -109,6 +109,8 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     let tokens = tokens_controller.store();
     let sakeys_controller = key_controller::<ServiceAccountKey>(&client, namespace, cluster_stores.is_some());
     let sakeys = sakeys_controller.store();
+    let clients_controller = key_controller::<ApiClient>(&client, namespace, cluster_stores.is_some());
+    let clients = clients_controller.store();
 
     let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
     let ctx = Arc::new(Context::new(
@@ -120,11 +122,12 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
 
     let ready = {
         let readiness = readiness.clone();
-        let (stores, cluster_stores, tokens, sakeys) = (
+        let (stores, cluster_stores, tokens, sakeys, clients) = (
             namespaced_stores.clone(),
             cluster_stores.clone(),
             tokens.clone(),
             sakeys.clone(),
+            clients.clone(),
         );
         async move {
             let cluster_synced = async {
@@ -133,14 +136,13 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
                     None => Ok(()),
                 }
             };
-            let synced = future::join4(
-                stores.wait_until_ready(),
-                cluster_synced,
+            let keys_synced = future::join3(
                 tokens.wait_until_ready(),
                 sakeys.wait_until_ready(),
-            )
-            .await;
-            if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
+                clients.wait_until_ready(),
+            );
+            let synced = future::join3(stores.wait_until_ready(), cluster_synced, keys_synced).await;
+            if let (Ok(()), Ok(()), (Ok(()), Ok(()), Ok(()))) = synced {
                 info!("caches synced; ready");
                 readiness.set_ready();
             }
@@ -170,9 +172,11 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     };
     let tokens_run = run_keys(tokens_controller, ctx.clone());
     let sakeys_run = run_keys(sakeys_controller, ctx.clone());
+    let clients_run = run_keys(clients_controller, ctx.clone());
 
     let server = health::serve(options.listen, readiness, metrics, shutdown_signal());
-    let controllers = future::join4(stores_run, cluster_stores_run, tokens_run, sakeys_run);
+    let keys_run = future::join3(tokens_run, sakeys_run, clients_run);
+    let controllers = future::join3(stores_run, cluster_stores_run, keys_run);
     let (server, ..) = future::join3(server, controllers, ready).await;
     info!("controllers stopped");
     server
