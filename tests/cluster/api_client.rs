@@ -12,7 +12,7 @@ use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::fixtures::{
-    self, akamai_admin, akamai_get, eventually, is_ready, merge, requests_between, upstream_requests, wait_for,
+    self, akamai_admin, akamai_get, akamai_post, eventually, is_ready, merge, requests_between, upstream_requests, wait_for,
 };
 use crate::processes::{self, Credstore};
 use crate::support;
@@ -259,4 +259,62 @@ async fn api_client_deletion_honours_the_policy() {
             assert!(kept.metadata.owner_references.unwrap_or_default().is_empty());
         }
     }
+}
+
+/// What a crash between creating a credential and storing its secret leaves behind: a
+/// credential nobody knows the secret of, and the intent still in `status.pending`.
+/// Recovery deactivates and deletes it and issues another one.
+#[tokio::test]
+async fn a_credential_whose_secret_was_lost_in_a_crash_is_removed_and_replaced() {
+    let s = setup("apiclient-recover").await;
+    let created = s.create("cdn", spec(json!({}))).await;
+    let status = status_of(&created);
+    let id = status.upstream_id.clone().unwrap();
+    let current: i64 = status.credential_id.clone().unwrap().parse().unwrap();
+
+    // The state a crash right after `create_credential` leaves: the intent recorded with
+    // the credentials known before, and one more credential upstream.
+    let (code, lost) = akamai_post(&akamai_admin(&s.credstore), &format!("/api-clients/{id}/credentials")).await;
+    assert_eq!(code, 201, "{lost}");
+    let lost_id = lost["credentialId"].as_i64().unwrap();
+    let pending = json!({
+        "operation": "Rotate",
+        "idempotencyKey": id,
+        "startedAt": "2026-01-01T00:00:00Z",
+        "trigger": "annotation",
+        "request": serde_json::to_string(&json!({"known": [current], "replaces": current})).unwrap(),
+    });
+    // Written as the operator writes its status (server-side apply, its field manager).
+    let mut written = serde_json::to_value(&status).unwrap();
+    written["pending"] = pending;
+    let apply = json!({
+        "apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiClient",
+        "metadata": {"name": "cdn"}, "status": written,
+    });
+    s.clients
+        .patch_status(
+            "cdn",
+            &kube::api::PatchParams::apply("apikey-operator").force(),
+            &kube::api::Patch::Apply(apply),
+        )
+        .await
+        .unwrap();
+
+    let recovered = s.wait("cdn", "recovered", |st| st.pending.is_none() && st.rotation_count == Some(1)).await;
+    let status = status_of(&recovered);
+    let new_id = status.credential_id.clone().unwrap();
+    assert_ne!(new_id, lost_id.to_string(), "the lost credential is not reused");
+    assert_ne!(new_id, current.to_string());
+    let (_, upstream) = s.upstream(&id).await;
+    let lost_status = upstream["credentials"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["credentialId"] == lost_id)
+        .map(|c| c["status"].clone());
+    assert!(
+        lost_status.is_none() || lost_status == Some(json!("DELETED")),
+        "the credential with the lost secret is removed: {lost_status:?}"
+    );
+    assert!(signs(&s.edgerc("cdn").await).await, "the new credential works");
 }

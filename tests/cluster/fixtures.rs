@@ -348,6 +348,10 @@ pub async fn akamai_store(client: &Client, namespace: &str, name: &str, credstor
 /// values `edgerc` (keys `host`, `client_token`, `client_secret`, `access_token`): the
 /// HTTP status and the JSON body.
 pub async fn akamai_get(edgerc: &BTreeMap<String, String>, path: &str) -> (u16, Value) {
+    akamai_send(edgerc, "GET", path).await
+}
+
+async fn akamai_send(edgerc: &BTreeMap<String, String>, method: &str, path: &str) -> (u16, Value) {
     use apikey_operator::upstream::edgegrid::{ClientCredential, RequestParts, Signer, SigningPolicy};
     let signer = Signer::new(
         ClientCredential {
@@ -360,19 +364,26 @@ pub async fn akamai_get(edgerc: &BTreeMap<String, String>, path: &str) -> (u16, 
     let host = &edgerc["host"];
     let path = format!("/identity-management/v3{path}");
     let authorization = signer.sign(&RequestParts {
-        method: "GET",
+        method,
         scheme: "http",
         host,
         path_and_query: &path,
         headers: &[],
         body: &[],
     });
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let response = reqwest::Client::new()
-        .get(format!("http://{host}{path}"))
+        .request(method, format!("http://{host}{path}"))
         .header("authorization", authorization)
         .send()
         .await
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// An EdgeGrid-signed bodiless `POST` of `path` under `/identity-management/v3` (see
+/// [`akamai_get`]).
+pub async fn akamai_post(edgerc: &BTreeMap<String, String>, path: &str) -> (u16, Value) {
+    akamai_send(edgerc, "POST", path).await
 }
