@@ -12,11 +12,13 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::info;
 
-use crate::api::{ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind};
+use crate::api::{
+    ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind,
+};
+use crate::controller::reconcile_key::{self, KeyKind};
 use crate::controller::store::StoreObject;
 use crate::controller::stores::Stores;
 use crate::controller::target_secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use crate::controller::reconcile_key::{self, KeyKind};
 use crate::controller::{Context, store};
 use crate::health::{self, Readiness};
 use crate::metrics::Metrics;
@@ -207,7 +209,11 @@ fn stores_using_secret<S: StoreObject>(stores: &Store<S>, namespace: &str, name:
 /// The controller of key kind `K`: its resources, the Secrets the operator labelled (no
 /// cluster-wide Secret cache), and the stores the resources reference, so a store turning
 /// Ready (or its credential changing) reconciles the keys that use it.
-fn key_controller<K: KeyKind>(client: &Client, namespace: Option<&str>, cluster_stores: bool) -> Controller<K> {
+fn key_controller<K: KeyKind>(
+    client: &Client,
+    namespace: Option<&str>,
+    cluster_stores: bool,
+) -> Controller<K> {
     let own_secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let controller = Controller::new(namespaced::<K>(client, namespace), watcher::Config::default())
         .owns(namespaced::<Secret>(client, namespace), own_secrets);

@@ -279,7 +279,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
             entries: delivery.entries,
         };
         let name = self.secret_name();
-        let owner = object.controller_owner_ref(&()).expect("a stored object has a uid");
+        let owner = object
+            .controller_owner_ref(&())
+            .expect("a stored object has a uid");
         let desired = target_secret::desired(&name, &self.namespace, owner, common.secret, &material);
         let existing = self.secrets.get_opt(&name).await.map_err(Error::Kube)?;
         if !existing
@@ -320,7 +322,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.event(EventType::Normal, "Created", "Create", note).await;
             return Ok(());
         }
-        let trigger = pending.and_then(|p| p.trigger).unwrap_or_else(|| "resumed".into());
+        let trigger = pending
+            .and_then(|p| p.trigger)
+            .unwrap_or_else(|| "resumed".into());
         for failure in rollout::restart(
             &self.ctx.client,
             &self.namespace,
@@ -405,11 +409,7 @@ pub fn owner_uid<K: KeyResource>(object: &K) -> String {
 
 /// `<namespace>-<name>`: the deterministic upstream name of a resource that sets none.
 pub fn default_upstream_name<K: KeyResource>(object: &K) -> String {
-    format!(
-        "{}-{}",
-        object.namespace().unwrap_or_default(),
-        object.name_any()
-    )
+    format!("{}-{}", object.namespace().unwrap_or_default(), object.name_any())
 }
 
 fn current_requests<K: KeyResource>(object: &K) -> crate::api::RotationRequests {

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
-use kube::ResourceExt;
 use tracing::{info, instrument};
 
 use super::conditions::{self, reason};
@@ -208,13 +208,7 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
 
     let upstream = match ctx
         .stores
-        .resolve(
-            &ctx.client,
-            K::KIND,
-            &namespace,
-            common.store_ref,
-            K::PROVIDERS,
-        )
+        .resolve(&ctx.client, K::KIND, &namespace, common.store_ref, K::PROVIDERS)
         .await
     {
         Ok(upstream) => upstream,

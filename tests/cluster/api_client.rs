@@ -12,7 +12,8 @@ use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
 use crate::fixtures::{
-    self, akamai_admin, akamai_get, akamai_post, eventually, is_ready, merge, requests_between, upstream_requests, wait_for,
+    self, akamai_admin, akamai_get, akamai_post, eventually, is_ready, merge, requests_between,
+    upstream_requests, wait_for,
 };
 use crate::processes::{self, Credstore};
 use crate::support;
@@ -127,7 +128,10 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
             cs.iter().any(|c| {
                 c["credentialId"].to_string() == first_credential
                     && c["description"] == "managed by apikey-operator"
-                    && c["expiresOn"].as_str().unwrap_or_default().starts_with("2027-06-01T00:00:00")
+                    && c["expiresOn"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .starts_with("2027-06-01T00:00:00")
             })
         })
     };
@@ -147,11 +151,16 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
     }
     assert!(first[".edgerc"].starts_with("[default]\n"));
     assert!(first[".edgerc"].contains(&format!("client_secret = {}\n", first["client_secret"])));
-    assert!(signs(&first).await, "the Secret's credential signs accepted requests");
+    assert!(
+        signs(&first).await,
+        "the Secret's credential signs accepted requests"
+    );
 
     merge(&s.clients, "cdn", json!({"spec": {"locked": true}})).await;
-    s.wait("cdn", "locked", |st| st.upstream_state.as_deref() == Some("locked"))
-        .await;
+    s.wait("cdn", "locked", |st| {
+        st.upstream_state.as_deref() == Some("locked")
+    })
+    .await;
     assert!(!signs(&first).await, "a locked client is refused");
 
     // A settings change to a locked client: unlock → update → lock.
@@ -162,16 +171,20 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
     )
     .await;
     let generation = s.clients.get("cdn").await.unwrap().metadata.generation;
-    s.wait("cdn", "settings applied", |st| st.observed_generation == generation)
-        .await;
+    s.wait("cdn", "settings applied", |st| {
+        st.observed_generation == generation
+    })
+    .await;
     let (_, upstream) = s.upstream(&id).await;
     assert_eq!(upstream["clientDescription"], "purges the CDN, v2");
     assert_eq!(upstream["isLocked"], true, "the client ends locked");
     assert!(!signs(&first).await);
 
     merge(&s.clients, "cdn", json!({"spec": {"locked": false}})).await;
-    s.wait("cdn", "unlocked", |st| st.upstream_state.as_deref() == Some("unlocked"))
-        .await;
+    s.wait("cdn", "unlocked", |st| {
+        st.upstream_state.as_deref() == Some("unlocked")
+    })
+    .await;
     assert!(signs(&first).await, "unlocked again");
 
     let before = upstream_requests(&s.credstore).await;
@@ -191,7 +204,10 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
     assert_ne!(second["client_token"], first["client_token"]);
     assert_eq!(status_of(&rotated).upstream_id.as_deref(), Some(id.as_str()));
     assert!(signs(&second).await, "the new credential works");
-    assert!(signs(&first).await, "the previous one works during retainPrevious");
+    assert!(
+        signs(&first).await,
+        "the previous one works during retainPrevious"
+    );
     eventually("the previous credential is retired", false, || signs(&first)).await;
     let (_, upstream) = s.upstream(&id).await;
     let previous = upstream["credentials"]
@@ -213,9 +229,14 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
         .await
         .unwrap();
     let events = serde_json::to_string(&events.items).unwrap();
-    let statuses = serde_json::to_string(&s.clients.list(&ListParams::default()).await.unwrap().items).unwrap();
+    let statuses =
+        serde_json::to_string(&s.clients.list(&ListParams::default()).await.unwrap().items).unwrap();
     let admin = akamai_admin(&s.credstore);
-    for secret in [&first["client_secret"], &second["client_secret"], &admin["client_secret"]] {
+    for secret in [
+        &first["client_secret"],
+        &second["client_secret"],
+        &admin["client_secret"],
+    ] {
         for window in secret
             .as_bytes()
             .windows(12)
@@ -234,9 +255,7 @@ async fn api_client_deletion_honours_the_policy() {
     let secrets: Api<Secret> = Api::namespaced(s.client.clone(), &s.namespace);
     for policy in ["Delete", "Orphan"] {
         let name = format!("cdn-{}", policy.to_lowercase());
-        let created = s
-            .create(&name, spec(json!({"deletionPolicy": policy})))
-            .await;
+        let created = s.create(&name, spec(json!({"deletionPolicy": policy}))).await;
         let id = status_of(&created).upstream_id.unwrap();
         let edgerc = s.edgerc(&name).await;
         s.clients.delete(&name, &Default::default()).await.unwrap();
@@ -274,7 +293,11 @@ async fn a_credential_whose_secret_was_lost_in_a_crash_is_removed_and_replaced()
 
     // The state a crash right after `create_credential` leaves: the intent recorded with
     // the credentials known before, and one more credential upstream.
-    let (code, lost) = akamai_post(&akamai_admin(&s.credstore), &format!("/api-clients/{id}/credentials")).await;
+    let (code, lost) = akamai_post(
+        &akamai_admin(&s.credstore),
+        &format!("/api-clients/{id}/credentials"),
+    )
+    .await;
     assert_eq!(code, 201, "{lost}");
     let lost_id = lost["credentialId"].as_i64().unwrap();
     let pending = json!({
@@ -300,7 +323,11 @@ async fn a_credential_whose_secret_was_lost_in_a_crash_is_removed_and_replaced()
         .await
         .unwrap();
 
-    let recovered = s.wait("cdn", "recovered", |st| st.pending.is_none() && st.rotation_count == Some(1)).await;
+    let recovered = s
+        .wait("cdn", "recovered", |st| {
+            st.pending.is_none() && st.rotation_count == Some(1)
+        })
+        .await;
     let status = status_of(&recovered);
     let new_id = status.credential_id.clone().unwrap();
     assert_ne!(new_id, lost_id.to_string(), "the lost credential is not reused");

@@ -263,7 +263,10 @@ pub async fn trend_current(credstore: &Credstore, key: &str) -> u16 {
 pub async fn trend_key(credstore: &Credstore, id: &str) -> Option<Value> {
     let response = reqwest::Client::new()
         .get(format!("{}/api/apikeys/{id}", credstore.url))
-        .header("api-secret-key", credstore.bootstrap_file("trendmicro.secret-key"))
+        .header(
+            "api-secret-key",
+            credstore.bootstrap_file("trendmicro.secret-key"),
+        )
         .header("api-version", "v1")
         .send()
         .await
@@ -271,7 +274,11 @@ pub async fn trend_key(credstore: &Credstore, id: &str) -> Option<Value> {
     if response.status() == 404 {
         return None;
     }
-    assert!(response.status().is_success(), "GET key {id}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "GET key {id}: {}",
+        response.status()
+    );
     Some(response.json().await.unwrap())
 }
 

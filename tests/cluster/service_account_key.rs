@@ -225,7 +225,12 @@ async fn trend_key_authenticates_and_the_old_key_stops_exactly_when_it_should() 
         trend_key(&s.credstore, &second_id).await.unwrap()["keyName"],
         format!("{}-scanner-r1", s.namespace)
     );
-    let retire_at = status.retiring.first().expect("the first key retires").retire_at.0;
+    let retire_at = status
+        .retiring
+        .first()
+        .expect("the first key retires")
+        .retire_at
+        .0;
     let second = s.secret_key("scanner").await;
     assert_eq!(trend_current(&s.credstore, &second).await, 200);
     let until_retire = retire_at.duration_since(k8s_openapi::jiff::Timestamp::now());
@@ -262,7 +267,11 @@ async fn trend_key_authenticates_and_the_old_key_stops_exactly_when_it_should() 
     );
     assert_eq!(status_of(&regenerated).upstream_id, Some(second_id));
     let third = s.secret_key("scanner").await;
-    assert_ne!(trend_current(&s.credstore, &second).await, 200, "regenerate ends the old secret");
+    assert_ne!(
+        trend_current(&s.credstore, &second).await,
+        200,
+        "regenerate ends the old secret"
+    );
     assert_eq!(trend_current(&s.credstore, &third).await, 200);
 }
 
@@ -415,7 +424,10 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_repla
         .unwrap();
     let bearer = login["access_token"].as_str().unwrap().to_string();
     let account: Value = http
-        .get(format!("{}/api/v1/service_accounts/{SERVICE_ACCOUNT}", s.credstore.url))
+        .get(format!(
+            "{}/api/v1/service_accounts/{SERVICE_ACCOUNT}",
+            s.credstore.url
+        ))
         .bearer_auth(&bearer)
         .send()
         .await
@@ -443,7 +455,10 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_repla
     // Trend Micro: likewise.
     let orphan_trend: Value = http
         .post(format!("{}/api/apikeys", s.credstore.url))
-        .header("api-secret-key", s.credstore.bootstrap_file("trendmicro.secret-key"))
+        .header(
+            "api-secret-key",
+            s.credstore.bootstrap_file("trendmicro.secret-key"),
+        )
         .header("api-version", "v1")
         .json(&json!({"keyName": format!("{}-tk", s.namespace), "roleID": 1}))
         .send()

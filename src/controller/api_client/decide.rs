@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::api::ApiClientSpec;
-use crate::upstream::akamai::{ApiClient as UpstreamClient, ClientSettings, Credential, CredentialStatus, CredentialUpdate};
+use crate::upstream::akamai::{
+    ApiClient as UpstreamClient, ClientSettings, Credential, CredentialStatus, CredentialUpdate,
+};
 
 /// The create (and full-replace update) body for the spec, under upstream name `name`.
 pub fn settings(spec: &ApiClientSpec, name: &str) -> ClientSettings {
@@ -25,7 +27,12 @@ pub fn settings(spec: &ApiClientSpec, name: &str) -> ClientSettings {
 /// applied (`generation_changed`), or a field the API reports plainly drifted upstream.
 /// Access lists come back decorated (API names, group names), so they are compared
 /// through the generation only.
-pub fn settings_stale(spec: &ApiClientSpec, name: &str, observed: &UpstreamClient, generation_changed: bool) -> bool {
+pub fn settings_stale(
+    spec: &ApiClientSpec,
+    name: &str,
+    observed: &UpstreamClient,
+    generation_changed: bool,
+) -> bool {
     generation_changed
         || observed.client_name.as_deref() != Some(name)
         || (spec.client_description.is_some() && observed.client_description != spec.client_description)
@@ -162,10 +169,15 @@ mod tests {
         assert!(credential_update(&plain, &credential(1, CredentialStatus::Active)).is_none());
         let reactivate = credential_update(&plain, &credential(1, CredentialStatus::Inactive)).unwrap();
         assert_eq!(reactivate.status, CredentialStatus::Active);
-        let described = spec(serde_json::json!({"credential": {"description": "ci", "expiresAt": "2027-06-01T00:00:00Z"}}));
+        let described = spec(
+            serde_json::json!({"credential": {"description": "ci", "expiresAt": "2027-06-01T00:00:00Z"}}),
+        );
         let update = credential_update(&described, &credential(1, CredentialStatus::Active)).unwrap();
         assert_eq!(update.description.as_deref(), Some("ci"));
-        assert_eq!(update.expires_on, "2027-06-01T00:00:00Z".parse::<Timestamp>().unwrap());
+        assert_eq!(
+            update.expires_on,
+            "2027-06-01T00:00:00Z".parse::<Timestamp>().unwrap()
+        );
     }
 
     #[test]

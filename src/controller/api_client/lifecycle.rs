@@ -70,7 +70,10 @@ fn client_name(object: &ApiClient) -> String {
         .unwrap_or_else(|| default_upstream_name(object))
 }
 
-async fn converge(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient) -> Result<Result<Duration, Blocked>, Error> {
+async fn converge(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+) -> Result<Result<Duration, Blocked>, Error> {
     let object = run.object;
     let name = client_name(object);
     // Taken before anything is saved: a save records the current generation as observed.
@@ -101,7 +104,12 @@ async fn converge(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient) -> Result
             run.status.upstream_state = Some(decide::state_name(None).into());
             return Ok(Err(deleted_upstream(run, &client_id)));
         }
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading client {client_id}"), &error))),
+        Err(error) => {
+            return Ok(Err(Blocked::upstream(
+                &format!("reading client {client_id}"),
+                &error,
+            )));
+        }
     };
     run.status.upstream_state = Some(decide::state_name(Some(observed.is_locked)).into());
     let current_id = run.status.credential_id.clone().expect("issued above");
@@ -150,7 +158,12 @@ async fn ensure_client(
 ) -> Result<Result<String, Blocked>, Error> {
     let found = match akamai.find_clients_by_name(name).await {
         Ok(found) => found,
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("looking for client {name}"), &error))),
+        Err(error) => {
+            return Ok(Err(Blocked::upstream(
+                &format!("looking for client {name}"),
+                &error,
+            )));
+        }
     };
     let client = match found.into_iter().next() {
         Some(client) => client,
@@ -185,14 +198,24 @@ async fn record_issue(
         .iter()
         .map(|c| c.credential_id)
         .collect();
-    let request = serde_json::to_string(&CredentialIssue { known, replaces }).map_err(Error::CorruptPending)?;
-    run.record_pending(operation, trigger, client_id.chars().take(64).collect(), Some(request))
-        .await
+    let request =
+        serde_json::to_string(&CredentialIssue { known, replaces }).map_err(Error::CorruptPending)?;
+    run.record_pending(
+        operation,
+        trigger,
+        client_id.chars().take(64).collect(),
+        Some(request),
+    )
+    .await
 }
 
 /// Executes `status.pending`: removes a credential an interrupted issuance left without a
 /// known secret, creates a credential and delivers it.
-async fn issue(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, client_id: &str) -> Result<Result<(), Blocked>, Error> {
+async fn issue(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    client_id: &str,
+) -> Result<Result<(), Blocked>, Error> {
     let pending = run.status.pending.clone().expect("caller checked");
     let recorded: CredentialIssue =
         serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
@@ -201,15 +224,26 @@ async fn issue(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, client_id: &
         Err(error) => return Ok(Err(Blocked::upstream("listing credentials", &error))),
     };
     for lost in decide::lost_credentials(&recorded, &credentials) {
-        info!(credential_id = lost, "credential created before an interruption; its secret is lost, removing it");
+        info!(
+            credential_id = lost,
+            "credential created before an interruption; its secret is lost, removing it"
+        );
         if let Err(error) = retire(akamai, client_id, lost).await {
-            return Ok(Err(Blocked::upstream(&format!("removing credential {lost}"), &error)));
+            return Ok(Err(Blocked::upstream(
+                &format!("removing credential {lost}"),
+                &error,
+            )));
         }
     }
     let client = match akamai.get_client(client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return Ok(Err(deleted_upstream(run, client_id))),
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading client {client_id}"), &error))),
+        Err(error) => {
+            return Ok(Err(Blocked::upstream(
+                &format!("reading client {client_id}"),
+                &error,
+            )));
+        }
     };
     let Some(access_token) = client.access_token.clone() else {
         let message = format!("client {client_id} has no access token upstream; retrying");
@@ -276,7 +310,10 @@ async fn drive(
         }
     }
     if locked != spec.locked {
-        akamai.set_locked(id, spec.locked).await.map_err(failed("locking"))?;
+        akamai
+            .set_locked(id, spec.locked)
+            .await
+            .map_err(failed("locking"))?;
         if spec.locked != observed.is_locked {
             changes.push(format!("now {}", decide::state_name(Some(spec.locked))));
         }
@@ -319,7 +356,11 @@ async fn drive(
 /// already gone is fine.
 async fn retire(akamai: &AkamaiClient, client_id: &str, credential: i64) -> Result<(), UpstreamError> {
     let listed: Vec<Credential> = akamai.list_credentials(client_id).await?;
-    match listed.iter().find(|c| c.credential_id == credential).map(|c| c.status) {
+    match listed
+        .iter()
+        .find(|c| c.credential_id == credential)
+        .map(|c| c.status)
+    {
         None | Some(CredentialStatus::Deleted) => return Ok(()),
         Some(CredentialStatus::Active) => akamai.deactivate_credential(client_id, credential).await?,
         Some(CredentialStatus::Inactive) => {}

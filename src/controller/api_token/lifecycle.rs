@@ -77,11 +77,12 @@ async fn converge(
 
     // Rotation: scheduled, requested, forced by lost Secret material, or a new expiry
     // (the upstream cannot change a token's expiry in place).
-    let trigger = run.rotation_due(token.spec.expires_at.is_none())?.or(decide::expiry_changed(
-        &token.spec,
-        run.status.expires_at.as_ref().map(|t| t.0),
-    )
-    .then_some("expiresAt"));
+    let trigger = run
+        .rotation_due(token.spec.expires_at.is_none())?
+        .or(
+            decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0))
+                .then_some("expiresAt"),
+        );
 
     let step = decide::state_step(token.spec.state, observed.as_ref().map(|d| d.status));
     let lost_upstream = matches!(
@@ -186,7 +187,11 @@ fn action_name(action: TokenAction) -> &'static str {
 
 /// Records the intent to mint a token, with the exact request and a fresh idempotency
 /// key, before anything is sent.
-async fn record_pending(run: &mut Run<'_, ApiToken>, operation: PendingKind, trigger: &str) -> Result<(), Error> {
+async fn record_pending(
+    run: &mut Run<'_, ApiToken>,
+    operation: PendingKind,
+    trigger: &str,
+) -> Result<(), Error> {
     let request =
         serde_json::to_string(&CreateRequest::from_spec(&run.object.spec)).map_err(Error::CorruptPending)?;
     run.record_pending(operation, trigger, idempotency_key(), Some(request))

@@ -20,11 +20,13 @@ pub fn spec_problem(provider: Provider, spec: &ServiceAccountKeySpec) -> Option<
     match provider {
         Provider::Zenml if spec.service_account.is_none() => Some((
             reason::SERVICE_ACCOUNT_REQUIRED,
-            "the store is a ZenML store, which creates keys on a service account: set spec.serviceAccount".into(),
+            "the store is a ZenML store, which creates keys on a service account: set spec.serviceAccount"
+                .into(),
         )),
         Provider::Zenml if spec.role_id.is_some() || spec.expires_at.is_some() => Some((
             reason::FIELD_NOT_APPLICABLE,
-            "spec.roleID and spec.expiresAt apply to Trend Micro keys only: unset them for a ZenML store".into(),
+            "spec.roleID and spec.expiresAt apply to Trend Micro keys only: unset them for a ZenML store"
+                .into(),
         )),
         Provider::TrendMicro if spec.role_id.is_none() => Some((
             reason::ROLE_ID_REQUIRED,

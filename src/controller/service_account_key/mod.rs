@@ -142,8 +142,7 @@ async fn record_pending<R: serde::Serialize>(
 ) -> Result<(), Error> {
     let request = serde_json::to_string(request).map_err(Error::CorruptPending)?;
     let key: String = name.chars().take(64).collect();
-    run.record_pending(operation, trigger, key, Some(request))
-        .await
+    run.record_pending(operation, trigger, key, Some(request)).await
 }
 
 fn recorded<R: serde::de::DeserializeOwned>(run: &Run<'_, ServiceAccountKey>) -> Result<R, Error> {

@@ -91,7 +91,10 @@ pub async fn converge(
 
 /// Executes `status.pending` and delivers the secret; a key replaced by a second key is
 /// retired after `retainPrevious`.
-async fn issue(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroClient) -> Result<Result<(), Blocked>, Error> {
+async fn issue(
+    run: &mut Run<'_, ServiceAccountKey>,
+    trend: &TrendMicroClient,
+) -> Result<Result<(), Blocked>, Error> {
     let request = recorded::<TrendIssue>(run)?;
     let (issued, replaces) = match &request {
         TrendIssue::Create { key_name, replaces } => {
@@ -134,7 +137,10 @@ async fn create_or_recover(
         .await
         .map_err(|e| Blocked::upstream(&format!("looking for key {name}"), &e))?;
     if let Some(existing) = found.first() {
-        info!(key_id = existing.id, "key found by name after an interrupted create; replacing its secret");
+        info!(
+            key_id = existing.id,
+            "key found by name after an interrupted create; replacing its secret"
+        );
         return trend
             .regenerate_secret(existing.id)
             .await
@@ -147,7 +153,11 @@ async fn create_or_recover(
 }
 
 /// Brings the key's settings and `active` to the spec.
-async fn drive(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroClient, observed: &ApiKey) -> Result<(), Blocked> {
+async fn drive(
+    run: &mut Run<'_, ServiceAccountKey>,
+    trend: &TrendMicroClient,
+    observed: &ApiKey,
+) -> Result<(), Blocked> {
     let id = observed.id;
     let Some(changes) = decide::trend_changes(&run.object.spec, observed) else {
         let state = decide::state_name(Some(observed.active));

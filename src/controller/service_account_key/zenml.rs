@@ -182,7 +182,11 @@ async fn drive(
 }
 
 /// Deletes the key (and one created before a crash, found by its recorded name).
-pub async fn delete(key: &ServiceAccountKey, status: &KeyStatus, zenml: &ZenmlClient) -> Result<usize, Error> {
+pub async fn delete(
+    key: &ServiceAccountKey,
+    status: &KeyStatus,
+    zenml: &ZenmlClient,
+) -> Result<usize, Error> {
     let Some(named) = key.spec.service_account.as_deref() else {
         return Ok(0);
     };
