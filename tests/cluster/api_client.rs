@@ -121,12 +121,12 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
         .await;
     let status = status_of(&created);
     let id = status.upstream_id.clone().unwrap();
-    let first_credential = status.credential_id.clone().unwrap();
+    let first_credential: i64 = status.credential_id.clone().unwrap().parse().unwrap();
     // The description and expiry are set once the secret is stored.
     let credential_described = |v: &Value| {
         v["credentials"].as_array().is_some_and(|cs| {
             cs.iter().any(|c| {
-                c["credentialId"].to_string() == first_credential
+                c["credentialId"] == first_credential
                     && c["description"] == "managed by apikey-operator"
                     && c["expiresOn"]
                         .as_str()
@@ -214,7 +214,7 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["credentialId"].to_string() == first_credential)
+        .find(|c| c["credentialId"] == first_credential)
         .map(|c| c["status"].clone());
     assert!(
         previous.is_none() || previous == Some(json!("DELETED")),

@@ -92,10 +92,10 @@ async fn converge(
     if run.status.credential_id.is_none() && run.status.pending.is_none() {
         record_issue(run, akamai, &client_id, PendingKind::Create, "create", None).await?;
     }
-    if run.status.pending.is_some() {
-        if let Err(blocked) = issue(run, akamai, &client_id).await? {
-            return Ok(Err(blocked));
-        }
+    if run.status.pending.is_some()
+        && let Err(blocked) = issue(run, akamai, &client_id).await?
+    {
+        return Ok(Err(blocked));
     }
 
     let observed = match akamai.get_client(&client_id).await {

@@ -59,10 +59,10 @@ async fn converge(
     if run.status.upstream_id.is_none() && run.status.pending.is_none() {
         record_pending(run, PendingKind::Create, "create").await?;
     }
-    if run.status.pending.is_some() {
-        if let Err(blocked) = issue(run, prefactor).await? {
-            return Ok(Err(blocked));
-        }
+    if run.status.pending.is_some()
+        && let Err(blocked) = issue(run, prefactor).await?
+    {
+        return Ok(Err(blocked));
     }
 
     let id = run.status.upstream_id.clone().expect("issued above");
