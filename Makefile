@@ -2,12 +2,19 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo test crds check-generated envtest conformance-venv credstore-conformance
+.PHONY: demo bench test crds check-generated envtest conformance-venv credstore-conformance
 
 ## Runs the operator's whole job locally: a control plane, the embedded credential store,
 ## the operator and examples/; prints what converged and keeps running until Ctrl-C.
 demo: envtest
 	cargo run --locked -- demo --assets "$$(tests/envtest/setup.sh | tail -n 1)"
+
+## Convergence benchmark against the floor (OBJECTS=1000 by default); prints figures.
+OBJECTS ?= 1000
+bench: envtest
+	cargo build --release --locked --bin apikey-operator
+	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
+	cargo bench --locked --bench convergence -- --objects $(OBJECTS)
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
 test: envtest check-generated conformance-venv credstore-conformance

@@ -126,6 +126,7 @@ async fn run_until_stopped(options: DemoOptions) -> Result<(), DemoError> {
         namespace: None,
         listen: options.operator_listen,
         instance: Some("demo".into()),
+        concurrency: 16,
     };
     let operator_task = tokio::spawn(operator::run(operator_client, metrics, options_run));
 

@@ -4,6 +4,7 @@ pub mod api;
 pub mod controller;
 pub mod credstore;
 pub mod demo;
+pub mod failpoint;
 pub mod health;
 pub mod localcluster;
 pub mod metrics;

@@ -67,6 +67,8 @@ pub struct LocalCluster {
     apiserver: Child,
     kubeconfig: PathBuf,
     server_url: String,
+    etcd_url: String,
+    apiserver_port: u16,
 }
 
 impl LocalCluster {
@@ -126,9 +128,20 @@ impl LocalCluster {
             apiserver,
             kubeconfig,
             server_url,
+            etcd_url,
+            apiserver_port,
         };
         cluster.wait_for_apiserver().await?;
         Ok(cluster)
+    }
+
+    /// Stops kube-apiserver, waits `down` and starts it again on the same port and etcd:
+    /// what a control-plane upgrade or crash looks like to clients.
+    pub async fn restart_apiserver(&mut self, down: Duration) -> Result<()> {
+        self.apiserver.kill().await.map_err(io("stopping kube-apiserver"))?;
+        tokio::time::sleep(down).await;
+        self.apiserver = spawn_apiserver(&self.assets, &self.dir, &self.etcd_url, self.apiserver_port)?;
+        self.wait_for_apiserver().await
     }
 
     /// Path of a kubeconfig whose current context is the cluster admin.

@@ -37,6 +37,9 @@ enum Command {
         /// Name of this replica, shown as the reporting instance of events.
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
+        /// Reconciliations of one kind running at once (bounds concurrent upstream calls).
+        #[arg(long, env = "APIKEY_OPERATOR_CONCURRENCY", default_value_t = 16)]
+        concurrency: u16,
     },
     /// Run the operator's whole job on an embedded default: a local control plane, the
     /// embedded credential store, the operator and the examples.
@@ -52,6 +55,7 @@ fn main() -> anyhow::Result<()> {
             listen,
             log_format,
             instance,
+            concurrency,
         } => {
             apikey_operator::telemetry::init(log_format);
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
@@ -64,6 +68,7 @@ fn main() -> anyhow::Result<()> {
                     namespace,
                     listen,
                     instance,
+                    concurrency,
                 };
                 apikey_operator::operator::run(client, metrics, options)
                     .await

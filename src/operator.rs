@@ -31,6 +31,8 @@ pub struct Options {
     pub listen: SocketAddr,
     /// Identifies this replica in events (the pod name in a cluster).
     pub instance: Option<String>,
+    /// Reconciliations of one kind running at once (bounds concurrent upstream calls).
+    pub concurrency: u16,
 }
 
 fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -172,9 +174,9 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
                 .await;
         }
     };
-    let tokens_run = run_keys(tokens_controller, ctx.clone());
-    let sakeys_run = run_keys(sakeys_controller, ctx.clone());
-    let clients_run = run_keys(clients_controller, ctx.clone());
+    let tokens_run = run_keys(tokens_controller, ctx.clone(), options.concurrency);
+    let sakeys_run = run_keys(sakeys_controller, ctx.clone(), options.concurrency);
+    let clients_run = run_keys(clients_controller, ctx.clone(), options.concurrency);
 
     let server = health::serve(options.listen, readiness, metrics, shutdown_signal());
     let keys_run = future::join3(tokens_run, sakeys_run, clients_run);
@@ -241,8 +243,9 @@ fn key_controller<K: KeyKind>(
     )
 }
 
-async fn run_keys<K: KeyKind>(controller: Controller<K>, ctx: Arc<Context>) {
+async fn run_keys<K: KeyKind>(controller: Controller<K>, ctx: Arc<Context>, concurrency: u16) {
     controller
+        .with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
         .shutdown_on_signal()
         .run(
             reconcile_key::reconcile::<K>,

@@ -1,6 +1,7 @@
 //! What every reconciliation shares.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
@@ -19,6 +20,8 @@ pub struct Context {
     pub client_options: ClientOptions,
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
+    /// The resourceVersion each object (by uid) got from this process's last status write.
+    own_writes: Mutex<HashMap<String, String>>,
 }
 
 impl Context {
@@ -34,7 +37,24 @@ impl Context {
             limiters: RateLimiters::default(),
             client_options: ClientOptions::default(),
             metrics,
+            own_writes: Mutex::default(),
         }
+    }
+
+    /// Remembers that this process wrote version `resource_version` of object `uid`.
+    pub fn record_own_write(&self, uid: &str, resource_version: &str) {
+        self.own_writes.lock().expect("own writes lock").insert(uid.to_string(), resource_version.to_string());
+    }
+
+    /// Whether version `resource_version` of object `uid` is this process's own last write
+    /// coming back through the watch: nothing upstream changed since it was written.
+    pub fn is_own_write(&self, uid: &str, resource_version: &str) -> bool {
+        self.own_writes.lock().expect("own writes lock").get(uid).is_some_and(|v| v == resource_version)
+    }
+
+    /// Forgets a deleted object.
+    pub fn forget(&self, uid: &str) {
+        self.own_writes.lock().expect("own writes lock").remove(uid);
     }
 
     /// Publishes an event on `object`. Events are best effort: a failure is logged, never

@@ -187,8 +187,21 @@ impl<'a, K: KeyResource> Run<'a, K> {
         if self.status != self.written {
             key_status::patch(&self.api, self.object, &self.status, &mut self.resource_version).await?;
             self.written = self.status.clone();
+            if let (Some(uid), Some(version)) = (self.object.uid(), &self.resource_version) {
+                self.ctx.record_own_write(&uid, version);
+            }
         }
         Ok(())
+    }
+
+    /// Whether this reconciliation was triggered by the operator's own last status write
+    /// (or by an event of a Secret it wrote at the same time): the upstream was observed
+    /// moments ago, so observing it again would only cost a request.
+    pub fn is_echo(&self) -> bool {
+        match (self.object.uid(), self.object.meta().resource_version.as_deref()) {
+            (Some(uid), Some(version)) => self.ctx.is_own_write(&uid, version),
+            _ => false,
+        }
     }
 
     pub fn set(&mut self, condition: &str, ok: bool, reason: &str, message: String) {

@@ -53,6 +53,13 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
         info!("paused; not reconciling");
         return Ok(Action::await_change());
     }
+    // A cached object with an operation in flight is often our own write echoing back late:
+    // read it fresh so a finished operation is not repeated (harmless, as the repeat carries
+    // the same idempotency key, but a wasted upstream call and a conflict).
+    let object = match object.key_status().is_some_and(|s| s.pending.is_some()) {
+        true => Arc::new(api.get(&object.name_any()).await.map_err(Error::Kube)?),
+        false => object,
+    };
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
             Finalizer::Apply(object) => apply(&*object, &ctx).await,
@@ -201,6 +208,7 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
     let name = secret_name(object);
     let status = object.key_status().cloned().unwrap_or_default();
     let common = object.common();
+    ctx.forget(&owner_uid(object));
     if common.deletion_policy == DeletionPolicy::Orphan {
         release_secret(&secrets, &name, &owner_uid(object)).await?;
         return Ok(Action::await_change());

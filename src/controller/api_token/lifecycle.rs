@@ -15,7 +15,7 @@ use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, idempotency_key};
 use crate::controller::reconcile_key::KeyKind;
 use crate::controller::schedule::ROTATE_ANNOTATION;
-use crate::upstream::prefactor::{PrefactorClient, TokenAction, TokenStatus};
+use crate::upstream::prefactor::{ApiTokenDetails, PrefactorClient, TokenAction, TokenStatus};
 use crate::upstream::{ErrorClass, UpstreamClient, UpstreamError};
 
 impl KeyKind for ApiToken {
@@ -59,30 +59,38 @@ async fn converge(
     if run.status.upstream_id.is_none() && run.status.pending.is_none() {
         record_pending(run, PendingKind::Create, "create").await?;
     }
-    if run.status.pending.is_some()
-        && let Err(blocked) = issue(run, prefactor).await?
-    {
-        return Ok(Err(blocked));
+    // A token issued in this run was observed by its create response.
+    let mut issued_now = None;
+    if run.status.pending.is_some() {
+        match issue(run, prefactor).await? {
+            Ok(details) => issued_now = Some(details),
+            Err(blocked) => return Ok(Err(blocked)),
+        }
+    }
+
+    // Rotation: scheduled, requested, forced by lost Secret material, or a new expiry
+    // (the upstream cannot change a token's expiry in place).
+    let trigger = run.rotation_due(token.spec.expires_at.is_none())?.or(decide::expiry_changed(
+        &token.spec,
+        run.status.expires_at.as_ref().map(|t| t.0),
+    )
+    .then_some("expiresAt"));
+    if issued_now.is_none() && run.is_echo() && trigger.is_none() && run.due_for_retirement().is_empty() {
+        return Ok(Ok(run.converged()));
     }
 
     let id = run.status.upstream_id.clone().expect("issued above");
-    let observed = match prefactor.get(&id).await {
-        Ok(details) => details,
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading token {id}"), &error))),
+    let observed = match issued_now {
+        Some(details) => Some(details),
+        None => match prefactor.get(&id).await {
+            Ok(details) => details,
+            Err(error) => return Ok(Err(Blocked::upstream(&format!("reading token {id}"), &error))),
+        },
     };
     run.status.upstream_state = Some(decide::upstream_state_name(observed.as_ref().map(|d| d.status)).into());
     if let Some(details) = &observed {
         run.status.expires_at = details.expires_at.map(Time);
     }
-
-    // Rotation: scheduled, requested, forced by lost Secret material, or a new expiry
-    // (the upstream cannot change a token's expiry in place).
-    let trigger = run
-        .rotation_due(token.spec.expires_at.is_none())?
-        .or(
-            decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0))
-                .then_some("expiresAt"),
-        );
 
     let step = decide::state_step(token.spec.state, observed.as_ref().map(|d| d.status));
     let lost_upstream = matches!(
@@ -92,8 +100,13 @@ async fn converge(
     let usable = token.spec.state == TokenState::Active || lost_upstream;
     if let (Some(trigger), true) = (trigger, usable) {
         record_pending(run, PendingKind::Rotate, trigger).await?;
-        if let Err(blocked) = issue(run, prefactor).await? {
-            return Ok(Err(blocked));
+        match issue(run, prefactor).await? {
+            Ok(details) => {
+                let state = decide::upstream_state_name(Some(details.status));
+                let message = format!("token {} is {state}", details.id);
+                run.set(conditions::UPSTREAM_SYNCED, true, reason::RECONCILED, message);
+            }
+            Err(blocked) => return Ok(Err(blocked)),
         }
     } else if let Some(blocked) = drive_state(run, prefactor, &id, step).await {
         return Ok(Err(blocked));
@@ -187,11 +200,7 @@ fn action_name(action: TokenAction) -> &'static str {
 
 /// Records the intent to mint a token, with the exact request and a fresh idempotency
 /// key, before anything is sent.
-async fn record_pending(
-    run: &mut Run<'_, ApiToken>,
-    operation: PendingKind,
-    trigger: &str,
-) -> Result<(), Error> {
+async fn record_pending(run: &mut Run<'_, ApiToken>, operation: PendingKind, trigger: &str) -> Result<(), Error> {
     let request =
         serde_json::to_string(&CreateRequest::from_spec(&run.object.spec)).map_err(Error::CorruptPending)?;
     run.record_pending(operation, trigger, idempotency_key(), Some(request))
@@ -207,7 +216,7 @@ fn recorded_request(request: Option<&str>) -> Result<CreateRequest, Error> {
 async fn issue(
     run: &mut Run<'_, ApiToken>,
     prefactor: &PrefactorClient,
-) -> Result<Result<(), Blocked>, Error> {
+) -> Result<Result<ApiTokenDetails, Blocked>, Error> {
     let pending = run.status.pending.clone().expect("caller checked");
     let request = recorded_request(pending.request.as_deref())?;
     let issued = match prefactor
@@ -228,7 +237,7 @@ async fn issue(
         replaces,
     })
     .await?;
-    Ok(Ok(()))
+    Ok(Ok(issued.details))
 }
 
 /// Revokes (if needed) and deletes token `id`; a token already gone is fine.

@@ -1,0 +1,102 @@
+//! What the benchmark reads off the processes it runs: CPU time and peak memory from
+//! /proc, request counters from the API server, the operator and the credential store.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::Context;
+use kube::Client;
+use serde_json::Value;
+
+/// CPU seconds (user + system) and peak resident set of a process.
+pub fn cpu_and_peak_rss(pid: u32) -> anyhow::Result<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).context("reading /proc/PID/stat")?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or_default();
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
+    // SAFETY: sysconf has no preconditions.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
+    let peak_kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .unwrap_or_default();
+    Ok((ticks / ticks_per_second, peak_kib * 1024))
+}
+
+/// `apiserver_request_total` summed by verb (the API server's own count of requests).
+pub async fn apiserver_requests(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
+    let request = http::Request::get("/metrics").body(Vec::new())?;
+    let text = client.request_text(request).await?;
+    let mut by_verb = BTreeMap::new();
+    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
+        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
+        let verb = labels.split("verb=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("?");
+        *by_verb.entry(verb.to_string()).or_insert(0.0) += value.parse::<f64>().unwrap_or_default();
+    }
+    Ok(by_verb)
+}
+
+/// Verbs that change state.
+pub const WRITE_VERBS: [&str; 6] = ["POST", "PUT", "PATCH", "APPLY", "DELETE", "DELETECOLLECTION"];
+
+/// Sum of the write verbs' counts.
+pub fn writes(by_verb: &BTreeMap<String, f64>) -> f64 {
+    WRITE_VERBS.iter().filter_map(|v| by_verb.get(*v)).sum()
+}
+
+/// Sum of all counts.
+pub fn total(by_verb: &BTreeMap<String, f64>) -> f64 {
+    by_verb.values().sum()
+}
+
+/// The operator's own Kubernetes request counter, by method.
+pub async fn operator_requests(probes: &str) -> anyhow::Result<BTreeMap<String, f64>> {
+    let text = reqwest::get(format!("{probes}/metrics")).await?.text().await?;
+    Ok(text
+        .lines()
+        .filter_map(|line| line.strip_prefix("apikey_operator_kubernetes_requests_total{method=\""))
+        .filter_map(|rest| {
+            let (method, value) = rest.split_once("\"} ")?;
+            Some((method.to_string(), value.parse().ok()?))
+        })
+        .collect())
+}
+
+/// Every upstream request the credential store has answered, summed over operations.
+pub async fn upstream_requests(credstore: &str) -> anyhow::Result<f64> {
+    let counts: Value = reqwest::get(format!("{credstore}/_credstore/requests")).await?.json().await?;
+    Ok(counts
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(api, _)| *api != "admin")
+        .flat_map(|(_, operations)| operations.as_object().into_iter().flatten())
+        .filter_map(|(_, n)| n.as_f64())
+        .sum())
+}
+
+/// p-th percentile (0..=100) of durations, by nearest rank.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// The machine the figures were taken on.
+pub fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().to_string()))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {memory} memory")
+}
