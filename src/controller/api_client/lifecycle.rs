@@ -75,6 +75,9 @@ async fn converge(
     akamai: &AkamaiClient,
 ) -> Result<Result<Duration, Blocked>, Error> {
     let object = run.object;
+    if run.is_idle_echo(object.spec.credential.expires_at.is_none())? {
+        return Ok(Ok(run.converged()));
+    }
     let name = client_name(object);
     // Taken before anything is saved: a save records the current generation as observed.
     // A resource never reconciled before has its client created with the current spec.
@@ -98,18 +101,9 @@ async fn converge(
         return Ok(Err(blocked));
     }
 
-    let observed = match akamai.get_client(&client_id).await {
-        Ok(Some(observed)) => observed,
-        Ok(None) => {
-            run.status.upstream_state = Some(decide::state_name(None).into());
-            return Ok(Err(deleted_upstream(run, &client_id)));
-        }
-        Err(error) => {
-            return Ok(Err(Blocked::upstream(
-                &format!("reading client {client_id}"),
-                &error,
-            )));
-        }
+    let observed = match observe(run, akamai, &client_id).await {
+        Ok(observed) => observed,
+        Err(blocked) => return Ok(Err(blocked)),
     };
     run.status.upstream_state = Some(decide::state_name(Some(observed.is_locked)).into());
     let current_id = run.status.credential_id.clone().expect("issued above");
@@ -126,13 +120,21 @@ async fn converge(
     let trigger = run
         .rotation_due(renewal_extends_expiry)?
         .or(current.is_none().then_some("credentialDeleted"));
-    if let Some(trigger) = trigger {
-        let replaces = current.map(|c| c.credential_id);
-        record_issue(run, akamai, &client_id, PendingKind::Rotate, trigger, replaces).await?;
-        if let Err(blocked) = issue(run, akamai, &client_id).await? {
-            return Ok(Err(blocked));
+    let observed = match trigger {
+        None => observed,
+        Some(trigger) => {
+            let replaces = current.map(|c| c.credential_id);
+            record_issue(run, akamai, &client_id, PendingKind::Rotate, trigger, replaces).await?;
+            if let Err(blocked) = issue(run, akamai, &client_id).await? {
+                return Ok(Err(blocked));
+            }
+            // Observed again so the new credential gets its description and expiry below.
+            match observe(run, akamai, &client_id).await {
+                Ok(observed) => observed,
+                Err(blocked) => return Ok(Err(blocked)),
+            }
         }
-    }
+    };
     if let Err(blocked) = drive(run, akamai, &observed, &name, generation_changed).await {
         return Ok(Err(blocked));
     }
@@ -147,6 +149,22 @@ async fn converge(
         run.retired(&credential.id).await;
     }
     Ok(Ok(run.converged()))
+}
+
+/// Reads the client with its credentials; a client gone upstream blocks.
+async fn observe(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    client_id: &str,
+) -> Result<Client, Blocked> {
+    match akamai.get_client(client_id).await {
+        Ok(Some(observed)) => Ok(observed),
+        Ok(None) => {
+            run.status.upstream_state = Some(decide::state_name(None).into());
+            Err(deleted_upstream(run, client_id))
+        }
+        Err(error) => Err(Blocked::upstream(&format!("reading client {client_id}"), &error)),
+    }
 }
 
 /// Finds the client by its name (created before a crash recorded its id) or creates it,
