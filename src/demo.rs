@@ -234,9 +234,14 @@ fn edgerc_fields(edgerc: &str) -> BTreeMap<String, String> {
 /// The Prefactor environment the embedded store bootstrapped (from `bootstrap.json`).
 fn bootstrap_environment(data: &Path) -> Result<Option<String>, DemoError> {
     let path = data.join(credstore::bootstrap::IDS_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| DemoError::Read { path: path.display().to_string(), source })?;
-    let ids: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| DemoError::Manifest { path: path.display().to_string(), message: e.to_string() })?;
+    let text = std::fs::read_to_string(&path).map_err(|source| DemoError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let ids: serde_json::Value = serde_json::from_str(&text).map_err(|e| DemoError::Manifest {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })?;
     Ok(ids["prefactor"]["environmentId"].as_str().map(str::to_string))
 }
 
@@ -271,10 +276,11 @@ async fn apply_examples(
             if value.is_null() {
                 continue;
             }
-            let mut object: DynamicObject = serde_yaml::from_value(value).map_err(|e| DemoError::Manifest {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+            let mut object: DynamicObject =
+                serde_yaml::from_value(value).map_err(|e| DemoError::Manifest {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
             if let (Some(id), Some(spec)) = (environment, object.data.get_mut("spec")) {
                 if spec.get("environmentId").is_some() {
                     info!(name = %object.metadata.name.as_deref().unwrap_or_default(), environment = id, "using the embedded store's environment");

@@ -24,7 +24,9 @@ pub const POINTS: [&str; 9] = [
 
 fn armed() -> Option<&'static str> {
     static ARMED: OnceLock<Option<String>> = OnceLock::new();
-    ARMED.get_or_init(|| std::env::var(ENV).ok().filter(|name| !name.is_empty())).as_deref()
+    ARMED
+        .get_or_init(|| std::env::var(ENV).ok().filter(|name| !name.is_empty()))
+        .as_deref()
 }
 
 /// Aborts the process if `name` is the armed point.

@@ -138,7 +138,10 @@ impl LocalCluster {
     /// Stops kube-apiserver, waits `down` and starts it again on the same port and etcd:
     /// what a control-plane upgrade or crash looks like to clients.
     pub async fn restart_apiserver(&mut self, down: Duration) -> Result<()> {
-        self.apiserver.kill().await.map_err(io("stopping kube-apiserver"))?;
+        self.apiserver
+            .kill()
+            .await
+            .map_err(io("stopping kube-apiserver"))?;
         tokio::time::sleep(down).await;
         self.apiserver = spawn_apiserver(&self.assets, &self.dir, &self.etcd_url, self.apiserver_port)?;
         self.wait_for_apiserver().await

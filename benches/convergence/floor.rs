@@ -13,9 +13,17 @@ use serde_json::{Value, json};
 
 use crate::processes::Credstore;
 
-pub async fn run(client: &Client, namespace: &str, objects: usize, concurrency: usize, credstore: &Credstore) -> anyhow::Result<Duration> {
+pub async fn run(
+    client: &Client,
+    namespace: &str,
+    objects: usize,
+    concurrency: usize,
+    credstore: &Credstore,
+) -> anyhow::Result<Duration> {
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
-    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await?;
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await?;
     let tokens: Api<ApiToken> = Api::namespaced(client.clone(), namespace);
     let secrets: Api<Secret> = Api::namespaced(client.clone(), namespace);
     let http = reqwest::Client::new();

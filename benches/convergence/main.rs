@@ -75,7 +75,8 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(options: Options) -> anyhow::Result<()> {
-    let assets = PathBuf::from(std::env::var_os("KUBEBUILDER_ASSETS").context("KUBEBUILDER_ASSETS is not set")?);
+    let assets =
+        PathBuf::from(std::env::var_os("KUBEBUILDER_ASSETS").context("KUBEBUILDER_ASSETS is not set")?);
     let dir = std::env::current_dir()?.join("target/bench");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir)?;
@@ -83,11 +84,15 @@ async fn run(options: Options) -> anyhow::Result<()> {
     cluster.install_crds(&apikey_operator::api::crds()).await?;
     let client = cluster.client().await?;
     let credstore = processes::Credstore::start(&options.operator, &dir.join("credstore"))?;
-    let operator = processes::Operator::start(&options.operator, cluster.kubeconfig(), &dir.join("operator.log"))?;
+    let operator =
+        processes::Operator::start(&options.operator, cluster.kubeconfig(), &dir.join("operator.log"))?;
     operator.wait_ready().await?;
 
     println!("machine: {}", measure::machine());
-    println!("objects: {}, concurrency: {}", options.objects, options.concurrency);
+    println!(
+        "objects: {}, concurrency: {}",
+        options.objects, options.concurrency
+    );
     let namespace = "bench";
     processes::prefactor_store(&client, namespace, &credstore).await?;
 
@@ -98,11 +103,20 @@ async fn run(options: Options) -> anyhow::Result<()> {
         report(&rotated, options.objects);
     }
     let (cpu, peak) = measure::cpu_and_peak_rss(operator.pid())?;
-    println!("operator: {cpu:.1} CPU seconds in all, peak RSS {:.1} MiB", peak as f64 / 1048576.0);
+    println!(
+        "operator: {cpu:.1} CPU seconds in all, peak RSS {:.1} MiB",
+        peak as f64 / 1048576.0
+    );
 
-    let before = (measure::operator_requests(&operator.probes).await?, measure::upstream_requests(&credstore.url).await?);
+    let before = (
+        measure::operator_requests(&operator.probes).await?,
+        measure::upstream_requests(&credstore.url).await?,
+    );
     tokio::time::sleep(Duration::from_secs(options.quiet_seconds)).await;
-    let after = (measure::operator_requests(&operator.probes).await?, measure::upstream_requests(&credstore.url).await?);
+    let after = (
+        measure::operator_requests(&operator.probes).await?,
+        measure::upstream_requests(&credstore.url).await?,
+    );
     println!(
         "quiet {}s: {} Kubernetes writes, {} Kubernetes reads, {} upstream requests",
         options.quiet_seconds,
@@ -114,7 +128,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
     if !options.no_floor {
         operator.stop();
         let floor = floor::run(&client, "floor", options.objects, options.concurrency, &credstore).await?;
-        println!("floor: {:.1}s for {} objects", floor.as_secs_f64(), options.objects);
+        println!(
+            "floor: {:.1}s for {} objects",
+            floor.as_secs_f64(),
+            options.objects
+        );
         println!("operator/floor: {:.2}", created.seconds / floor.as_secs_f64());
     }
     Ok(())
@@ -159,7 +177,9 @@ async fn converge(
                     }
                     Wave::Rotate => {
                         let patch = json!({"metadata": {"annotations": {"apikeys.dev/rotate": "wave-1"}}});
-                        tokens.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+                        tokens
+                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                            .await?;
                     }
                 }
                 Ok::<_, anyhow::Error>((name, Instant::now()))
@@ -171,15 +191,26 @@ async fn converge(
     let ready_at = converged.await??;
     let seconds = started.elapsed().as_secs_f64();
 
-    let mut latencies: Vec<Duration> =
-        submitted.iter().map(|(name, at)| ready_at.get(name).map(|r| r.saturating_duration_since(*at)).unwrap_or_default()).collect();
+    let mut latencies: Vec<Duration> = submitted
+        .iter()
+        .map(|(name, at)| {
+            ready_at
+                .get(name)
+                .map(|r| r.saturating_duration_since(*at))
+                .unwrap_or_default()
+        })
+        .collect();
     latencies.sort();
     let apiserver_after = measure::apiserver_requests(client).await?;
     let operator_after = measure::operator_requests(&operator.probes).await?;
     let upstream_after = measure::upstream_requests(&credstore.url).await?;
     let (cpu_after, _) = measure::cpu_and_peak_rss(operator.pid())?;
     Ok(Phase {
-        name: if wave == Wave::Create { "create" } else { "rotation" },
+        name: if wave == Wave::Create {
+            "create"
+        } else {
+            "rotation"
+        },
         seconds,
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
@@ -203,9 +234,14 @@ async fn watch_until_converged(
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
     while ready_at.len() < expected {
         let next = tokio::time::timeout_at(deadline, stream.try_next()).await;
-        let Ok(Ok(Some(token))) = next else { bail!("watch ended with {} of {expected} converged", ready_at.len()) };
+        let Ok(Ok(Some(token))) = next else {
+            bail!("watch ended with {} of {expected} converged", ready_at.len())
+        };
         let status = token.status.clone().unwrap_or_default();
-        let ready = status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True");
+        let ready = status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
         let done = match wave {
             Wave::Create => ready,
             Wave::Rotate => ready && status.rotation_count == Some(1),

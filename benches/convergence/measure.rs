@@ -17,7 +17,8 @@ pub fn cpu_and_peak_rss(pid: u32) -> anyhow::Result<(f64, u64)> {
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     // SAFETY: sysconf has no preconditions.
     let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc/PID/status")?;
     let peak_kib = status
         .lines()
         .find_map(|line| line.strip_prefix("VmHWM:"))
@@ -32,8 +33,14 @@ pub async fn apiserver_requests(client: &Client) -> anyhow::Result<BTreeMap<Stri
     let text = client.request_text(request).await?;
     let mut by_verb = BTreeMap::new();
     for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let Some((labels, value)) = line.rsplit_once(' ') else { continue };
-        let verb = labels.split("verb=\"").nth(1).and_then(|v| v.split('"').next()).unwrap_or("?");
+        let Some((labels, value)) = line.rsplit_once(' ') else {
+            continue;
+        };
+        let verb = labels
+            .split("verb=\"")
+            .nth(1)
+            .and_then(|v| v.split('"').next())
+            .unwrap_or("?");
         *by_verb.entry(verb.to_string()).or_insert(0.0) += value.parse::<f64>().unwrap_or_default();
     }
     Ok(by_verb)
@@ -67,7 +74,10 @@ pub async fn operator_requests(probes: &str) -> anyhow::Result<BTreeMap<String, 
 
 /// Every upstream request the credential store has answered, summed over operations.
 pub async fn upstream_requests(credstore: &str) -> anyhow::Result<f64> {
-    let counts: Value = reqwest::get(format!("{credstore}/_credstore/requests")).await?.json().await?;
+    let counts: Value = reqwest::get(format!("{credstore}/_credstore/requests"))
+        .await?
+        .json()
+        .await?;
     Ok(counts
         .as_object()
         .into_iter()
@@ -91,12 +101,20 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find_map(|l| l.strip_prefix("model name")).map(|v| v.trim_start_matches([' ', '\t', ':']).to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| l.strip_prefix("model name"))
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let memory = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")).map(|v| v.trim().to_string()))
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .map(|v| v.trim().to_string())
+        })
         .unwrap_or_default();
     format!("{cores} cores ({cpu}), {memory} memory")
 }

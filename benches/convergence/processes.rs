@@ -36,17 +36,27 @@ pub struct Credstore {
 impl Credstore {
     pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
         let mut command = Command::new(binary);
-        command.args(["credstore", "--listen", "127.0.0.1:0", "--admin-api", "--data"]).arg(dir);
+        command
+            .args(["credstore", "--listen", "127.0.0.1:0", "--admin-api", "--data"])
+            .arg(dir);
         command.stdout(Stdio::piped()).stderr(Stdio::null());
         die_with_parent(&mut command);
-        let mut child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
+        let mut child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
         let Some(address) = line.trim().strip_prefix("credstore listening on ") else {
             bail!("unexpected credstore output: {line:?}")
         };
-        let prefactor_token = std::fs::read_to_string(dir.join("prefactor.token"))?.trim().to_string();
-        Ok(Credstore { url: format!("http://{address}"), prefactor_token, _child: child })
+        let prefactor_token = std::fs::read_to_string(dir.join("prefactor.token"))?
+            .trim()
+            .to_string();
+        Ok(Credstore {
+            url: format!("http://{address}"),
+            prefactor_token,
+            _child: child,
+        })
     }
 }
 
@@ -66,8 +76,13 @@ impl Operator {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(log)?);
         die_with_parent(&mut command);
-        let child = command.spawn().with_context(|| format!("starting {}", binary.display()))?;
-        Ok(Operator { probes: format!("http://127.0.0.1:{port}"), child: child.into() })
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        Ok(Operator {
+            probes: format!("http://127.0.0.1:{port}"),
+            child: child.into(),
+        })
     }
 
     pub fn pid(&self) -> u32 {
@@ -76,7 +91,10 @@ impl Operator {
 
     pub async fn wait_ready(&self) -> anyhow::Result<()> {
         for _ in 0..600 {
-            if reqwest::get(format!("{}/readyz", self.probes)).await.is_ok_and(|r| r.status().is_success()) {
+            if reqwest::get(format!("{}/readyz", self.probes))
+                .await
+                .is_ok_and(|r| r.status().is_success())
+            {
                 return Ok(());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -97,12 +115,16 @@ impl Operator {
 pub async fn prefactor_store(client: &Client, namespace: &str, credstore: &Credstore) -> anyhow::Result<()> {
     let apply = PatchParams::apply("bench").force();
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
-    Api::<Namespace>::all(client.clone()).patch(namespace, &apply, &Patch::Apply(&ns)).await?;
+    Api::<Namespace>::all(client.clone())
+        .patch(namespace, &apply, &Patch::Apply(&ns))
+        .await?;
     let secret: Secret = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prefactor-admin"},
         "stringData": {"token": credstore.prefactor_token},
     }))?;
-    Api::<Secret>::namespaced(client.clone(), namespace).patch("prefactor-admin", &apply, &Patch::Apply(&secret)).await?;
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .patch("prefactor-admin", &apply, &Patch::Apply(&secret))
+        .await?;
     let store = json!({
         "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore", "metadata": {"name": "prefactor"},
         "spec": {
@@ -114,7 +136,12 @@ pub async fn prefactor_store(client: &Client, namespace: &str, credstore: &Creds
     stores.patch("prefactor", &apply, &Patch::Apply(&store)).await?;
     for _ in 0..600 {
         let store = stores.get("prefactor").await?;
-        if store.status.iter().flat_map(|s| &s.conditions).any(|c| c.type_ == "Ready" && c.status == "True") {
+        if store
+            .status
+            .iter()
+            .flat_map(|s| &s.conditions)
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+        {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -43,13 +43,20 @@ impl Context {
 
     /// Remembers that this process wrote version `resource_version` of object `uid`.
     pub fn record_own_write(&self, uid: &str, resource_version: &str) {
-        self.own_writes.lock().expect("own writes lock").insert(uid.to_string(), resource_version.to_string());
+        self.own_writes
+            .lock()
+            .expect("own writes lock")
+            .insert(uid.to_string(), resource_version.to_string());
     }
 
     /// Whether version `resource_version` of object `uid` is this process's own last write
     /// coming back through the watch: nothing upstream changed since it was written.
     pub fn is_own_write(&self, uid: &str, resource_version: &str) -> bool {
-        self.own_writes.lock().expect("own writes lock").get(uid).is_some_and(|v| v == resource_version)
+        self.own_writes
+            .lock()
+            .expect("own writes lock")
+            .get(uid)
+            .is_some_and(|v| v == resource_version)
     }
 
     /// Forgets a deleted object.

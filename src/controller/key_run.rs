@@ -26,6 +26,7 @@ use crate::api::{
     DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget, Rotation,
     SecretTemplate, StoreRef,
 };
+use crate::failpoint;
 use crate::upstream::{ErrorClass, UpstreamError};
 
 /// A key with nothing scheduled is still looked at this often, to notice drift upstream.
@@ -259,7 +260,12 @@ impl<'a, K: KeyResource> Run<'a, K> {
             trigger: Some(trigger.into()),
             request,
         });
-        self.save().await
+        self.save().await?;
+        failpoint::hit(match operation {
+            PendingKind::Create => "before-create",
+            PendingKind::Rotate => "before-rotate",
+        });
+        Ok(())
     }
 
     /// Whether a rotation is due and why: scheduled, requested, or forced because the Secret
@@ -298,6 +304,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
         let common = object.common();
         let pending = self.status.pending.clone();
         let rotated = pending.as_ref().map(|p| p.operation) == Some(PendingKind::Rotate);
+        failpoint::hit(if rotated { "after-rotate" } else { "after-create" });
         let material = Material {
             credential_id: delivery.credential_id.clone(),
             entries: delivery.entries,
@@ -337,6 +344,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.status.rotation_count = Some(self.status.rotation_count.unwrap_or_default() + 1);
         }
         self.status.pending = None;
+        failpoint::hit("after-secret-write");
         self.save().await?;
 
         let noun = K::NOUN;
@@ -384,6 +392,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
 
     /// Forgets a previous credential the kind has retired upstream, and says so.
     pub async fn retired(&mut self, id: &str) {
+        failpoint::hit("after-retire");
         self.status.retiring.retain(|r| r.id != id);
         let note = format!(
             "previous {} {id} retired upstream after its retain period",

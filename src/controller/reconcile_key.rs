@@ -20,6 +20,7 @@ use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, owner_uid, secr
 use super::key_status::{self, FINALIZER};
 use super::{Context, Error, target_secret};
 use crate::api::{DeletionPolicy, KeyStatus};
+use crate::failpoint;
 use crate::upstream::UpstreamClient;
 
 /// What a key kind adds to the shared loop.
@@ -161,7 +162,7 @@ async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, B
                 conditions::STORE_READY,
                 problem.reason(),
                 problem.to_string(),
-                RESYNC_INTERVAL,
+                problem.retry().unwrap_or(RESYNC_INTERVAL),
             )));
         }
     };
@@ -241,7 +242,9 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
             return Err(Error::CleanupBlocked(problem.to_string()));
         }
     };
+    failpoint::hit("before-delete");
     let removed = K::delete_upstream(object, &status, &upstream).await?;
+    failpoint::hit("after-delete");
     target_secret::delete(&secrets, &name, &owner_uid(object)).await?;
     let note = format!(
         "deactivated and deleted {removed} {}(s) upstream and deleted Secret {name}",

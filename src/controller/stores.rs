@@ -74,6 +74,8 @@ pub enum StoreProblem {
         actual: &'static str,
         wanted: String,
     },
+    #[error("{store} is being connected to by this operator process")]
+    NotConnectedYet { store: String },
     #[error("{store} is not ready: {message}")]
     NotReady { store: String, message: String },
     #[error("looking up {store}: {source}")]
@@ -89,7 +91,20 @@ impl StoreProblem {
             }
             StoreProblem::NamespaceNotAllowed { .. } => reason::NAMESPACE_NOT_ALLOWED,
             StoreProblem::WrongProvider { .. } => reason::WRONG_PROVIDER,
-            StoreProblem::NotReady { .. } | StoreProblem::Kube { .. } => reason::STORE_NOT_READY,
+            StoreProblem::NotReady { .. }
+            | StoreProblem::NotConnectedYet { .. }
+            | StoreProblem::Kube { .. } => reason::STORE_NOT_READY,
+        }
+    }
+
+    /// When a key blocked by this problem should look again on its own (most problems
+    /// are announced by a store event instead).
+    pub fn retry(&self) -> Option<std::time::Duration> {
+        match self {
+            StoreProblem::NotConnectedYet { .. } | StoreProblem::Kube { .. } => {
+                Some(std::time::Duration::from_secs(2))
+            }
+            _ => None,
         }
     }
 }
@@ -221,12 +236,22 @@ impl Stores {
             });
         }
         self.registered(&key).ok_or_else(|| {
-            let message = status
+            let ready = status
                 .as_ref()
-                .and_then(|s| conditions::find(&s.conditions, conditions::READY))
-                .map(|c| c.message.clone())
-                .unwrap_or_else(|| "its upstream has not been probed yet".to_string());
-            StoreProblem::NotReady { store, message }
+                .and_then(|s| conditions::find(&s.conditions, conditions::READY));
+            match ready {
+                // Ready in its status, but not yet probed by this process (it just started):
+                // no status change will announce the probe, so the key must look again soon.
+                Some(c) if c.status == "True" => StoreProblem::NotConnectedYet { store },
+                Some(c) => StoreProblem::NotReady {
+                    store,
+                    message: c.message.clone(),
+                },
+                None => StoreProblem::NotReady {
+                    store,
+                    message: "its upstream has not been probed yet".into(),
+                },
+            }
         })
     }
 }

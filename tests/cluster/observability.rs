@@ -187,8 +187,12 @@ async fn a_quiet_minute_costs_no_writes_and_no_upstream_calls() {
         .json()
         .await
         .unwrap();
-    let mut upstream_ids: Vec<String> =
-        listed["summaries"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
+    let mut upstream_ids: Vec<String> = listed["summaries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap().to_string())
+        .collect();
     let mut resource_ids: Vec<String> = tokens
         .list(&Default::default())
         .await
@@ -199,6 +203,9 @@ async fn a_quiet_minute_costs_no_writes_and_no_upstream_calls() {
         .collect();
     upstream_ids.sort();
     resource_ids.sort();
-    assert_eq!(upstream_ids, resource_ids, "exactly the resources' tokens exist upstream");
+    assert_eq!(
+        upstream_ids, resource_ids,
+        "exactly the resources' tokens exist upstream"
+    );
     println!("quiet minute: Kubernetes requests before {kube_before:?}, after {kube_after:?}");
 }

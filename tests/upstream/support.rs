@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use apikey_operator::api::{
-    AkamaiProvider, Connection, PrefactorProvider, Provider, RateLimit, SecretRef, TrendMicroProvider, ZenmlProvider,
+    AkamaiProvider, Connection, PrefactorProvider, Provider, RateLimit, SecretRef, TrendMicroProvider,
+    ZenmlProvider,
 };
 use apikey_operator::credstore::{Config, CredStore, FaultSettings};
 use apikey_operator::upstream::{ClientOptions, RateLimiters, StoreSpec, UpstreamClient, connect};
@@ -123,7 +124,13 @@ impl Store {
 
 impl Store {
     /// An Akamai client from an .edgerc section's fields, reaching this store over HTTP.
-    pub fn akamai(&self, client_token: &str, client_secret: &str, access_token: &str, switch_key: Option<&str>) -> UpstreamClient {
+    pub fn akamai(
+        &self,
+        client_token: &str,
+        client_secret: &str,
+        access_token: &str,
+        switch_key: Option<&str>,
+    ) -> UpstreamClient {
         let provider = Provider {
             akamai: Some(AkamaiProvider {
                 url: Some(self.base.clone()),
@@ -135,7 +142,12 @@ impl Store {
         let host = self.base.trim_start_matches("http://").to_string();
         client(
             &provider,
-            &[("host", &host), ("client_token", client_token), ("client_secret", client_secret), ("access_token", access_token)],
+            &[
+                ("host", &host),
+                ("client_token", client_token),
+                ("client_secret", client_secret),
+                ("access_token", access_token),
+            ],
         )
     }
 
@@ -150,7 +162,12 @@ impl Store {
                 .map(|(_, v)| v.trim().to_string())
                 .unwrap_or_else(|| panic!("akamai.edgerc has no {name}"))
         };
-        self.akamai(&field("client_token"), &field("client_secret"), &field("access_token"), switch_key)
+        self.akamai(
+            &field("client_token"),
+            &field("client_secret"),
+            &field("access_token"),
+            switch_key,
+        )
     }
 }
 

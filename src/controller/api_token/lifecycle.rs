@@ -15,6 +15,7 @@ use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, idempotency_key};
 use crate::controller::reconcile_key::KeyKind;
 use crate::controller::schedule::ROTATE_ANNOTATION;
+use crate::failpoint;
 use crate::upstream::prefactor::{ApiTokenDetails, PrefactorClient, TokenAction, TokenStatus};
 use crate::upstream::{ErrorClass, UpstreamClient, UpstreamError};
 
@@ -70,11 +71,12 @@ async fn converge(
 
     // Rotation: scheduled, requested, forced by lost Secret material, or a new expiry
     // (the upstream cannot change a token's expiry in place).
-    let trigger = run.rotation_due(token.spec.expires_at.is_none())?.or(decide::expiry_changed(
-        &token.spec,
-        run.status.expires_at.as_ref().map(|t| t.0),
-    )
-    .then_some("expiresAt"));
+    let trigger = run
+        .rotation_due(token.spec.expires_at.is_none())?
+        .or(
+            decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0))
+                .then_some("expiresAt"),
+        );
     if issued_now.is_none() && run.is_echo() && trigger.is_none() && run.due_for_retirement().is_empty() {
         return Ok(Ok(run.converged()));
     }
@@ -113,6 +115,7 @@ async fn converge(
     }
 
     for credential in run.due_for_retirement() {
+        failpoint::hit("before-retire");
         if let Err(error) = retire(prefactor, &credential.id).await {
             return Ok(Err(Blocked::upstream(
                 &format!("retiring previous token {}", credential.id),
@@ -200,7 +203,11 @@ fn action_name(action: TokenAction) -> &'static str {
 
 /// Records the intent to mint a token, with the exact request and a fresh idempotency
 /// key, before anything is sent.
-async fn record_pending(run: &mut Run<'_, ApiToken>, operation: PendingKind, trigger: &str) -> Result<(), Error> {
+async fn record_pending(
+    run: &mut Run<'_, ApiToken>,
+    operation: PendingKind,
+    trigger: &str,
+) -> Result<(), Error> {
     let request =
         serde_json::to_string(&CreateRequest::from_spec(&run.object.spec)).map_err(Error::CorruptPending)?;
     run.record_pending(operation, trigger, idempotency_key(), Some(request))

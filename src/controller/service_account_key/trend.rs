@@ -78,6 +78,7 @@ pub async fn converge(
     }
 
     for credential in run.due_for_retirement() {
+        crate::failpoint::hit("before-retire");
         if let Err(error) = trend.delete(parse_id(&credential.id)?).await {
             return Ok(Err(Blocked::upstream(
                 &format!("deleting previous key {}", credential.id),
