@@ -12,7 +12,7 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::info;
 
-use crate::api::{ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind};
+use crate::api::{ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind};
 use crate::controller::key_run::KeyResource;
 use crate::controller::reconcile_key::{self, KeyKind};
 use crate::controller::store::StoreObject;
@@ -112,15 +112,17 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     let tokens = tokens_controller.store();
     let sakeys_controller = key_controller::<ServiceAccountKey>(&client, namespace, cluster_stores.is_some());
     let sakeys = sakeys_controller.store();
+    let clients_controller = key_controller::<ApiClient>(&client, namespace, cluster_stores.is_some());
+    let clients = clients_controller.store();
 
-    // Ready counts and credential expiry per kind, read from the caches at scrape time
-    // (ApiClient and ServiceAccountKey implement `Inventoried` already: one `track` each).
+    // Ready counts and credential expiry per kind, read from the caches at scrape time.
     metrics.track("CredentialStore", namespaced_stores.clone());
     if let Some(cluster_stores) = &cluster_stores {
         metrics.track("ClusterCredentialStore", cluster_stores.clone());
     }
     metrics.track(<ApiToken as KeyResource>::KIND, tokens.clone());
     metrics.track(<ServiceAccountKey as KeyResource>::KIND, sakeys.clone());
+    metrics.track(<ApiClient as KeyResource>::KIND, clients.clone());
 
     let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
     let ctx = Arc::new(Context::new(
@@ -132,11 +134,12 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
 
     let ready = {
         let readiness = readiness.clone();
-        let (stores, cluster_stores, tokens, sakeys) = (
+        let (stores, cluster_stores, tokens, sakeys, clients) = (
             namespaced_stores.clone(),
             cluster_stores.clone(),
             tokens.clone(),
             sakeys.clone(),
+            clients.clone(),
         );
         async move {
             let cluster_synced = async {
@@ -145,14 +148,13 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
                     None => Ok(()),
                 }
             };
-            let synced = future::join4(
-                stores.wait_until_ready(),
-                cluster_synced,
+            let keys_synced = future::join3(
                 tokens.wait_until_ready(),
                 sakeys.wait_until_ready(),
-            )
-            .await;
-            if let (Ok(()), Ok(()), Ok(()), Ok(())) = synced {
+                clients.wait_until_ready(),
+            );
+            let synced = future::join3(stores.wait_until_ready(), cluster_synced, keys_synced).await;
+            if let (Ok(()), Ok(()), (Ok(()), Ok(()), Ok(()))) = synced {
                 info!("caches synced; ready");
                 readiness.set_ready();
             }
@@ -182,9 +184,11 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     };
     let tokens_run = run_keys(tokens_controller, ctx.clone(), options.concurrency);
     let sakeys_run = run_keys(sakeys_controller, ctx.clone(), options.concurrency);
+    let clients_run = run_keys(clients_controller, ctx.clone(), options.concurrency);
 
     let server = health::serve(options.listen, readiness, metrics, shutdown_signal());
-    let controllers = future::join4(stores_run, cluster_stores_run, tokens_run, sakeys_run);
+    let keys_run = future::join3(tokens_run, sakeys_run, clients_run);
+    let controllers = future::join3(stores_run, cluster_stores_run, keys_run);
     let (server, ..) = future::join3(server, controllers, ready).await;
     info!("controllers stopped");
     server

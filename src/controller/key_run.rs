@@ -205,6 +205,17 @@ impl<'a, K: KeyResource> Run<'a, K> {
         }
     }
 
+    /// Whether this reconciliation is only the echo of the operator's own write with nothing
+    /// to do: a credential delivered, nothing in flight, no rotation or retirement due. The
+    /// upstream was observed moments ago, so the kind can skip observing it again.
+    pub fn is_idle_echo(&mut self, renewal_extends_expiry: bool) -> Result<bool, Error> {
+        let settled = self.status.pending.is_none() && self.status.credential_id.is_some();
+        Ok(settled
+            && self.is_echo()
+            && self.rotation_due(renewal_extends_expiry)?.is_none()
+            && self.due_for_retirement().is_empty())
+    }
+
     pub fn set(&mut self, condition: &str, ok: bool, reason: &str, message: String) {
         let generation = self.object.meta().generation;
         conditions::set(

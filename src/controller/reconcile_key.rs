@@ -190,11 +190,11 @@ fn summarise<K: KeyKind>(run: &mut Run<'_, K>) {
         Some(c) => run.set(conditions::READY, false, &c.reason, c.message),
         None => {
             let message = format!(
-                "{} {} is {} upstream and delivered in Secret {}",
+                "{} {} is delivered in Secret {} and {} upstream",
                 K::NOUN,
-                status.upstream_id.as_deref().unwrap_or_default(),
-                status.upstream_state.as_deref().unwrap_or_default(),
+                status.credential_id.as_deref().unwrap_or_default(),
                 status.secret_name.as_deref().unwrap_or_default(),
+                status.upstream_state.as_deref().unwrap_or_default(),
             );
             run.set(conditions::READY, true, reason::RECONCILED, message)
         }

@@ -164,6 +164,8 @@ struct Problem {
 #[derive(Debug)]
 pub struct AkamaiClient {
     transport: Transport,
+    /// The host requests go to (the `.edgerc` `host`), without scheme.
+    host: String,
     signer: Signer,
     account_switch_key: Option<String>,
 }
@@ -175,6 +177,12 @@ impl AkamaiClient {
         credential: ClientCredential,
         account_switch_key: Option<String>,
     ) -> Result<Self, UpstreamError> {
+        let host = endpoint
+            .base_url
+            .split_once("://")
+            .map_or(endpoint.base_url.as_str(), |(_, rest)| rest)
+            .trim_end_matches('/')
+            .to_owned();
         let endpoint = Endpoint {
             base_url: format!(
                 "{}/identity-management/v3",
@@ -186,6 +194,7 @@ impl AkamaiClient {
         let transport = Transport::new(Api::Akamai, endpoint, Default::default(), parse_error, redactor)?;
         Ok(Self {
             transport,
+            host,
             signer: Signer::new(credential, SigningPolicy::default()),
             account_switch_key,
         })
@@ -194,6 +203,12 @@ impl AkamaiClient {
     /// HTTP requests sent so far, retries included.
     pub fn requests_sent(&self) -> u64 {
         self.transport.requests_sent()
+    }
+
+    /// The host this client sends requests to: where a new client's credentials work when
+    /// the API names no `baseURL` for it.
+    pub fn host(&self) -> &str {
+        &self.host
     }
 
     /// Reads the store's own client (`/api-clients/self`): proves the credential.

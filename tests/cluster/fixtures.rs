@@ -316,3 +316,81 @@ pub fn requests_between(before: &Value, after: &Value, api: &str) -> BTreeMap<St
         })
         .unwrap_or_default()
 }
+
+/// The credential store's bootstrap `.edgerc` fields (`host`, `client_token`,
+/// `client_secret`, `access_token`).
+pub fn akamai_admin(credstore: &Credstore) -> BTreeMap<String, String> {
+    credstore
+        .bootstrap_file("akamai.edgerc")
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// Creates Secret `akamai-admin` and CredentialStore `name` pointing at `credstore`'s
+/// Akamai IAM API.
+pub async fn akamai_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
+    put_secret(
+        client,
+        namespace,
+        "akamai-admin",
+        serde_json::to_value(akamai_admin(credstore)).unwrap(),
+    )
+    .await;
+    apply(
+        client,
+        namespace,
+        json!({
+            "apiVersion": "apikeys.dev/v1alpha1",
+            "kind": "CredentialStore",
+            "metadata": {"name": name},
+            "spec": {"akamai": {"url": credstore.url, "credentialsSecretRef": {"name": "akamai-admin"}}},
+        }),
+    )
+    .await;
+}
+
+/// An EdgeGrid-signed `GET` of `path` under `/identity-management/v3` with the `.edgerc`
+/// values `edgerc` (keys `host`, `client_token`, `client_secret`, `access_token`): the
+/// HTTP status and the JSON body.
+pub async fn akamai_get(edgerc: &BTreeMap<String, String>, path: &str) -> (u16, Value) {
+    akamai_send(edgerc, "GET", path).await
+}
+
+async fn akamai_send(edgerc: &BTreeMap<String, String>, method: &str, path: &str) -> (u16, Value) {
+    use apikey_operator::upstream::edgegrid::{ClientCredential, RequestParts, Signer, SigningPolicy};
+    let signer = Signer::new(
+        ClientCredential {
+            client_token: edgerc["client_token"].clone(),
+            client_secret: edgerc["client_secret"].clone(),
+            access_token: edgerc["access_token"].clone(),
+        },
+        SigningPolicy::default(),
+    );
+    let host = &edgerc["host"];
+    let path = format!("/identity-management/v3{path}");
+    let authorization = signer.sign(&RequestParts {
+        method,
+        scheme: "http",
+        host,
+        path_and_query: &path,
+        headers: &[],
+        body: &[],
+    });
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let response = reqwest::Client::new()
+        .request(method, format!("http://{host}{path}"))
+        .header("authorization", authorization)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// An EdgeGrid-signed bodiless `POST` of `path` under `/identity-management/v3` (see
+/// [`akamai_get`]).
+pub async fn akamai_post(edgerc: &BTreeMap<String, String>, path: &str) -> (u16, Value) {
+    akamai_send(edgerc, "POST", path).await
+}

@@ -1,5 +1,6 @@
 //! Integration tests against a real kube-apiserver + etcd.
 
+mod api_client;
 mod api_token;
 mod argocd;
 mod chart;

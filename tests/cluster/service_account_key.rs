@@ -400,3 +400,101 @@ async fn no_service_account_key_appears_in_logs_events_or_status() {
         }
     }
 }
+
+/// What a crash between the upstream create and the status write leaves behind: a key
+/// with the deterministic name whose secret the operator never stored. Recovery must
+/// adopt it and replace that secret, not mint a twin.
+#[tokio::test]
+async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_replaced() {
+    let s = setup("sakey-recover").await;
+    let http = reqwest::Client::new();
+
+    // ZenML: a key named like the resource, created by "the operator before the crash".
+    let login: Value = http
+        .post(format!("{}/api/v1/login", s.credstore.url))
+        .form(&[
+            ("grant_type", "zenml-api-key"),
+            ("password", &s.credstore.bootstrap_file("zenml.api-key")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let bearer = login["access_token"].as_str().unwrap().to_string();
+    let account: Value = http
+        .get(format!(
+            "{}/api/v1/service_accounts/{SERVICE_ACCOUNT}",
+            s.credstore.url
+        ))
+        .bearer_auth(&bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let orphan: Value = http
+        .post(format!(
+            "{}/api/v1/service_accounts/{}/api_keys",
+            s.credstore.url,
+            account["id"].as_str().unwrap()
+        ))
+        .bearer_auth(&bearer)
+        .json(&json!({"name": format!("{}-zk", s.namespace)}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lost_zenml = orphan["body"]["key"].as_str().unwrap().to_string();
+    assert_eq!(zenml_login(&s.credstore, &lost_zenml).await, 200);
+
+    // Trend Micro: likewise.
+    let orphan_trend: Value = http
+        .post(format!("{}/api/apikeys", s.credstore.url))
+        .header(
+            "api-secret-key",
+            s.credstore.bootstrap_file("trendmicro.secret-key"),
+        )
+        .header("api-version", "v1")
+        .json(&json!({"keyName": format!("{}-tk", s.namespace), "roleID": 1}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let lost_trend = orphan_trend["secretKey"].as_str().unwrap().to_string();
+    assert_eq!(trend_current(&s.credstore, &lost_trend).await, 200);
+
+    let zk = s
+        .create_key(
+            "zk",
+            json!({"storeRef": {"name": "zenml"}, "serviceAccount": SERVICE_ACCOUNT}),
+        )
+        .await;
+    let tk = s
+        .create_key("tk", json!({"storeRef": {"name": "trend"}, "roleID": 1}))
+        .await;
+    assert_eq!(
+        status_of(&zk).upstream_id.as_deref(),
+        orphan["id"].as_str(),
+        "the ZenML key is adopted"
+    );
+    assert_eq!(
+        status_of(&tk).upstream_id,
+        Some(orphan_trend["ID"].to_string()),
+        "the Trend Micro key is adopted"
+    );
+    assert_ne!(
+        zenml_login(&s.credstore, &lost_zenml).await,
+        200,
+        "the unknown secret no longer works"
+    );
+    assert_ne!(trend_current(&s.credstore, &lost_trend).await, 200);
+    assert_eq!(zenml_login(&s.credstore, &s.secret_key("zk").await).await, 200);
+    assert_eq!(trend_current(&s.credstore, &s.secret_key("tk").await).await, 200);
+}

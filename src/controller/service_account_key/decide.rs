@@ -44,7 +44,7 @@ pub fn spec_problem(provider: Provider, spec: &ServiceAccountKeySpec) -> Option<
 /// the previous key never stops earlier than asked.
 pub fn retain_minutes(retain: SignedDuration) -> u64 {
     let seconds = retain.as_secs().max(0) as u64;
-    let partial = retain.subsec_nanos() > 0 || seconds % 60 > 0;
+    let partial = retain.subsec_nanos() > 0 || !seconds.is_multiple_of(60);
     seconds / 60 + u64::from(partial)
 }
 

@@ -30,10 +30,10 @@ pub async fn converge(
         };
         record_pending(run, PendingKind::Create, "create", &base, &request).await?;
     }
-    if run.status.pending.is_some() {
-        if let Err(blocked) = issue(run, trend).await? {
-            return Ok(Err(blocked));
-        }
+    if run.status.pending.is_some()
+        && let Err(blocked) = issue(run, trend).await?
+    {
+        return Ok(Err(blocked));
     }
 
     let id = run.status.upstream_id.clone().expect("issued above");
@@ -195,12 +195,11 @@ pub async fn delete(status: &KeyStatus, trend: &TrendMicroClient) -> Result<usiz
         .chain(status.upstream_id.as_deref())
         .map(parse_id)
         .collect::<Result<_, _>>()?;
-    if let Some(pending) = &status.pending {
-        if let Ok(TrendIssue::Create { key_name, .. }) =
+    if let Some(pending) = &status.pending
+        && let Ok(TrendIssue::Create { key_name, .. }) =
             serde_json::from_str(pending.request.as_deref().unwrap_or("{}"))
-        {
-            ids.extend(trend.find_by_name(&key_name).await?.iter().map(|k| k.id));
-        }
+    {
+        ids.extend(trend.find_by_name(&key_name).await?.iter().map(|k| k.id));
     }
     ids.sort_unstable();
     ids.dedup();

@@ -39,10 +39,10 @@ pub async fn converge(
         let request = ZenmlIssue::Create { name: name.clone() };
         record_pending(run, PendingKind::Create, "create", &name, &request).await?;
     }
-    if run.status.pending.is_some() {
-        if let Err(blocked) = issue(run, zenml, &account).await? {
-            return Ok(Err(blocked));
-        }
+    if run.status.pending.is_some()
+        && let Err(blocked) = issue(run, zenml, &account).await?
+    {
+        return Ok(Err(blocked));
     }
 
     let id = run.status.upstream_id.clone().expect("issued above");
@@ -196,10 +196,10 @@ pub async fn delete(
     };
     let account = account.as_str();
     let mut ids: Vec<String> = status.upstream_id.iter().cloned().collect();
-    if status.pending.is_some() {
-        if let Some(found) = zenml.get(account, &key_name(key)).await? {
-            ids.push(found.id);
-        }
+    if status.pending.is_some()
+        && let Some(found) = zenml.get(account, &key_name(key)).await?
+    {
+        ids.push(found.id);
     }
     ids.dedup();
     for id in &ids {

@@ -1,0 +1,408 @@
+//! Converging one ApiClient against Akamai IAM: the client (found by name or created), its
+//! managed credential (issued through the durable `pending` record), lock state, settings,
+//! rotation and retirement; and deletion upstream.
+
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+use tracing::info;
+
+use super::decide::{self, CredentialIssue, EdgercValues};
+use crate::api::{ApiClient, KeyStatus, PendingKind};
+use crate::controller::Error;
+use crate::controller::conditions::{self, reason};
+use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, default_upstream_name};
+use crate::controller::reconcile_key::KeyKind;
+use crate::upstream::akamai::{ApiClient as Client, Credential, CredentialStatus};
+use crate::upstream::{AkamaiClient, UpstreamClient, UpstreamError};
+
+impl KeyKind for ApiClient {
+    const PROVIDERS: &'static [&'static str] = &["akamai"];
+
+    async fn converge(
+        run: &mut Run<'_, Self>,
+        upstream: &UpstreamClient,
+    ) -> Result<Result<Duration, Blocked>, Error> {
+        let akamai = upstream.akamai().expect("resolve checked the provider");
+        converge(run, akamai).await
+    }
+
+    async fn delete_upstream(
+        object: &Self,
+        status: &KeyStatus,
+        upstream: &UpstreamClient,
+    ) -> Result<usize, Error> {
+        let akamai = upstream.akamai().expect("resolve checked the provider");
+        let ids: Vec<String> = match &status.upstream_id {
+            Some(id) => vec![id.clone()],
+            // Created, perhaps, before a crash recorded its id: found by its name.
+            None => akamai
+                .find_clients_by_name(&client_name(object))
+                .await?
+                .into_iter()
+                .map(|c| c.client_id)
+                .collect(),
+        };
+        let mut credentials = 0;
+        for id in &ids {
+            credentials += akamai
+                .list_credentials(id)
+                .await?
+                .iter()
+                .filter(|c| c.status != CredentialStatus::Deleted)
+                .count();
+            akamai.deactivate_all_credentials(id).await?;
+            akamai.delete_client(id).await?;
+            info!(client_id = %id, "client deleted upstream");
+        }
+        Ok(credentials)
+    }
+}
+
+/// The client's name upstream: `spec.clientName`, or `<namespace>-<name>`.
+fn client_name(object: &ApiClient) -> String {
+    object
+        .spec
+        .client_name
+        .clone()
+        .unwrap_or_else(|| default_upstream_name(object))
+}
+
+async fn converge(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+) -> Result<Result<Duration, Blocked>, Error> {
+    let object = run.object;
+    if run.is_idle_echo(object.spec.credential.expires_at.is_none())? {
+        return Ok(Ok(run.converged()));
+    }
+    let name = client_name(object);
+    // Taken before anything is saved: a save records the current generation as observed.
+    // A resource never reconciled before has its client created with the current spec.
+    let generation_changed = run
+        .written
+        .observed_generation
+        .is_some_and(|observed| Some(observed) != object.meta().generation);
+    let client_id = match &run.status.upstream_id {
+        Some(id) => id.clone(),
+        None => match ensure_client(run, akamai, &name).await? {
+            Ok(id) => id,
+            Err(blocked) => return Ok(Err(blocked)),
+        },
+    };
+    if run.status.credential_id.is_none() && run.status.pending.is_none() {
+        record_issue(run, akamai, &client_id, PendingKind::Create, "create", None).await?;
+    }
+    if run.status.pending.is_some()
+        && let Err(blocked) = issue(run, akamai, &client_id).await?
+    {
+        return Ok(Err(blocked));
+    }
+
+    let observed = match observe(run, akamai, &client_id).await {
+        Ok(observed) => observed,
+        Err(blocked) => return Ok(Err(blocked)),
+    };
+    run.status.upstream_state = Some(decide::state_name(Some(observed.is_locked)).into());
+    let current_id = run.status.credential_id.clone().expect("issued above");
+    let current = observed
+        .credentials
+        .iter()
+        .find(|c| c.credential_id.to_string() == current_id && c.status != CredentialStatus::Deleted);
+    if let Some(current) = current {
+        run.status.expires_at = current.expires_on.map(Time);
+    }
+
+    // A credential deleted behind our back cannot be brought back: issue another.
+    let renewal_extends_expiry = object.spec.credential.expires_at.is_none();
+    let trigger = run
+        .rotation_due(renewal_extends_expiry)?
+        .or(current.is_none().then_some("credentialDeleted"));
+    let observed = match trigger {
+        None => observed,
+        Some(trigger) => {
+            let replaces = current.map(|c| c.credential_id);
+            record_issue(run, akamai, &client_id, PendingKind::Rotate, trigger, replaces).await?;
+            if let Err(blocked) = issue(run, akamai, &client_id).await? {
+                return Ok(Err(blocked));
+            }
+            // Observed again so the new credential gets its description and expiry below.
+            match observe(run, akamai, &client_id).await {
+                Ok(observed) => observed,
+                Err(blocked) => return Ok(Err(blocked)),
+            }
+        }
+    };
+    if let Err(blocked) = drive(run, akamai, &observed, &name, generation_changed).await {
+        return Ok(Err(blocked));
+    }
+
+    for credential in run.due_for_retirement() {
+        if let Err(error) = retire(akamai, &client_id, parse_id(&credential.id)?).await {
+            return Ok(Err(Blocked::upstream(
+                &format!("retiring previous credential {}", credential.id),
+                &error,
+            )));
+        }
+        run.retired(&credential.id).await;
+    }
+    Ok(Ok(run.converged()))
+}
+
+/// Reads the client with its credentials; a client gone upstream blocks.
+async fn observe(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    client_id: &str,
+) -> Result<Client, Blocked> {
+    match akamai.get_client(client_id).await {
+        Ok(Some(observed)) => Ok(observed),
+        Ok(None) => {
+            run.status.upstream_state = Some(decide::state_name(None).into());
+            Err(deleted_upstream(run, client_id))
+        }
+        Err(error) => Err(Blocked::upstream(&format!("reading client {client_id}"), &error)),
+    }
+}
+
+/// Finds the client by its name (created before a crash recorded its id) or creates it,
+/// and records its id. The client carries no secret, so adopting it is safe.
+async fn ensure_client(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    name: &str,
+) -> Result<Result<String, Blocked>, Error> {
+    let found = match akamai.find_clients_by_name(name).await {
+        Ok(found) => found,
+        Err(error) => {
+            return Ok(Err(Blocked::upstream(
+                &format!("looking for client {name}"),
+                &error,
+            )));
+        }
+    };
+    let client = match found.into_iter().next() {
+        Some(client) => client,
+        None => {
+            let settings = decide::settings(&run.object.spec, name);
+            match akamai.create_client(&settings).await {
+                Ok(client) => client,
+                Err(error) => return Ok(Err(Blocked::upstream(&format!("creating client {name}"), &error))),
+            }
+        }
+    };
+    info!(client_id = %client.client_id, "client created or found by name");
+    run.status.upstream_id = Some(client.client_id.clone());
+    run.status.upstream_state = Some(decide::state_name(Some(client.is_locked)).into());
+    run.save().await?;
+    Ok(Ok(client.client_id))
+}
+
+/// Records which credentials exist before one is created, so recovery can tell the one
+/// whose secret a crash lost.
+async fn record_issue(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    client_id: &str,
+    operation: PendingKind,
+    trigger: &str,
+    replaces: Option<i64>,
+) -> Result<(), Error> {
+    let known = akamai
+        .list_credentials(client_id)
+        .await?
+        .iter()
+        .map(|c| c.credential_id)
+        .collect();
+    let request =
+        serde_json::to_string(&CredentialIssue { known, replaces }).map_err(Error::CorruptPending)?;
+    run.record_pending(
+        operation,
+        trigger,
+        client_id.chars().take(64).collect(),
+        Some(request),
+    )
+    .await
+}
+
+/// Executes `status.pending`: removes a credential an interrupted issuance left without a
+/// known secret, creates a credential and delivers it.
+async fn issue(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    client_id: &str,
+) -> Result<Result<(), Blocked>, Error> {
+    let pending = run.status.pending.clone().expect("caller checked");
+    let recorded: CredentialIssue =
+        serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
+    let credentials = match akamai.list_credentials(client_id).await {
+        Ok(credentials) => credentials,
+        Err(error) => return Ok(Err(Blocked::upstream("listing credentials", &error))),
+    };
+    for lost in decide::lost_credentials(&recorded, &credentials) {
+        info!(
+            credential_id = lost,
+            "credential created before an interruption; its secret is lost, removing it"
+        );
+        if let Err(error) = retire(akamai, client_id, lost).await {
+            return Ok(Err(Blocked::upstream(
+                &format!("removing credential {lost}"),
+                &error,
+            )));
+        }
+    }
+    let client = match akamai.get_client(client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Ok(Err(deleted_upstream(run, client_id))),
+        Err(error) => {
+            return Ok(Err(Blocked::upstream(
+                &format!("reading client {client_id}"),
+                &error,
+            )));
+        }
+    };
+    let Some(access_token) = client.access_token.clone() else {
+        let message = format!("client {client_id} has no access token upstream; retrying");
+        return Ok(Err(Blocked::new(
+            conditions::UPSTREAM_SYNCED,
+            reason::UPSTREAM_ERROR,
+            message,
+            Duration::from_secs(30),
+        )));
+    };
+    let issued = match akamai.create_credential(client_id).await {
+        Ok(issued) => issued,
+        Err(error) => return Ok(Err(Blocked::upstream("creating a credential", &error))),
+    };
+    let host = decide::credential_host(client.base_url.as_deref(), akamai.host());
+    let entries = decide::secret_entries(&EdgercValues {
+        host: &host,
+        client_token: &issued.credential.client_token,
+        client_secret: issued.client_secret.expose(),
+        access_token: &access_token,
+    });
+    run.deliver(Delivery {
+        upstream_id: client_id.to_string(),
+        credential_id: issued.credential.credential_id.to_string(),
+        entries,
+        expires_at: issued.credential.expires_on,
+        upstream_state: decide::state_name(Some(client.is_locked)).into(),
+        replaces: recorded.replaces.map(|id| id.to_string()),
+    })
+    .await?;
+    Ok(Ok(()))
+}
+
+/// Brings the settings, the lock state and the current credential to the spec. A locked
+/// client takes unlock → update → lock.
+async fn drive(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    observed: &Client,
+    name: &str,
+    generation_changed: bool,
+) -> Result<(), Blocked> {
+    let spec = &run.object.spec;
+    let id = observed.client_id.as_str();
+    let failed = |what: &str| {
+        let what = format!("{what} client {id}");
+        move |e: UpstreamError| Blocked::upstream(&what, &e)
+    };
+    let mut locked = observed.is_locked;
+    let mut changes = Vec::new();
+    if decide::settings_stale(spec, name, observed, generation_changed) {
+        if locked {
+            akamai.set_locked(id, false).await.map_err(failed("unlocking"))?;
+            locked = false;
+        }
+        akamai
+            .update_client(id, &decide::settings(spec, name))
+            .await
+            .map_err(failed("updating"))?;
+        if generation_changed {
+            info!(client_id = %id, "client settings applied");
+        } else {
+            changes.push("settings restored".to_string());
+        }
+    }
+    if locked != spec.locked {
+        akamai
+            .set_locked(id, spec.locked)
+            .await
+            .map_err(failed("locking"))?;
+        if spec.locked != observed.is_locked {
+            changes.push(format!("now {}", decide::state_name(Some(spec.locked))));
+        }
+    }
+    run.status.upstream_state = Some(decide::state_name(Some(spec.locked)).into());
+
+    let current = observed
+        .credentials
+        .iter()
+        .find(|c| Some(c.credential_id.to_string()) == run.status.credential_id);
+    if let Some(update) = current.and_then(|c| decide::credential_update(spec, c)) {
+        let credential = current.expect("found above").credential_id;
+        let updated = akamai
+            .update_credential(id, credential, &update)
+            .await
+            .map_err(|e| Blocked::upstream(&format!("updating credential {credential}"), &e))?;
+        run.status.expires_at = updated.expires_on.map(Time);
+        changes.push(format!("credential {credential} updated"));
+    }
+
+    let state = decide::state_name(Some(spec.locked));
+    if changes.is_empty() {
+        run.set(
+            conditions::UPSTREAM_SYNCED,
+            true,
+            reason::RECONCILED,
+            format!("client {id} is {state}"),
+        );
+        return Ok(());
+    }
+    let note = format!("client {id}: {}", changes.join(", "));
+    info!(client_id = %id, changes = %changes.join(", "), "client brought to the spec");
+    run.event(EventType::Normal, reason::STATE_CHANGED, "Update", note.clone())
+        .await;
+    run.set(conditions::UPSTREAM_SYNCED, true, reason::STATE_CHANGED, note);
+    Ok(())
+}
+
+/// Deactivates and deletes credential `id` (the API deletes only inactive ones); one
+/// already gone is fine.
+async fn retire(akamai: &AkamaiClient, client_id: &str, credential: i64) -> Result<(), UpstreamError> {
+    let listed: Vec<Credential> = akamai.list_credentials(client_id).await?;
+    match listed
+        .iter()
+        .find(|c| c.credential_id == credential)
+        .map(|c| c.status)
+    {
+        None | Some(CredentialStatus::Deleted) => return Ok(()),
+        Some(CredentialStatus::Active) => akamai.deactivate_credential(client_id, credential).await?,
+        Some(CredentialStatus::Inactive) => {}
+    }
+    akamai.delete_credential(client_id, credential).await
+}
+
+/// The client is gone upstream: say how to get a new one.
+fn deleted_upstream(run: &Run<'_, ApiClient>, id: &str) -> Blocked {
+    let message = format!(
+        "client {id} was deleted outside the operator, so the Secret holds a dead credential; to create the \
+         client again, delete ApiClient {} and apply it anew",
+        run.object.name_any()
+    );
+    Blocked::new(
+        conditions::UPSTREAM_SYNCED,
+        reason::DELETED_UPSTREAM,
+        message,
+        RESYNC_INTERVAL,
+    )
+}
+
+/// Akamai credential ids are integers; the status stores them as strings like every kind.
+fn parse_id(id: &str) -> Result<i64, Error> {
+    id.parse()
+        .map_err(|_| Error::CorruptStatus(format!("{id:?} is not an Akamai credential id")))
+}
