@@ -13,15 +13,6 @@ use crate::fixtures::{self, CONVERGE};
 use crate::processes;
 use crate::support;
 
-/// Kinds that have a controller today; the others are applied and compared without waiting
-/// for a status. (ApiClient joins when its controller lands.)
-const RECONCILED_KINDS: [&str; 4] = [
-    "CredentialStore",
-    "ClusterCredentialStore",
-    "ApiToken",
-    "ServiceAccountKey",
-];
-
 /// The field manager of the test's applies, standing in for Argo CD or Flux.
 const GITOPS_MANAGER: &str = "gitops";
 
@@ -57,11 +48,7 @@ async fn examples_converge_without_drift_in_spec() {
     for (object, api) in &applied {
         let kind = kind_of(object);
         let name = object.metadata.name.clone().unwrap();
-        let live = if RECONCILED_KINDS.contains(&kind.as_str()) {
-            converged(api, &name).await
-        } else {
-            api.get(&name).await.unwrap()
-        };
+        let live = converged(api, &name).await;
         assert_eq!(
             live.data["spec"], object.data["spec"],
             "{kind}/{name}: the live spec differs from the applied one"
