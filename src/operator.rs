@@ -12,7 +12,9 @@ use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use tracing::info;
 
-use crate::api::{ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind};
+use crate::api::{
+    ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind,
+};
 use crate::controller::key_run::KeyResource;
 use crate::controller::reconcile_key::{self, KeyKind};
 use crate::controller::store::StoreObject;

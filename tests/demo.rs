@@ -21,7 +21,10 @@ fn demo_converges_every_example() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "the demo did not converge:\n{stdout}\n{stderr}");
+    assert!(
+        output.status.success(),
+        "the demo did not converge:\n{stdout}\n{stderr}"
+    );
     for expected in [
         "apitoken.apikeys.dev/billing-api",
         "serviceaccountkey.apikeys.dev/training-pipeline",
@@ -30,6 +33,9 @@ fn demo_converges_every_example() {
         "billing-api-prefactor",
         "export KUBECONFIG=",
     ] {
-        assert!(stdout.contains(expected), "the demo output lacks {expected}:\n{stdout}");
+        assert!(
+            stdout.contains(expected),
+            "the demo output lacks {expected}:\n{stdout}"
+        );
     }
 }

@@ -206,11 +206,13 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
     assert!(signs(&second).await, "the new credential works");
     let second_credential: i64 = status_of(&rotated).credential_id.unwrap().parse().unwrap();
     eventually("the new credential is described", true, || async {
-        s.upstream(&id).await.1["credentials"].as_array().is_some_and(|cs| {
-            cs.iter().any(|c| {
-                c["credentialId"] == second_credential && c["description"] == "managed by apikey-operator"
+        s.upstream(&id).await.1["credentials"]
+            .as_array()
+            .is_some_and(|cs| {
+                cs.iter().any(|c| {
+                    c["credentialId"] == second_credential && c["description"] == "managed by apikey-operator"
+                })
             })
-        })
     })
     .await;
     assert!(

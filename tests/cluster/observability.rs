@@ -69,8 +69,13 @@ async fn no_token_appears_in_logs_events_or_status() {
     // The admin credential must not leak either.
     issued.push(credstore.prefactor_token.clone());
 
-    let health = reqwest::get(format!("{}/healthz", operator.probes)).await.unwrap();
-    assert!(health.status().is_success(), "the operator stayed healthy through the run");
+    let health = reqwest::get(format!("{}/healthz", operator.probes))
+        .await
+        .unwrap();
+    assert!(
+        health.status().is_success(),
+        "the operator stayed healthy through the run"
+    );
     let log = std::fs::read_to_string(&operator.log).unwrap();
     assert!(
         log.len() > 1000,

@@ -18,7 +18,11 @@ struct EdgeClient<'a> {
 fn parse_edgerc(text: &str) -> (String, ClientCredential) {
     let field = |name: &str| {
         text.lines()
-            .find_map(|line| line.split_once(" = ").filter(|(k, _)| *k == name).map(|(_, v)| v.to_owned()))
+            .find_map(|line| {
+                line.split_once(" = ")
+                    .filter(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_owned())
+            })
             .unwrap_or_else(|| panic!("{name} in .edgerc"))
     };
     assert!(text.starts_with("[default]\n"));
@@ -34,7 +38,11 @@ impl<'a> EdgeClient<'a> {
     fn admin(store: &'a Store) -> Self {
         let (host, credential) = parse_edgerc(&store.read_file("akamai.edgerc"));
         assert_eq!(format!("http://{host}"), store.base);
-        Self { store, credential, host }
+        Self {
+            store,
+            credential,
+            host,
+        }
     }
 
     fn for_credential(store: &'a Store, client: &Value, credential: &Value) -> Self {
@@ -43,7 +51,11 @@ impl<'a> EdgeClient<'a> {
             client_secret: credential["clientSecret"].as_str().unwrap().into(),
             access_token: client["accessToken"].as_str().unwrap().into(),
         };
-        Self { store, credential, host: store.base.trim_start_matches("http://").into() }
+        Self {
+            store,
+            credential,
+            host: store.base.trim_start_matches("http://").into(),
+        }
     }
 
     fn authorization(&self, method: &Method, path: &str, body: &[u8]) -> String {
@@ -66,7 +78,10 @@ impl<'a> EdgeClient<'a> {
         authorization: String,
     ) -> (u16, Value) {
         let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
-        let mut request = self.store.request(method, path).header("authorization", authorization);
+        let mut request = self
+            .store
+            .request(method, path)
+            .header("authorization", authorization);
         if !bytes.is_empty() {
             request = request.header("content-type", "application/json").body(bytes);
         }
@@ -74,7 +89,10 @@ impl<'a> EdgeClient<'a> {
     }
 
     async fn send(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-        let bytes = body.as_ref().map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let bytes = body
+            .as_ref()
+            .map(|b| b.to_string().into_bytes())
+            .unwrap_or_default();
         let authorization = self.authorization(&method, path, &bytes);
         self.send_with(method, path, body, authorization).await
     }
@@ -95,8 +113,13 @@ fn create_body() -> Value {
 async fn clients_are_created_and_their_credentials_authenticate() {
     let store = Store::start().await;
     let admin = EdgeClient::admin(&store);
-    let (status, me) =
-        admin.send(Method::GET, &format!("{CLIENTS}/self?actions=true&credentials=true"), None).await;
+    let (status, me) = admin
+        .send(
+            Method::GET,
+            &format!("{CLIENTS}/self?actions=true&credentials=true"),
+            None,
+        )
+        .await;
     assert_eq!(status, 200, "{me}");
     assert_eq!(me["clientId"], ids(&store)["akamai"]["clientId"]);
     assert_eq!(me["actions"]["lock"], true);
@@ -128,35 +151,81 @@ async fn clients_are_created_and_their_credentials_authenticate() {
     assert_eq!(listed.as_array().unwrap().len(), 2);
 
     // Lock: the client cannot be used, nor changed until unlocked.
-    let (status, locked) = admin.send(Method::PUT, &format!("{CLIENTS}/{client_id}/lock"), None).await;
+    let (status, locked) = admin
+        .send(Method::PUT, &format!("{CLIENTS}/{client_id}/lock"), None)
+        .await;
     assert_eq!((status, &locked["isLocked"]), (200, &json!(true)));
-    assert_eq!(issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0, 401);
+    assert_eq!(
+        issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0,
+        401
+    );
     let mut update = create_body();
     update.as_object_mut().unwrap().remove("createCredential");
     update["clientDescription"] = json!("changed");
-    assert_eq!(admin.send(Method::PUT, &format!("{CLIENTS}/{client_id}"), Some(update.clone())).await.0, 409);
-    assert_eq!(admin.send(Method::PUT, &format!("{CLIENTS}/{client_id}/unlock"), None).await.0, 200);
-    let (status, updated) = admin.send(Method::PUT, &format!("{CLIENTS}/{client_id}"), Some(update)).await;
-    assert_eq!((status, updated["clientDescription"].as_str()), (200, Some("changed")), "{updated}");
-    assert_eq!(issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0, 200);
+    assert_eq!(
+        admin
+            .send(
+                Method::PUT,
+                &format!("{CLIENTS}/{client_id}"),
+                Some(update.clone())
+            )
+            .await
+            .0,
+        409
+    );
+    assert_eq!(
+        admin
+            .send(Method::PUT, &format!("{CLIENTS}/{client_id}/unlock"), None)
+            .await
+            .0,
+        200
+    );
+    let (status, updated) = admin
+        .send(Method::PUT, &format!("{CLIENTS}/{client_id}"), Some(update))
+        .await;
+    assert_eq!(
+        (status, updated["clientDescription"].as_str()),
+        (200, Some("changed")),
+        "{updated}"
+    );
+    assert_eq!(
+        issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0,
+        200
+    );
 
     // Credentials: a second one, deactivate the first, delete it.
-    let (status, second) =
-        admin.send(Method::POST, &format!("{CLIENTS}/{client_id}/credentials"), None).await;
+    let (status, second) = admin
+        .send(Method::POST, &format!("{CLIENTS}/{client_id}/credentials"), None)
+        .await;
     assert_eq!(status, 201);
     assert!(second["clientSecret"].is_string());
     let creds_path = format!("{CLIENTS}/{client_id}/credentials");
     let (_, list) = admin.send(Method::GET, &creds_path, None).await;
     assert_eq!(list.as_array().unwrap().len(), 2);
-    assert!(list.as_array().unwrap().iter().all(|c| c.get("clientSecret").is_none()));
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c.get("clientSecret").is_none())
+    );
 
     assert_eq!(
-        admin.send(Method::DELETE, &format!("{creds_path}/{credential_id}"), None).await.0,
+        admin
+            .send(Method::DELETE, &format!("{creds_path}/{credential_id}"), None)
+            .await
+            .0,
         400,
         "only INACTIVE can be deleted"
     );
     assert_eq!(
-        admin.send(Method::POST, &format!("{creds_path}/{credential_id}/deactivate"), None).await.0,
+        admin
+            .send(
+                Method::POST,
+                &format!("{creds_path}/{credential_id}/deactivate"),
+                None
+            )
+            .await
+            .0,
         204
     );
     assert_eq!(
@@ -182,8 +251,15 @@ async fn clients_are_created_and_their_credentials_authenticate() {
             Some(json!({"expiresOn": soon, "status": "ACTIVE", "description": "d"})),
         )
         .await;
-    assert_eq!((status, reactivated["status"].as_str()), (200, Some("ACTIVE")), "{reactivated}");
-    assert_eq!(issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0, 200);
+    assert_eq!(
+        (status, reactivated["status"].as_str()),
+        (200, Some("ACTIVE")),
+        "{reactivated}"
+    );
+    assert_eq!(
+        issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0,
+        200
+    );
     store.advance_clock(25 * 3600).await;
     assert_eq!(
         issued.send(Method::GET, &format!("{CLIENTS}/self"), None).await.0,
@@ -191,13 +267,35 @@ async fn clients_are_created_and_their_credentials_authenticate() {
         "an expired credential does not authenticate"
     );
 
-    assert_eq!(admin.send(Method::POST, &format!("{creds_path}/deactivate"), None).await.0, 204);
-    assert_eq!(admin.send(Method::DELETE, &format!("{creds_path}/{credential_id}"), None).await.0, 204);
-    let (_, deleted) = admin.send(Method::GET, &format!("{creds_path}/{credential_id}"), None).await;
+    assert_eq!(
+        admin
+            .send(Method::POST, &format!("{creds_path}/deactivate"), None)
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        admin
+            .send(Method::DELETE, &format!("{creds_path}/{credential_id}"), None)
+            .await
+            .0,
+        204
+    );
+    let (_, deleted) = admin
+        .send(Method::GET, &format!("{creds_path}/{credential_id}"), None)
+        .await;
     assert_eq!(deleted["status"], "DELETED");
 
-    assert_eq!(admin.send(Method::DELETE, &format!("{CLIENTS}/{client_id}"), None).await.0, 204);
-    let (status, problem) = admin.send(Method::GET, &format!("{CLIENTS}/{client_id}"), None).await;
+    assert_eq!(
+        admin
+            .send(Method::DELETE, &format!("{CLIENTS}/{client_id}"), None)
+            .await
+            .0,
+        204
+    );
+    let (status, problem) = admin
+        .send(Method::GET, &format!("{CLIENTS}/{client_id}"), None)
+        .await;
     assert_eq!((status, problem["statusCode"].as_u64()), (404, Some(404)));
 }
 
@@ -208,19 +306,32 @@ async fn signatures_are_verified_with_skew_and_replay_protection() {
     let path = format!("{CLIENTS}/self");
 
     let authorization = admin.authorization(&Method::GET, &path, b"");
-    assert_eq!(admin.send_with(Method::GET, &path, None, authorization.clone()).await.0, 200);
+    assert_eq!(
+        admin
+            .send_with(Method::GET, &path, None, authorization.clone())
+            .await
+            .0,
+        200
+    );
     let (status, problem) = admin.send_with(Method::GET, &path, None, authorization).await;
     assert_eq!(status, 401, "a replayed nonce is refused");
     assert_eq!(problem["title"], "Unauthorized");
     assert!(problem["type"].is_string() && problem["instance"].is_string() && problem["detail"].is_string());
 
     let tampered = admin.authorization(&Method::GET, &format!("{path}?actions=true"), b"");
-    assert_eq!(admin.send_with(Method::GET, &path, None, tampered).await.0, 401, "signed for another path");
+    assert_eq!(
+        admin.send_with(Method::GET, &path, None, tampered).await.0,
+        401,
+        "signed for another path"
+    );
 
     let body = create_body();
     let signed_for_other_body = admin.authorization(&Method::POST, CLIENTS, b"{}");
     assert_eq!(
-        admin.send_with(Method::POST, CLIENTS, Some(body), signed_for_other_body).await.0,
+        admin
+            .send_with(Method::POST, CLIENTS, Some(body), signed_for_other_body)
+            .await
+            .0,
         401,
         "body hash mismatch"
     );
@@ -258,7 +369,10 @@ async fn signatures_are_verified_with_skew_and_replay_protection() {
     assert_eq!(admin.send_with(Method::GET, &path, None, forged).await.0, 401);
 
     let https_signed = {
-        let parts = RequestParts { scheme: "https", ..parts };
+        let parts = RequestParts {
+            scheme: "https",
+            ..parts
+        };
         Signer::new(admin.credential.clone(), SigningPolicy::default()).sign(&parts)
     };
     assert_eq!(
@@ -274,22 +388,46 @@ async fn signatures_are_verified_with_skew_and_replay_protection() {
 async fn account_switch_key_scopes_clients() {
     let store = Store::start().await;
     let admin = EdgeClient::admin(&store);
-    let other = ids(&store)["akamai"]["otherAccountSwitchKey"].as_str().unwrap().to_owned();
+    let other = ids(&store)["akamai"]["otherAccountSwitchKey"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let switched = format!("{CLIENTS}?accountSwitchKey={other}");
     let (status, created) = admin.send(Method::POST, &switched, Some(create_body())).await;
     assert_eq!(status, 201, "{created}");
     let (_, in_other) = admin.send(Method::GET, &switched, None).await;
     assert_eq!(in_other.as_array().unwrap().len(), 1);
     let (_, at_home) = admin.send(Method::GET, CLIENTS, None).await;
-    assert_eq!(at_home.as_array().unwrap().len(), 1, "only the admin client lives at home");
-    let id = created["clientId"].as_str().unwrap();
-    assert_eq!(admin.send(Method::GET, &format!("{CLIENTS}/{id}"), None).await.0, 404);
     assert_eq!(
-        admin.send(Method::GET, &format!("{CLIENTS}/{id}?accountSwitchKey={other}"), None).await.0,
+        at_home.as_array().unwrap().len(),
+        1,
+        "only the admin client lives at home"
+    );
+    let id = created["clientId"].as_str().unwrap();
+    assert_eq!(
+        admin.send(Method::GET, &format!("{CLIENTS}/{id}"), None).await.0,
+        404
+    );
+    assert_eq!(
+        admin
+            .send(
+                Method::GET,
+                &format!("{CLIENTS}/{id}?accountSwitchKey={other}"),
+                None
+            )
+            .await
+            .0,
         200
     );
     assert_eq!(
-        admin.send(Method::GET, &format!("{CLIENTS}?accountSwitchKey=1-NOPE:1-NOPE"), None).await.0,
+        admin
+            .send(
+                Method::GET,
+                &format!("{CLIENTS}?accountSwitchKey=1-NOPE:1-NOPE"),
+                None
+            )
+            .await
+            .0,
         403
     );
 
@@ -319,7 +457,10 @@ async fn bodies_with_unknown_or_invalid_fields_are_refused() {
     extra["surprise"] = json!(true);
     let (status, problem) = admin.send(Method::POST, CLIENTS, Some(extra)).await;
     assert_eq!(status, 400);
-    assert!(problem["detail"].as_str().unwrap().contains("surprise"), "{problem}");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("surprise"),
+        "{problem}"
+    );
 
     let mut nested_extra = create_body();
     nested_extra["apiAccess"] = json!({"allAccessibleApis": true, "bogus": 1});
@@ -335,9 +476,18 @@ async fn bodies_with_unknown_or_invalid_fields_are_refused() {
 
     let me = ids(&store)["akamai"]["clientId"].as_str().unwrap().to_owned();
     assert_eq!(
-        admin.send(Method::PUT, &format!("{CLIENTS}/{me}"), Some(create_body())).await.0,
+        admin
+            .send(Method::PUT, &format!("{CLIENTS}/{me}"), Some(create_body()))
+            .await
+            .0,
         400,
         "createCredential is not part of an update"
     );
-    assert_eq!(admin.send(Method::PUT, &format!("{CLIENTS}/self/unlock"), None).await.0, 404);
+    assert_eq!(
+        admin
+            .send(Method::PUT, &format!("{CLIENTS}/self/unlock"), None)
+            .await
+            .0,
+        404
+    );
 }

@@ -122,7 +122,11 @@ fn templates() -> Vec<(Vendor, Method, &'static str)> {
         (Zenml, M::GET, "/api/v1/service_accounts/{sa}/api_keys?{query}"),
         (Zenml, M::GET, "/api/v1/service_accounts/{id}/api_keys/{id}"),
         (Zenml, M::PUT, "/api/v1/service_accounts/{sa}/api_keys/{id}"),
-        (Zenml, M::PUT, "/api/v1/service_accounts/{sa}/api_keys/{id}/rotate"),
+        (
+            Zenml,
+            M::PUT,
+            "/api/v1/service_accounts/{sa}/api_keys/{id}/rotate",
+        ),
         (Zenml, M::DELETE, "/api/v1/service_accounts/{sa}/api_keys/{id}"),
         (Zenml, M::POST, "/api/v1/login"),
         (Zenml, M::POST, "/api/v1/service_accounts"),
@@ -153,7 +157,9 @@ const QUERIES: &[&str] = &[
 fn is_vendor_shaped(vendor: Vendor, body: &Value) -> bool {
     match vendor {
         Vendor::Akamai => {
-            ["type", "title", "detail", "instance"].iter().all(|f| body[f].is_string())
+            ["type", "title", "detail", "instance"]
+                .iter()
+                .all(|f| body[f].is_string())
                 && body["statusCode"].is_u64()
         }
         Vendor::Prefactor => {
@@ -170,7 +176,10 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
     let prefactor = store.read_file("prefactor.token");
     let trend = store.read_file("trendmicro.secret-key");
     let zenml_key = store.read_file("zenml.api-key");
-    let sa = ids(&store)["zenml"]["serviceAccountId"].as_str().unwrap().to_owned();
+    let sa = ids(&store)["zenml"]["serviceAccountId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let login: Value = store
         .request(Method::POST, "/api/v1/login")
         .form(&[("grant_type", "zenml-api-key"), ("password", &zenml_key)])
@@ -183,7 +192,10 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
     let zenml = login["access_token"].as_str().unwrap().to_owned();
     let edgerc = store.read_file("akamai.edgerc");
     let field = |name: &str| {
-        edgerc.lines().find_map(|l| l.strip_prefix(&format!("{name} = ")).map(str::to_owned)).unwrap()
+        edgerc
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} = ")).map(str::to_owned))
+            .unwrap()
     };
     let signer = Signer::new(
         ClientCredential {
@@ -205,7 +217,14 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
             .replace("{ak}", "/identity-management/v3/api-clients")
             .replacen("{id}", rng.pick(&ids[..]).as_str(), 1)
             .replace("{id}", rng.pick(&ids[..]).as_str())
-            .replace("{sa}", if rng.next().is_multiple_of(4) { rng.pick(&ids[..]).as_str() } else { &sa })
+            .replace(
+                "{sa}",
+                if rng.next().is_multiple_of(4) {
+                    rng.pick(&ids[..]).as_str()
+                } else {
+                    &sa
+                },
+            )
             .replace("{query}", query);
         let body = if matches!(method, Method::GET | Method::DELETE) && !rng.next().is_multiple_of(4) {
             Vec::new()
@@ -217,7 +236,9 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
         if authenticated {
             request = match vendor {
                 Vendor::Prefactor => request.bearer_auth(&prefactor),
-                Vendor::Trend => request.header("api-version", "v1").header("api-secret-key", &trend),
+                Vendor::Trend => request
+                    .header("api-version", "v1")
+                    .header("api-secret-key", &trend),
                 Vendor::Zenml => request.bearer_auth(&zenml),
                 Vendor::Akamai => {
                     let parts = RequestParts {
@@ -259,7 +280,12 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
         client_errors > 2500,
         "the generator should mostly produce bad requests, got {client_errors} errors"
     );
-    let ping = store.request(Method::GET, "/api/v1/ping").bearer_auth(&prefactor).send().await.unwrap();
+    let ping = store
+        .request(Method::GET, "/api/v1/ping")
+        .bearer_auth(&prefactor)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(ping.status(), 200, "the server is still healthy");
 }
 
@@ -267,7 +293,10 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
 async fn oversized_bodies_get_413_in_each_vendors_shape() {
     let store = Store::start().await;
     let huge = vec![b'{'; 2 * 1024 * 1024];
-    let sa = ids(&store)["zenml"]["serviceAccountId"].as_str().unwrap().to_owned();
+    let sa = ids(&store)["zenml"]["serviceAccountId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let cases = [
         (Vendor::Akamai, "/identity-management/v3/api-clients".to_owned()),
         (Vendor::Prefactor, "/api/v1/api_token".to_owned()),
@@ -275,7 +304,12 @@ async fn oversized_bodies_get_413_in_each_vendors_shape() {
         (Vendor::Zenml, format!("/api/v1/service_accounts/{sa}/api_keys")),
     ];
     for (vendor, path) in cases {
-        let response = store.request(Method::POST, &path).body(huge.clone()).send().await.unwrap();
+        let response = store
+            .request(Method::POST, &path)
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         assert_eq!(status, 413, "{path}");

@@ -27,7 +27,9 @@ async fn deterministic_failures_and_throttling_are_vendor_shaped() {
     }
     assert_eq!(ping(&store).await.status(), 200);
 
-    store.set_faults(json!({"throttleNext": 1, "retryAfterSeconds": 7})).await;
+    store
+        .set_faults(json!({"throttleNext": 1, "retryAfterSeconds": 7}))
+        .await;
     let response = ping(&store).await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "7");
@@ -39,9 +41,12 @@ async fn deterministic_failures_and_throttling_are_vendor_shaped() {
 
 #[tokio::test]
 async fn rates_and_latency_from_start_flags() {
-    let store =
-        Store::start_with(FaultSettings { error_rate: 1.0, error_status: 500, ..FaultSettings::default() })
-            .await;
+    let store = Store::start_with(FaultSettings {
+        error_rate: 1.0,
+        error_status: 500,
+        ..FaultSettings::default()
+    })
+    .await;
     assert_eq!(ping(&store).await.status(), 500);
     store.set_faults(json!({"throttleRate": 1.0})).await;
     assert_eq!(ping(&store).await.status(), 429);
@@ -50,17 +55,37 @@ async fn rates_and_latency_from_start_flags() {
     assert_eq!(ping(&store).await.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
     let admin_started = Instant::now();
-    store.request(Method::GET, "/_credstore/faults").send().await.unwrap();
-    assert!(admin_started.elapsed() < Duration::from_millis(300), "the admin API is never slowed down");
+    store
+        .request(Method::GET, "/_credstore/faults")
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        admin_started.elapsed() < Duration::from_millis(300),
+        "the admin API is never slowed down"
+    );
 }
 
 #[tokio::test]
 async fn clock_moves_on_request() {
     let store = Store::start().await;
-    let (_, before) =
-        status_json(store.request(Method::GET, "/_credstore/clock").send().await.unwrap()).await;
+    let (_, before) = status_json(
+        store
+            .request(Method::GET, "/_credstore/clock")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     store.advance_clock(86_400).await;
-    let (_, after) = status_json(store.request(Method::GET, "/_credstore/clock").send().await.unwrap()).await;
+    let (_, after) = status_json(
+        store
+            .request(Method::GET, "/_credstore/clock")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(before["offsetSeconds"], 0);
     assert_eq!(after["offsetSeconds"], 86_400);
     let (status, _) = status_json(
@@ -81,11 +106,19 @@ async fn requests_are_counted_per_api_and_operation() {
     for _ in 0..3 {
         ping(&store).await;
     }
-    store.request(Method::GET, "/api/v1/api_token/nope").send().await.unwrap();
+    store
+        .request(Method::GET, "/api/v1/api_token/nope")
+        .send()
+        .await
+        .unwrap();
     let counts = store.request_counts().await;
     assert_eq!(counts["prefactor"]["GET /api/v1/ping"], 3, "{counts}");
     assert_eq!(counts["prefactor"]["GET /api/v1/api_token/{id}"], 1, "{counts}");
-    let reset = store.request(Method::DELETE, "/_credstore/requests").send().await.unwrap();
+    let reset = store
+        .request(Method::DELETE, "/_credstore/requests")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(reset.status(), 204);
     assert!(store.request_counts().await.get("prefactor").is_none());
 }
@@ -94,14 +127,21 @@ async fn requests_are_counted_per_api_and_operation() {
 async fn bootstrap_files_are_owner_only() {
     let store = Store::start().await;
     let dir = store.data_dir();
-    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    assert_eq!(
+        std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
     for entry in std::fs::read_dir(&dir).unwrap() {
         let entry = entry.unwrap();
         let name = entry.file_name().into_string().unwrap();
         if name.starts_with("credstore.sqlite3") {
             continue;
         }
-        assert_eq!(entry.metadata().unwrap().permissions().mode() & 0o777, 0o600, "{name}");
+        assert_eq!(
+            entry.metadata().unwrap().permissions().mode() & 0o777,
+            0o600,
+            "{name}"
+        );
     }
     for name in ["prefactor.token", "bootstrap.json", "master.key"] {
         assert!(dir.join(name).exists(), "{name}");
@@ -127,7 +167,10 @@ async fn admin_api_is_absent_unless_enabled() {
         assert_eq!(status, 404, "{path}");
     }
     assert_eq!(
-        reqwest::get(format!("{base}/_credstore/healthz")).await.unwrap().status(),
+        reqwest::get(format!("{base}/_credstore/healthz"))
+            .await
+            .unwrap()
+            .status(),
         200,
         "the probe is always served"
     );

@@ -18,7 +18,9 @@ fn spawn(data: &Path) -> (Child, String) {
         .spawn()
         .expect("spawning the credstore");
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("reading the address line");
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .expect("reading the address line");
     let addr = line
         .trim()
         .strip_prefix("credstore listening on ")
@@ -50,7 +52,11 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
     first.wait().unwrap();
 
     let (mut second, base) = spawn(&data);
-    assert_eq!(read_data_file(&data, "prefactor.token"), admin, "bootstrap credentials are reused");
+    assert_eq!(
+        read_data_file(&data, "prefactor.token"),
+        admin,
+        "bootstrap credentials are reused"
+    );
     assert_eq!(read_data_file(&data, "bootstrap.json"), ids_before);
     let edgerc = read_data_file(&data, "akamai.edgerc");
     assert!(
@@ -58,8 +64,13 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
         ".edgerc follows the new address: {edgerc:.40}"
     );
     for bearer in [&admin, &token] {
-        let status =
-            http.get(format!("{base}/api/v1/ping")).bearer_auth(bearer).send().await.unwrap().status();
+        let status = http
+            .get(format!("{base}/api/v1/ping"))
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+            .status();
         assert_eq!(status, 200);
     }
     second.kill().unwrap();
@@ -68,8 +79,11 @@ async fn state_survives_kill_9_and_bootstrap_is_reused() {
     let database = std::fs::read(data.join("credstore.sqlite3")).unwrap();
     let wal = std::fs::read(data.join("credstore.sqlite3-wal")).unwrap_or_default();
     let edgerc = read_data_file(&data, "akamai.edgerc");
-    let client_secret =
-        edgerc.lines().find_map(|l| l.strip_prefix("client_secret = ")).expect("client_secret").to_owned();
+    let client_secret = edgerc
+        .lines()
+        .find_map(|l| l.strip_prefix("client_secret = "))
+        .expect("client_secret")
+        .to_owned();
     let secrets = [
         token,
         admin,

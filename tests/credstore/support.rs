@@ -35,7 +35,12 @@ impl Store {
         tokio::spawn(store.serve(async move {
             let _ = rx.await;
         }));
-        Self { base, http: Client::new(), dir, shutdown: Some(tx) }
+        Self {
+            base,
+            http: Client::new(),
+            dir,
+            shutdown: Some(tx),
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -61,11 +66,21 @@ impl Store {
     }
 
     pub async fn set_faults(&self, settings: Value) -> Response {
-        self.request(Method::PUT, "/_credstore/faults").json(&settings).send().await.unwrap()
+        self.request(Method::PUT, "/_credstore/faults")
+            .json(&settings)
+            .send()
+            .await
+            .unwrap()
     }
 
     pub async fn request_counts(&self) -> Value {
-        self.request(Method::GET, "/_credstore/requests").send().await.unwrap().json().await.unwrap()
+        self.request(Method::GET, "/_credstore/requests")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 }
 

@@ -4,8 +4,10 @@ use serde_json::{Value, json};
 use crate::support::{Store, status_json};
 
 async fn call(store: &Store, secret: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut request =
-        store.request(method, path).header("api-version", "v1").header("api-secret-key", secret);
+    let mut request = store
+        .request(method, path)
+        .header("api-version", "v1")
+        .header("api-secret-key", secret);
     if let Some(body) = body {
         request = request.json(&body);
     }
@@ -17,11 +19,19 @@ fn admin(store: &Store) -> String {
 }
 
 async fn create(store: &Store, name: &str) -> (i64, String) {
-    let (status, body) =
-        call(store, &admin(store), Method::POST, "/api/apikeys", Some(json!({"keyName": name, "roleID": 1})))
-            .await;
+    let (status, body) = call(
+        store,
+        &admin(store),
+        Method::POST,
+        "/api/apikeys",
+        Some(json!({"keyName": name, "roleID": 1})),
+    )
+    .await;
     assert_eq!(status, 200, "{body}");
-    (body["ID"].as_i64().unwrap(), body["secretKey"].as_str().unwrap().to_owned())
+    (
+        body["ID"].as_i64().unwrap(),
+        body["secretKey"].as_str().unwrap().to_owned(),
+    )
 }
 
 async fn whoami(store: &Store, secret: &str) -> (u16, Value) {
@@ -33,10 +43,19 @@ async fn headers_and_both_authentication_forms() {
     let store = Store::start().await;
     let secret = admin(&store);
     let (status, body) = status_json(
-        store.request(Method::GET, "/api/apikeys").header("api-secret-key", &secret).send().await.unwrap(),
+        store
+            .request(Method::GET, "/api/apikeys")
+            .header("api-secret-key", &secret)
+            .send()
+            .await
+            .unwrap(),
     )
     .await;
-    assert_eq!((status, body["message"].is_string()), (400, true), "api-version is required");
+    assert_eq!(
+        (status, body["message"].is_string()),
+        (400, true),
+        "api-version is required"
+    );
     let (status, body) = status_json(
         store
             .request(Method::GET, "/api/apikeys/current")
@@ -62,7 +81,11 @@ async fn headers_and_both_authentication_forms() {
 async fn lifecycle_modify_regenerate_expire_delete() {
     let store = Store::start().await;
     let (id, secret) = create(&store, "svc").await;
-    assert_eq!(whoami(&store, &secret).await.0, 200, "an issued key authenticates");
+    assert_eq!(
+        whoami(&store, &secret).await.0,
+        200,
+        "an issued key authenticates"
+    );
 
     let (status, modified) = call(
         &store,
@@ -73,27 +96,63 @@ async fn lifecycle_modify_regenerate_expire_delete() {
     )
     .await;
     assert_eq!(
-        (status, modified["description"].as_str(), modified["keyName"].as_str()),
+        (
+            status,
+            modified["description"].as_str(),
+            modified["keyName"].as_str()
+        ),
         (200, Some("changed"), Some("svc")),
         "partial modify"
     );
 
-    call(&store, &admin(&store), Method::POST, &format!("/api/apikeys/{id}"), Some(json!({"active": false})))
-        .await;
-    assert_eq!(whoami(&store, &secret).await.0, 401, "active=false locks the key out");
-    call(&store, &admin(&store), Method::POST, &format!("/api/apikeys/{id}"), Some(json!({"active": true})))
-        .await;
+    call(
+        &store,
+        &admin(&store),
+        Method::POST,
+        &format!("/api/apikeys/{id}"),
+        Some(json!({"active": false})),
+    )
+    .await;
+    assert_eq!(
+        whoami(&store, &secret).await.0,
+        401,
+        "active=false locks the key out"
+    );
+    call(
+        &store,
+        &admin(&store),
+        Method::POST,
+        &format!("/api/apikeys/{id}"),
+        Some(json!({"active": true})),
+    )
+    .await;
     assert_eq!(whoami(&store, &secret).await.0, 200);
 
-    let (status, regenerated) =
-        call(&store, &admin(&store), Method::POST, &format!("/api/apikeys/{id}/secretkey"), None).await;
+    let (status, regenerated) = call(
+        &store,
+        &admin(&store),
+        Method::POST,
+        &format!("/api/apikeys/{id}/secretkey"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let new_secret = regenerated["secretKey"].as_str().unwrap().to_owned();
-    assert_eq!(whoami(&store, &secret).await.0, 401, "the old secret dies at once");
+    assert_eq!(
+        whoami(&store, &secret).await.0,
+        401,
+        "the old secret dies at once"
+    );
     assert_eq!(whoami(&store, &new_secret).await.0, 200);
 
-    let (status, current) =
-        call(&store, &new_secret, Method::POST, "/api/apikeys/current/secretkey", None).await;
+    let (status, current) = call(
+        &store,
+        &new_secret,
+        Method::POST,
+        "/api/apikeys/current/secretkey",
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
     let newest = current["secretKey"].as_str().unwrap().to_owned();
     assert_eq!(whoami(&store, &new_secret).await.0, 401);
@@ -133,7 +192,14 @@ async fn lifecycle_modify_regenerate_expire_delete() {
         .await
         .unwrap();
     assert_eq!(response.status(), 204);
-    let (status, body) = call(&store, &admin(&store), Method::GET, &format!("/api/apikeys/{id}"), None).await;
+    let (status, body) = call(
+        &store,
+        &admin(&store),
+        Method::GET,
+        &format!("/api/apikeys/{id}"),
+        None,
+    )
+    .await;
     assert_eq!((status, body["message"].is_string()), (404, true));
 }
 

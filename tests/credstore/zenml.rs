@@ -5,7 +5,15 @@ use crate::support::{Store, ids, status_json};
 
 async fn login(store: &Store, key: &str) -> (u16, Value) {
     let form = [("grant_type", "zenml-api-key"), ("password", key)];
-    status_json(store.request(Method::POST, "/api/v1/login").form(&form).send().await.unwrap()).await
+    status_json(
+        store
+            .request(Method::POST, "/api/v1/login")
+            .form(&form)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 async fn admin_session(store: &Store) -> String {
@@ -16,7 +24,10 @@ async fn admin_session(store: &Store) -> String {
 }
 
 fn keys_path(store: &Store) -> String {
-    format!("/api/v1/service_accounts/{}/api_keys", ids(store)["zenml"]["serviceAccountId"].as_str().unwrap())
+    format!(
+        "/api/v1/service_accounts/{}/api_keys",
+        ids(store)["zenml"]["serviceAccountId"].as_str().unwrap()
+    )
 }
 
 async fn call(store: &Store, session: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -32,9 +43,14 @@ async fn keys_are_created_and_authenticate_until_deactivated_or_deleted() {
     let store = Store::start().await;
     let session = admin_session(&store).await;
     let path = keys_path(&store);
-    let (status, created) =
-        call(&store, &session, Method::POST, &path, Some(json!({"name": "ci", "description": "for CI"})))
-            .await;
+    let (status, created) = call(
+        &store,
+        &session,
+        Method::POST,
+        &path,
+        Some(json!({"name": "ci", "description": "for CI"})),
+    )
+    .await;
     assert_eq!(status, 200, "{created}");
     let key = created["body"]["key"].as_str().unwrap().to_owned();
     assert!(key.starts_with("ZENKEY_"));
@@ -42,11 +58,17 @@ async fn keys_are_created_and_authenticate_until_deactivated_or_deleted() {
     assert_eq!(decoded["id"], created["id"]);
     assert_eq!(decoded["key"].as_str().unwrap().len(), 64);
     assert_eq!(created["body"]["active"], true);
-    assert_eq!(created["body"]["service_account"]["id"], ids(&store)["zenml"]["serviceAccountId"]);
+    assert_eq!(
+        created["body"]["service_account"]["id"],
+        ids(&store)["zenml"]["serviceAccountId"]
+    );
     assert_eq!(created["metadata"]["description"], "for CI");
 
     let (status, clash) = call(&store, &session, Method::POST, &path, Some(json!({"name": "ci"}))).await;
-    assert_eq!((status, clash["detail"][0].as_str()), (409, Some("EntityExistsError")));
+    assert_eq!(
+        (status, clash["detail"][0].as_str()),
+        (409, Some("EntityExistsError"))
+    );
 
     let (status, login_body) = login(&store, &key).await;
     assert_eq!(status, 200);
@@ -57,7 +79,11 @@ async fn keys_are_created_and_authenticate_until_deactivated_or_deleted() {
 
     let (status, shown) = call(&store, &session, Method::GET, &format!("{path}/ci"), None).await;
     assert_eq!(status, 200);
-    assert_eq!(shown["body"]["key"], Value::Null, "the key is shown only at creation and rotation");
+    assert_eq!(
+        shown["body"]["key"],
+        Value::Null,
+        "the key is shown only at creation and rotation"
+    );
     assert!(shown["metadata"]["last_login"].is_string());
 
     let (status, updated) = call(
@@ -72,10 +98,25 @@ async fn keys_are_created_and_authenticate_until_deactivated_or_deleted() {
         (status, &updated["body"]["active"], updated["name"].as_str()),
         (200, &json!(false), Some("ci"))
     );
-    assert_eq!(login(&store, &key).await.0, 401, "an inactive key never authenticates");
-    assert_eq!(call(&store, &key_session, Method::GET, &path, None).await.0, 401, "nor do its sessions");
+    assert_eq!(
+        login(&store, &key).await.0,
+        401,
+        "an inactive key never authenticates"
+    );
+    assert_eq!(
+        call(&store, &key_session, Method::GET, &path, None).await.0,
+        401,
+        "nor do its sessions"
+    );
 
-    call(&store, &session, Method::PUT, &format!("{path}/ci"), Some(json!({"active": true}))).await;
+    call(
+        &store,
+        &session,
+        Method::PUT,
+        &format!("{path}/ci"),
+        Some(json!({"active": true})),
+    )
+    .await;
     assert_eq!(login(&store, &key).await.0, 200);
 
     let id = created["id"].as_str().unwrap();
@@ -96,7 +137,14 @@ async fn rotation_retains_the_previous_key_for_the_retain_period_only() {
     let store = Store::start().await;
     let session = admin_session(&store).await;
     let path = keys_path(&store);
-    let (_, created) = call(&store, &session, Method::POST, &path, Some(json!({"name": "rotating"}))).await;
+    let (_, created) = call(
+        &store,
+        &session,
+        Method::POST,
+        &path,
+        Some(json!({"name": "rotating"})),
+    )
+    .await;
     let first = created["body"]["key"].as_str().unwrap().to_owned();
 
     let (status, rotated) = call(
@@ -121,9 +169,19 @@ async fn rotation_retains_the_previous_key_for_the_retain_period_only() {
     assert_eq!(login(&store, &first).await.0, 401, "past the retain period");
     let session = admin_session(&store).await;
 
-    let (_, third) =
-        call(&store, &session, Method::PUT, &format!("{path}/rotating/rotate"), Some(json!({}))).await;
-    assert_eq!(login(&store, &second).await.0, 401, "retain_period_minutes defaults to 0");
+    let (_, third) = call(
+        &store,
+        &session,
+        Method::PUT,
+        &format!("{path}/rotating/rotate"),
+        Some(json!({})),
+    )
+    .await;
+    assert_eq!(
+        login(&store, &second).await.0,
+        401,
+        "retain_period_minutes defaults to 0"
+    );
     assert_eq!(login(&store, third["body"]["key"].as_str().unwrap()).await.0, 200);
 }
 
@@ -131,10 +189,18 @@ async fn rotation_retains_the_previous_key_for_the_retain_period_only() {
 async fn sessions_expire_after_an_hour_of_store_time() {
     let store = Store::start().await;
     let session = admin_session(&store).await;
-    assert_eq!(call(&store, &session, Method::GET, &keys_path(&store), None).await.0, 200);
+    assert_eq!(
+        call(&store, &session, Method::GET, &keys_path(&store), None)
+            .await
+            .0,
+        200
+    );
     store.advance_clock(3601).await;
     let (status, body) = call(&store, &session, Method::GET, &keys_path(&store), None).await;
-    assert_eq!((status, body["detail"][0].as_str()), (401, Some("AuthorizationException")));
+    assert_eq!(
+        (status, body["detail"][0].as_str()),
+        (401, Some("AuthorizationException"))
+    );
 }
 
 #[tokio::test]
@@ -147,7 +213,14 @@ async fn list_pages_filters_and_sorts() {
         store.advance_clock(1).await;
     }
     let session = admin_session(&store).await;
-    let (status, page) = call(&store, &session, Method::GET, &format!("{path}?page=2&size=2"), None).await;
+    let (status, page) = call(
+        &store,
+        &session,
+        Method::GET,
+        &format!("{path}?page=2&size=2"),
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{page}");
     assert_eq!(
         (
@@ -167,11 +240,20 @@ async fn list_pages_filters_and_sorts() {
             .collect::<Vec<_>>()
     };
     assert_eq!(names(&page), ["gamma", "delta"]);
-    assert_eq!(page["items"][0]["metadata"], Value::Null, "lists are not hydrated by default");
+    assert_eq!(
+        page["items"][0]["metadata"],
+        Value::Null,
+        "lists are not hydrated by default"
+    );
 
-    let (_, filtered) =
-        call(&store, &session, Method::GET, &format!("{path}?name=contains:ta&sort_by=desc:name"), None)
-            .await;
+    let (_, filtered) = call(
+        &store,
+        &session,
+        Method::GET,
+        &format!("{path}?name=contains:ta&sort_by=desc:name"),
+        None,
+    )
+    .await;
     assert_eq!(names(&filtered), ["delta", "beta"]);
     let (_, either) = call(
         &store,
@@ -189,7 +271,16 @@ async fn list_pages_filters_and_sorts() {
     assert!(body["detail"][0]["loc"].is_array());
     let (status, _) = call(&store, &session, Method::GET, &format!("{path}?page=9"), None).await;
     assert_eq!(status, 400);
-    let (status, body) =
-        call(&store, &session, Method::GET, "/api/v1/service_accounts/not-a-uuid/api_keys", None).await;
-    assert_eq!((status, &body["detail"][0]["loc"]), (422, &json!(["path", "service_account_id"])));
+    let (status, body) = call(
+        &store,
+        &session,
+        Method::GET,
+        "/api/v1/service_accounts/not-a-uuid/api_keys",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["detail"][0]["loc"]),
+        (422, &json!(["path", "service_account_id"]))
+    );
 }
