@@ -198,7 +198,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// Whether this reconciliation was triggered by the operator's own last status write
     /// (or by an event of a Secret it wrote at the same time): the upstream was observed
     /// moments ago, so observing it again would only cost a request.
-    pub fn is_echo(&self) -> bool {
+    fn is_echo(&self) -> bool {
         match (self.object.uid(), self.object.meta().resource_version.as_deref()) {
             (Some(uid), Some(version)) => self.ctx.is_own_write(&uid, version),
             _ => false,

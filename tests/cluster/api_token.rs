@@ -6,63 +6,19 @@ use std::time::Duration;
 use apikey_operator::api::ApiToken;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Secret;
-use kube::Client;
 use kube::api::Api;
 use serde_json::json;
 
-use crate::fixtures::{self, eventually, is_ready, merge, not_ready_because, ping, upstream_token, wait_for};
-use crate::processes::{self, Credstore};
-use crate::support;
+use crate::fixtures::{
+    self, TokenSetup, eventually, is_ready, merge, not_ready_because, ping, upstream_token, wait_for,
+};
 
-struct Setup {
-    client: Client,
-    namespace: String,
-    tokens: Api<ApiToken>,
-    credstore: &'static Credstore,
-}
-
-async fn setup(prefix: &str) -> Setup {
-    let credstore = processes::credstore();
-    processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, prefix).await;
-    fixtures::prefactor_store(&client, &namespace, "prefactor", credstore).await;
-    let tokens = Api::namespaced(client.clone(), &namespace);
-    Setup {
-        client,
-        namespace,
-        tokens,
-        credstore,
-    }
-}
-
-impl Setup {
-    async fn create_token(&self, name: &str, extra: serde_json::Value) -> ApiToken {
-        let mut spec = json!({"storeRef": {"name": "prefactor"}, "scope": "account"});
-        spec.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        fixtures::apply(
-            &self.client,
-            &self.namespace,
-            json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken", "metadata": {"name": name}, "spec": spec}),
-        )
-        .await;
-        wait_for(&self.tokens, name, "Ready", is_ready).await
-    }
-
-    async fn secret_token(&self, secret: &str) -> String {
-        fixtures::secret_value(&self.client, &self.namespace, secret, "token")
-            .await
-            .expect("the Secret holds a token")
-    }
-
-    async fn upstream_status(&self, token: &ApiToken) -> Option<String> {
-        let id = token.status.as_ref().unwrap().upstream_id.clone().unwrap();
-        upstream_token(self.credstore, &id)
-            .await
-            .map(|d| d["status"].as_str().unwrap().to_string())
-    }
+/// The token's state as the upstream reports it.
+async fn upstream_status(s: &TokenSetup, token: &ApiToken) -> Option<String> {
+    let id = token.status.as_ref().unwrap().upstream_id.clone().unwrap();
+    upstream_token(s.credstore, &id)
+        .await
+        .map(|d| d["status"].as_str().unwrap().to_string())
 }
 
 fn status_of(token: &ApiToken) -> &apikey_operator::api::KeyStatus {
@@ -71,8 +27,8 @@ fn status_of(token: &ApiToken) -> &apikey_operator::api::KeyStatus {
 
 #[tokio::test]
 async fn token_follows_the_declared_state_and_works_only_while_active() {
-    let s = setup("token-state").await;
-    let token = s.create_token("lifecycle", json!({})).await;
+    let s = TokenSetup::new("token-state").await;
+    let token = s.ready_token("lifecycle", json!({})).await;
     let status = status_of(&token);
     assert_eq!(status.upstream_state.as_deref(), Some("active"));
     assert_eq!(status.secret_name.as_deref(), Some("lifecycle"));
@@ -105,7 +61,7 @@ async fn token_follows_the_declared_state_and_works_only_while_active() {
         })
         .await;
         assert_eq!(
-            s.upstream_status(&token).await.as_deref(),
+            upstream_status(&s, &token).await.as_deref(),
             Some(upstream),
             "upstream agrees for {state}"
         );
@@ -121,8 +77,8 @@ async fn token_follows_the_declared_state_and_works_only_while_active() {
 
 #[tokio::test]
 async fn upstream_drift_is_corrected_and_a_revocation_behind_our_back_is_reported() {
-    let s = setup("token-drift").await;
-    let token = s.create_token("drift", json!({})).await;
+    let s = TokenSetup::new("token-drift").await;
+    let token = s.ready_token("drift", json!({})).await;
     let id = status_of(&token).upstream_id.clone().unwrap();
     let secret = s.secret_token("drift").await;
 
@@ -135,7 +91,7 @@ async fn upstream_drift_is_corrected_and_a_revocation_behind_our_back_is_reporte
     )
     .await;
     eventually("drift corrected upstream", Some("active".to_string()), || {
-        s.upstream_status(&token)
+        upstream_status(&s, &token)
     })
     .await;
     assert_eq!(ping(s.credstore, &secret).await, 200);
@@ -185,7 +141,7 @@ async fn upstream_drift_is_corrected_and_a_revocation_behind_our_back_is_reporte
 
 #[tokio::test]
 async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consumers() {
-    let s = setup("token-rotate").await;
+    let s = TokenSetup::new("token-rotate").await;
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "consumer"},
         "spec": {
@@ -201,7 +157,7 @@ async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consum
         .unwrap();
 
     let token = s
-        .create_token(
+        .ready_token(
             "rotating",
             json!({
                 "rotation": {"retainPrevious": "8s"},
@@ -268,9 +224,9 @@ async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consum
 
 #[tokio::test]
 async fn rotation_by_requested_at_and_by_interval() {
-    let s = setup("token-schedule").await;
+    let s = TokenSetup::new("token-schedule").await;
     let token = s
-        .create_token(
+        .ready_token(
             "scheduled",
             json!({"rotation": {"requestedAt": "v1", "interval": "1m"}}),
         )
@@ -324,12 +280,12 @@ async fn rotation_by_requested_at_and_by_interval() {
 
 #[tokio::test]
 async fn deletion_follows_the_deletion_policy() {
-    let s = setup("token-delete").await;
+    let s = TokenSetup::new("token-delete").await;
     let deleted = s
-        .create_token("deleted", json!({"deletionPolicy": "Delete"}))
+        .ready_token("deleted", json!({"deletionPolicy": "Delete"}))
         .await;
     let orphaned = s
-        .create_token("orphaned", json!({"deletionPolicy": "Orphan"}))
+        .ready_token("orphaned", json!({"deletionPolicy": "Orphan"}))
         .await;
     let deleted_id = status_of(&deleted).upstream_id.clone().unwrap();
     let orphaned_id = status_of(&orphaned).upstream_id.clone().unwrap();
@@ -354,7 +310,7 @@ async fn deletion_follows_the_deletion_policy() {
     );
 
     assert_eq!(
-        s.upstream_status(&orphaned).await.as_deref(),
+        upstream_status(&s, &orphaned).await.as_deref(),
         Some("active"),
         "Orphan leaves the token"
     );

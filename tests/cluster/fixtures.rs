@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use apikey_operator::api::ApiToken;
 use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::wait::await_condition;
@@ -11,7 +12,7 @@ use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::processes::Credstore;
+use crate::processes::{self, Credstore};
 
 /// Generous bound for one convergence on a loaded two-core machine.
 pub const CONVERGE: Duration = Duration::from_secs(60);
@@ -393,4 +394,52 @@ async fn akamai_send(edgerc: &BTreeMap<String, String>, method: &str, path: &str
 /// [`akamai_get`]).
 pub async fn akamai_post(edgerc: &BTreeMap<String, String>, path: &str) -> (u16, Value) {
     akamai_send(edgerc, "POST", path).await
+}
+
+/// A namespace with a Prefactor store wired to the shared credential store, served by the
+/// shared operator: the starting point of the ApiToken and plugin tests.
+pub struct TokenSetup {
+    pub client: Client,
+    pub namespace: String,
+    pub tokens: Api<ApiToken>,
+    pub credstore: &'static Credstore,
+}
+
+impl TokenSetup {
+    pub async fn new(prefix: &str) -> Self {
+        let credstore = processes::credstore();
+        processes::operator();
+        let client = crate::support::client().await;
+        let namespace = crate::support::namespace(&client, prefix).await;
+        prefactor_store(&client, &namespace, "prefactor", credstore).await;
+        let tokens = Api::namespaced(client.clone(), &namespace);
+        TokenSetup {
+            client,
+            namespace,
+            tokens,
+            credstore,
+        }
+    }
+
+    /// Applies an account-scoped ApiToken (`extra` merged into its spec) and waits for Ready.
+    pub async fn ready_token(&self, name: &str, extra: Value) -> ApiToken {
+        let mut spec = json!({"storeRef": {"name": "prefactor"}, "scope": "account"});
+        spec.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        apply(
+            &self.client,
+            &self.namespace,
+            json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken", "metadata": {"name": name}, "spec": spec}),
+        )
+        .await;
+        wait_for(&self.tokens, name, "Ready", is_ready).await
+    }
+
+    /// The token a Secret holds.
+    pub async fn secret_token(&self, secret: &str) -> String {
+        secret_value(&self.client, &self.namespace, secret, "token")
+            .await
+            .expect("the Secret holds a token")
+    }
 }

@@ -7,13 +7,11 @@ use std::process::Stdio;
 use apikey_operator::api::ApiToken;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
-use kube::Client;
 use kube::api::Api;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::fixtures::{self, is_ready, merge, ping, wait_for};
-use crate::processes::{self, Credstore};
+use crate::fixtures::{TokenSetup, is_ready, merge, ping, wait_for};
 use crate::support;
 
 /// What one run of the plugin printed.
@@ -66,53 +64,9 @@ async fn plugin(args: &[&str]) -> Run {
     plugin_with(&support::control_plane().kubeconfig, args, "").await
 }
 
-struct Setup {
-    client: Client,
-    namespace: String,
-    tokens: Api<ApiToken>,
-    credstore: &'static Credstore,
-}
-
-async fn setup(prefix: &str) -> Setup {
-    let credstore = processes::credstore();
-    processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, prefix).await;
-    fixtures::prefactor_store(&client, &namespace, "prefactor", credstore).await;
-    let tokens = Api::namespaced(client.clone(), &namespace);
-    Setup {
-        client,
-        namespace,
-        tokens,
-        credstore,
-    }
-}
-
-impl Setup {
-    async fn ready_token(&self, name: &str, extra: serde_json::Value) -> ApiToken {
-        let mut spec = json!({"storeRef": {"name": "prefactor"}, "scope": "account"});
-        spec.as_object_mut()
-            .unwrap()
-            .extend(extra.as_object().unwrap().clone());
-        fixtures::apply(
-            &self.client,
-            &self.namespace,
-            json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken", "metadata": {"name": name}, "spec": spec}),
-        )
-        .await;
-        wait_for(&self.tokens, name, "Ready", is_ready).await
-    }
-
-    async fn secret_token(&self, secret: &str) -> String {
-        fixtures::secret_value(&self.client, &self.namespace, secret, "token")
-            .await
-            .expect("the Secret holds a token")
-    }
-}
-
 #[tokio::test]
 async fn status_rotate_and_describe_an_api_token() {
-    let s = setup("plugin").await;
+    let s = TokenSetup::new("plugin").await;
     s.ready_token("billing", json!({"rotation": {"retainPrevious": "1h"}}))
         .await;
     let old = s.secret_token("billing").await;
@@ -216,7 +170,7 @@ async fn status_rotate_and_describe_an_api_token() {
 
 #[tokio::test]
 async fn compromised_rotates_without_overlap_restarts_consumers_and_records_the_report() {
-    let s = setup("plugin-breakglass").await;
+    let s = TokenSetup::new("plugin-breakglass").await;
     let deployment: Deployment = serde_json::from_value(json!({
         "metadata": {"name": "consumer"},
         "spec": {
@@ -330,7 +284,7 @@ async fn compromised_rotates_without_overlap_restarts_consumers_and_records_the_
 
 #[tokio::test]
 async fn errors_are_one_line_with_a_non_zero_exit() {
-    let s = setup("plugin-errors").await;
+    let s = TokenSetup::new("plugin-errors").await;
     s.ready_token("present", json!({})).await;
 
     plugin(&["describe", "apitoken/absent", "-n", &s.namespace])

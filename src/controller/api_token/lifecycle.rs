@@ -77,7 +77,7 @@ async fn converge(
             decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0))
                 .then_some("expiresAt"),
         );
-    if issued_now.is_none() && run.is_echo() && trigger.is_none() && run.due_for_retirement().is_empty() {
+    if issued_now.is_none() && trigger.is_none() && run.is_idle_echo(token.spec.expires_at.is_none())? {
         return Ok(Ok(run.converged()));
     }
 
