@@ -67,6 +67,9 @@ pub struct LocalCluster {
     apiserver: Child,
     kubeconfig: PathBuf,
     server_url: String,
+    etcd_url: String,
+    apiserver_port: u16,
+    apiserver_args: Vec<String>,
 }
 
 impl LocalCluster {
@@ -132,9 +135,31 @@ impl LocalCluster {
             apiserver,
             kubeconfig,
             server_url,
+            etcd_url,
+            apiserver_port,
+            apiserver_args: extra.iter().map(|arg| arg.to_string()).collect(),
         };
         cluster.wait_for_apiserver().await?;
         Ok(cluster)
+    }
+
+    /// Kills kube-apiserver, waits `down`, and starts it again on the same port, etcd and
+    /// flags: what a control-plane upgrade or crash looks like to the operator.
+    pub async fn restart_apiserver(&mut self, down: Duration) -> Result<()> {
+        self.apiserver
+            .kill()
+            .await
+            .map_err(io("stopping kube-apiserver"))?;
+        tokio::time::sleep(down).await;
+        let extra: Vec<&str> = self.apiserver_args.iter().map(String::as_str).collect();
+        self.apiserver = spawn_apiserver(
+            &self.assets,
+            &self.dir,
+            &self.etcd_url,
+            self.apiserver_port,
+            &extra,
+        )?;
+        self.wait_for_apiserver().await
     }
 
     /// Path of a kubeconfig whose current context is the cluster admin.

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::{StreamExt, future};
 use k8s_openapi::api::core::v1::Secret;
@@ -75,7 +76,8 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     let stores_controller = Controller::new(
         namespaced::<CredentialStore>(&client, namespace),
         watcher::Config::default(),
-    );
+    )
+    .trigger_backoff(trigger_backoff());
     let namespaced_stores = stores_controller.store();
     // Store credential Secrets are watched by metadata only: a change re-probes the stores
     // that reference the Secret, and no Secret data is cached.
@@ -94,7 +96,8 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
         let controller = Controller::new(
             Api::<ClusterCredentialStore>::all(client.clone()),
             watcher::Config::default(),
-        );
+        )
+        .trigger_backoff(trigger_backoff());
         let by_secret = controller.store();
         controller.watches(
             Api::all(client.clone()),
@@ -196,13 +199,31 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std
     server
 }
 
+/// The backoff of a controller's watches after an error.
+///
+/// One backoff covers all the watches of a controller and pauses every one of them, so
+/// kube-runtime's default (client-go's per-watch 0.8 s doubling to 30 s) leaves a controller
+/// deaf for half a minute after an API server restart: the outage's connection errors grow
+/// the delay, and the new server's watch cache then answers each watch once with `410 Gone`.
+/// Capped at 5 s, every watch relists within seconds while still backing off from a server
+/// that stays down.
+fn trigger_backoff() -> watcher::ExponentialBackoff {
+    backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_factor(2.0)
+        .with_jitter()
+        .without_max_times()
+        .into()
+}
+
 fn store_error_policy<S: StoreObject>(
     _: Arc<S>,
     error: &crate::controller::Error,
     _: Arc<Context>,
 ) -> kube::runtime::controller::Action {
     tracing::warn!(%error, "store reconciliation failed");
-    kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(15))
+    kube::runtime::controller::Action::requeue(Duration::from_secs(15))
 }
 
 /// Stores whose credentials Secret is `namespace/name`.
@@ -228,7 +249,8 @@ fn key_controller<K: KeyKind>(
 ) -> Controller<K> {
     let own_secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
     let controller = Controller::new(namespaced::<K>(client, namespace), watcher::Config::default())
-        .owns(namespaced::<Secret>(client, namespace), own_secrets);
+        .owns(namespaced::<Secret>(client, namespace), own_secrets)
+        .trigger_backoff(trigger_backoff());
     let keys = controller.store();
     let controller = controller.watches(
         namespaced::<CredentialStore>(client, namespace),

@@ -113,7 +113,7 @@ fn start() -> Result<ControlPlane, String> {
 }
 
 /// `KUBEBUILDER_ASSETS` if set, otherwise whatever `tests/envtest/setup.sh` builds or finds.
-fn assets() -> Result<PathBuf, String> {
+pub fn assets() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
         return Ok(PathBuf::from(dir));
     }
