@@ -281,11 +281,11 @@ async fn apply_examples(
                     path: path.clone(),
                     message: e.to_string(),
                 })?;
-            if let (Some(id), Some(spec)) = (environment, object.data.get_mut("spec")) {
-                if spec.get("environmentId").is_some() {
-                    info!(name = %object.metadata.name.as_deref().unwrap_or_default(), environment = id, "using the embedded store's environment");
-                    spec["environmentId"] = serde_json::Value::String(id.to_string());
-                }
+            if let (Some(id), Some(spec)) = (environment, object.data.get_mut("spec"))
+                && spec.get("environmentId").is_some()
+            {
+                info!(name = %object.metadata.name.as_deref().unwrap_or_default(), environment = id, "using the embedded store's environment");
+                spec["environmentId"] = serde_json::Value::String(id.to_string());
             }
             let types = object.types.clone().ok_or_else(|| DemoError::Manifest {
                 path: path.clone(),
