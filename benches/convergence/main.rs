@@ -1,37 +1,46 @@
-//! Convergence benchmark: N ApiTokens created, then rotated, by a release build of the
+//! Convergence benchmark: N key resources of mixed kinds (ApiToken, ServiceAccountKey on
+//! ZenML and on Trend Micro, ApiClient) created, then rotated, by a release build of the
 //! operator against a real kube-apiserver and the embedded credential store; then the
 //! floor — a minimal program doing only the unavoidable work per object (one upstream
 //! create, one Secret write, one status write) at the same concurrency against the same
 //! servers. Prints figures; asserts nothing about speed.
 //!
-//! `make bench` (or `cargo bench --bench convergence -- --objects 1000`). Under
+//! `make bench` (or `cargo bench --bench convergence -- --objects 1000 --kinds api-token`). Under
 //! `cargo test --all-targets` (no `--bench` flag) it only says how to run it.
 
 mod floor;
+mod kinds;
 mod measure;
 mod processes;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use apikey_operator::api::ApiToken;
 use apikey_operator::localcluster::LocalCluster;
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt, stream};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 
+use kinds::Kind;
 use measure::{percentile, writes};
 
 #[derive(Parser, Debug)]
 struct Options {
-    /// Number of ApiTokens.
+    /// Number of key resources.
     #[arg(long, default_value_t = 1000)]
     objects: usize,
+    /// The kinds created, round robin (comma-separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "api-token,zenml-key,trend-key,api-client"
+    )]
+    kinds: Vec<Kind>,
     /// Concurrent requests the benchmark (and the floor) sends.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -60,6 +69,7 @@ struct Phase {
     p99: Duration,
     apiserver_requests: f64,
     apiserver_writes: f64,
+    writes_by_target: BTreeMap<String, f64>,
     operator_writes: f64,
     upstream_requests: f64,
     cpu_seconds: f64,
@@ -90,11 +100,11 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
     println!("machine: {}", measure::machine());
     println!(
-        "objects: {}, concurrency: {}",
-        options.objects, options.concurrency
+        "objects: {} ({:?} round robin), concurrency: {}",
+        options.objects, options.kinds, options.concurrency
     );
     let namespace = "bench";
-    processes::prefactor_store(&client, namespace, &credstore).await?;
+    processes::stores(&client, namespace, &credstore, &options.kinds).await?;
 
     let created = converge(&client, namespace, &options, &credstore, &operator, Wave::Create).await?;
     report(&created, options.objects);
@@ -127,7 +137,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
 
     if !options.no_floor {
         operator.stop();
-        let floor = floor::run(&client, "floor", options.objects, options.concurrency, &credstore).await?;
+        let floor = floor::run(&client, "floor", &options, &credstore).await?;
         println!(
             "floor: {:.1}s for {} objects",
             floor.as_secs_f64(),
@@ -153,32 +163,38 @@ async fn converge(
     operator: &processes::Operator,
     wave: Wave,
 ) -> anyhow::Result<Phase> {
-    let tokens: Api<ApiToken> = Api::namespaced(client.clone(), namespace);
-    let names: Vec<String> = (0..options.objects).map(|i| format!("token-{i:05}")).collect();
+    let objects: Vec<(Kind, String)> = (0..options.objects)
+        .map(|i| {
+            let kind = kinds::kind_of(&options.kinds, i);
+            (kind, kind.name(i))
+        })
+        .collect();
     let apiserver_before = measure::apiserver_requests(client).await?;
+    let writes_before = measure::apiserver_writes_by_target(client).await?;
     let operator_before = measure::operator_requests(&operator.probes).await?;
     let upstream_before = measure::upstream_requests(&credstore.url).await?;
     let (cpu_before, _) = measure::cpu_and_peak_rss(operator.pid())?;
 
-    let converged = tokio::spawn(watch_until_converged(tokens.clone(), options.objects, wave));
+    let converged = tokio::spawn(watch_until_converged(
+        client.clone(),
+        namespace.to_string(),
+        options.kinds.clone(),
+        options.objects,
+        wave,
+    ));
     let started = Instant::now();
-    let submitted: HashMap<String, Instant> = stream::iter(names.clone())
-        .map(|name| {
-            let tokens = tokens.clone();
+    let submitted: HashMap<String, Instant> = stream::iter(objects)
+        .map(|(kind, name)| {
+            let api = kind_api(client, namespace, kind);
             async move {
                 match wave {
                     Wave::Create => {
-                        let token: ApiToken = serde_json::from_value(json!({
-                            "apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiToken",
-                            "metadata": {"name": name},
-                            "spec": {"storeRef": {"name": "prefactor"}, "scope": "account"},
-                        }))?;
-                        tokens.create(&PostParams::default(), &token).await?;
+                        let object: DynamicObject = serde_json::from_value(kind.manifest(&name))?;
+                        api.create(&PostParams::default(), &object).await?;
                     }
                     Wave::Rotate => {
                         let patch = json!({"metadata": {"annotations": {"apikeys.dev/rotate": "wave-1"}}});
-                        tokens
-                            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
                             .await?;
                     }
                 }
@@ -202,6 +218,7 @@ async fn converge(
         .collect();
     latencies.sort();
     let apiserver_after = measure::apiserver_requests(client).await?;
+    let writes_after = measure::apiserver_writes_by_target(client).await?;
     let operator_after = measure::operator_requests(&operator.probes).await?;
     let upstream_after = measure::upstream_requests(&credstore.url).await?;
     let (cpu_after, _) = measure::cpu_and_peak_rss(operator.pid())?;
@@ -216,38 +233,51 @@ async fn converge(
         p99: percentile(&latencies, 99.0),
         apiserver_requests: measure::total(&apiserver_after) - measure::total(&apiserver_before),
         apiserver_writes: writes(&apiserver_after) - writes(&apiserver_before),
+        writes_by_target: measure::delta(&writes_before, &writes_after),
         operator_writes: writes(&operator_after) - writes(&operator_before),
         upstream_requests: upstream_after - upstream_before,
         cpu_seconds: cpu_after - cpu_before,
     })
 }
 
-/// Watches the tokens and returns when each was first seen converged for `wave`.
+/// The API of `kind`'s resources in `namespace`.
+pub fn kind_api(client: &Client, namespace: &str, kind: Kind) -> Api<DynamicObject> {
+    Api::namespaced_with(client.clone(), namespace, &kind.resource())
+}
+
+/// Watches the resources of every kind and returns when each was first seen converged
+/// for `wave`.
 async fn watch_until_converged(
-    tokens: Api<ApiToken>,
+    client: Client,
+    namespace: String,
+    kinds: Vec<Kind>,
     expected: usize,
     wave: Wave,
 ) -> anyhow::Result<HashMap<String, Instant>> {
-    let stream = watcher(tokens, watcher::Config::default()).applied_objects();
-    let mut stream = std::pin::pin!(stream);
+    let mut resources: Vec<_> = kinds.iter().map(|kind| kind.resource()).collect();
+    resources.dedup_by(|a, b| a.kind == b.kind);
+    let streams = resources.into_iter().map(|resource| {
+        let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &resource);
+        watcher(api, watcher::Config::default()).applied_objects().boxed()
+    });
+    let mut stream = stream::select_all(streams);
     let mut ready_at = HashMap::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
     while ready_at.len() < expected {
         let next = tokio::time::timeout_at(deadline, stream.try_next()).await;
-        let Ok(Ok(Some(token))) = next else {
+        let Ok(Ok(Some(object))) = next else {
             bail!("watch ended with {} of {expected} converged", ready_at.len())
         };
-        let status = token.status.clone().unwrap_or_default();
-        let ready = status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let status = &object.data["status"];
+        let ready = status["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
         let done = match wave {
             Wave::Create => ready,
-            Wave::Rotate => ready && status.rotation_count == Some(1),
+            Wave::Rotate => ready && status["rotationCount"] == 1,
         };
         if done {
-            ready_at.entry(token.name_any()).or_insert_with(Instant::now);
+            ready_at.entry(object.name_any()).or_insert_with(Instant::now);
         }
     }
     Ok(ready_at)
@@ -269,4 +299,10 @@ fn report(phase: &Phase, objects: usize) {
         phase.upstream_requests / n,
         phase.cpu_seconds,
     );
+    let targets: Vec<String> = phase
+        .writes_by_target
+        .iter()
+        .map(|(target, count)| format!("{target} {:.2}", count / n))
+        .collect();
+    println!("  API server writes per object by target: {}", targets.join(", "));
 }

@@ -29,21 +29,68 @@ pub fn cpu_and_peak_rss(pid: u32) -> anyhow::Result<(f64, u64)> {
 
 /// `apiserver_request_total` summed by verb (the API server's own count of requests).
 pub async fn apiserver_requests(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
+    Ok(sum_by(&apiserver_counters(client).await?, |labels| {
+        label(labels, "verb")
+    }))
+}
+
+/// The API server's write requests by verb, resource and subresource (e.g.
+/// `PATCH apitokens/status`): where the writes per object go.
+pub async fn apiserver_writes_by_target(client: &Client) -> anyhow::Result<BTreeMap<String, f64>> {
+    let counters = apiserver_counters(client).await?;
+    let writes: Vec<_> = counters
+        .into_iter()
+        .filter(|(labels, _)| WRITE_VERBS.contains(&label(labels, "verb").as_str()))
+        .collect();
+    Ok(sum_by(&writes, |labels| {
+        let subresource = label(labels, "subresource");
+        let slash = if subresource.is_empty() { "" } else { "/" };
+        format!(
+            "{} {}{slash}{subresource}",
+            label(labels, "verb"),
+            label(labels, "resource")
+        )
+    }))
+}
+
+/// Every `apiserver_request_total` sample: its label set and value.
+async fn apiserver_counters(client: &Client) -> anyhow::Result<Vec<(String, f64)>> {
     let request = http::Request::get("/metrics").body(Vec::new())?;
     let text = client.request_text(request).await?;
-    let mut by_verb = BTreeMap::new();
-    for line in text.lines().filter(|l| l.starts_with("apiserver_request_total{")) {
-        let Some((labels, value)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let verb = labels
-            .split("verb=\"")
-            .nth(1)
-            .and_then(|v| v.split('"').next())
-            .unwrap_or("?");
-        *by_verb.entry(verb.to_string()).or_insert(0.0) += value.parse::<f64>().unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter_map(|line| line.strip_prefix("apiserver_request_total{"))
+        .filter_map(|rest| {
+            let (labels, value) = rest.rsplit_once(' ')?;
+            Some((labels.to_string(), value.parse().ok()?))
+        })
+        .collect())
+}
+
+fn label(labels: &str, name: &str) -> String {
+    labels
+        .split(&format!("{name}=\""))
+        .nth(1)
+        .and_then(|v| v.split('"').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn sum_by(counters: &[(String, f64)], key: impl Fn(&str) -> String) -> BTreeMap<String, f64> {
+    let mut sums = BTreeMap::new();
+    for (labels, value) in counters {
+        *sums.entry(key(labels)).or_insert(0.0) += value;
     }
-    Ok(by_verb)
+    sums
+}
+
+/// Per-key difference `after - before`, without the keys that did not change.
+pub fn delta(before: &BTreeMap<String, f64>, after: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
+    after
+        .iter()
+        .map(|(key, value)| (key.clone(), value - before.get(key).unwrap_or(&0.0)))
+        .filter(|(_, change)| *change != 0.0)
+        .collect()
 }
 
 /// Verbs that change state.

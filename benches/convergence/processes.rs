@@ -1,9 +1,10 @@
 //! The credential store and the operator as processes of the release binary.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -13,6 +14,8 @@ use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
+
+use crate::kinds::Kind;
 
 /// Kills the child with its parent, however the benchmark ends.
 fn die_with_parent(command: &mut Command) {
@@ -29,7 +32,8 @@ fn die_with_parent(command: &mut Command) {
 
 pub struct Credstore {
     pub url: String,
-    pub prefactor_token: String,
+    /// Its data directory, holding the bootstrap credential files.
+    data: PathBuf,
     _child: Child,
 }
 
@@ -49,14 +53,28 @@ impl Credstore {
         let Some(address) = line.trim().strip_prefix("credstore listening on ") else {
             bail!("unexpected credstore output: {line:?}")
         };
-        let prefactor_token = std::fs::read_to_string(dir.join("prefactor.token"))?
-            .trim()
-            .to_string();
         Ok(Credstore {
             url: format!("http://{address}"),
-            prefactor_token,
+            data: dir.to_path_buf(),
             _child: child,
         })
+    }
+
+    /// A bootstrap credential file (`prefactor.token`, `zenml.api-key`, ...), trimmed.
+    pub fn bootstrap_file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.data.join(name))
+            .unwrap_or_else(|e| panic!("bootstrap file {name}: {e}"))
+            .trim()
+            .to_string()
+    }
+
+    /// The bootstrap `.edgerc` fields (`host`, `client_token`, `client_secret`, `access_token`).
+    pub fn akamai_edgerc(&self) -> BTreeMap<String, String> {
+        self.bootstrap_file("akamai.edgerc")
+            .lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+            .collect()
     }
 }
 
@@ -111,31 +129,44 @@ impl Operator {
     }
 }
 
-/// Namespace `namespace` with an admin Secret and a Prefactor store allowed 1000 req/s.
-pub async fn prefactor_store(client: &Client, namespace: &str, credstore: &Credstore) -> anyhow::Result<()> {
+/// Namespace `namespace` with one store per kind in `kinds` (and its admin Secret), each
+/// allowed 1000 req/s, once they are Ready.
+pub async fn stores(
+    client: &Client,
+    namespace: &str,
+    credstore: &Credstore,
+    kinds: &[Kind],
+) -> anyhow::Result<()> {
     let apply = PatchParams::apply("bench").force();
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
     Api::<Namespace>::all(client.clone())
         .patch(namespace, &apply, &Patch::Apply(&ns))
         .await?;
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "prefactor-admin"},
-        "stringData": {"token": credstore.prefactor_token},
-    }))?;
-    Api::<Secret>::namespaced(client.clone(), namespace)
-        .patch("prefactor-admin", &apply, &Patch::Apply(&secret))
-        .await?;
-    let store = json!({
-        "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore", "metadata": {"name": "prefactor"},
-        "spec": {
-            "prefactor": {"url": credstore.url, "credentialsSecretRef": {"name": "prefactor-admin"}},
-            "rateLimit": {"requestsPerSecond": 1000, "burst": 1000},
-        },
-    });
     let stores: Api<CredentialStore> = Api::namespaced(client.clone(), namespace);
-    stores.patch("prefactor", &apply, &Patch::Apply(&store)).await?;
+    for kind in kinds {
+        let (spec, data) = kind.store_parts(credstore);
+        let secret_name = kind.secret_name();
+        let secret: Secret = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name}, "stringData": data,
+        }))?;
+        Api::<Secret>::namespaced(client.clone(), namespace)
+            .patch(&secret_name, &apply, &Patch::Apply(&secret))
+            .await?;
+        let store = json!({
+            "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore",
+            "metadata": {"name": kind.store()}, "spec": spec,
+        });
+        stores.patch(kind.store(), &apply, &Patch::Apply(&store)).await?;
+    }
+    for kind in kinds {
+        wait_store_ready(&stores, kind.store()).await?;
+    }
+    Ok(())
+}
+
+async fn wait_store_ready(stores: &Api<CredentialStore>, name: &str) -> anyhow::Result<()> {
     for _ in 0..600 {
-        let store = stores.get("prefactor").await?;
+        let store = stores.get(name).await?;
         if store
             .status
             .iter()
@@ -146,5 +177,5 @@ pub async fn prefactor_store(client: &Client, namespace: &str, credstore: &Creds
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    bail!("the benchmark's store did not become Ready")
+    bail!("the benchmark's store {name} did not become Ready")
 }

@@ -54,8 +54,10 @@ pub trait KeyResource:
 {
     /// The kind, for messages, events and metric labels.
     const KIND: &'static str;
-    /// What the upstream object is called in messages ("token", "key", "client").
+    /// What the credential is called in messages ("token", "key", "credential").
     const NOUN: &'static str;
+    /// What the upstream object holding it is called ("token", "key", "client").
+    const UPSTREAM_NOUN: &'static str;
 
     fn key_status(&self) -> Option<&KeyStatus>;
     fn common(&self) -> Common<'_>;
@@ -151,6 +153,9 @@ pub struct Run<'a, K: KeyResource> {
     pub now: Timestamp,
     /// The fingerprint the target Secret recorded when the run started.
     secret_fingerprint: Option<String>,
+    /// Whether this run announced a new credential (`Created` or `Rotated` event), which
+    /// also tells that the resource is Ready.
+    announced: bool,
 }
 
 impl<'a, K: KeyResource> Run<'a, K> {
@@ -168,6 +173,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             resource_version: object.meta().resource_version.clone(),
             now: Timestamp::now(),
             secret_fingerprint: None,
+            announced: false,
         }
     }
 
@@ -227,6 +233,48 @@ impl<'a, K: KeyResource> Run<'a, K> {
             generation,
             self.now,
         );
+    }
+
+    /// The upstream object is as the spec wants it.
+    pub fn upstream_in_sync(&mut self, id: &str, state: &str) {
+        let message = format!("{} {id} is {state}", K::UPSTREAM_NOUN);
+        self.set(conditions::UPSTREAM_SYNCED, true, reason::RECONCILED, message);
+    }
+
+    fn secret_current(&mut self) {
+        let message = format!("Secret {} holds the current {}", self.secret_name(), K::NOUN);
+        self.set(conditions::SECRET_SYNCED, true, reason::SECRET_WRITTEN, message);
+    }
+
+    /// Sets the summary `Ready` condition from the detail conditions.
+    pub fn summarise(&mut self) {
+        let status = &self.status;
+        let first_unhappy = [
+            conditions::STORE_READY,
+            conditions::UPSTREAM_SYNCED,
+            conditions::SECRET_SYNCED,
+        ]
+        .into_iter()
+        .filter_map(|t| conditions::find(&status.conditions, t).cloned())
+        .find(|c| c.status != "True");
+        match first_unhappy {
+            Some(c) => self.set(conditions::READY, false, &c.reason, c.message),
+            None => {
+                let message = format!(
+                    "{} {} is delivered in Secret {} and {} upstream",
+                    K::NOUN,
+                    status.credential_id.as_deref().unwrap_or_default(),
+                    status.secret_name.as_deref().unwrap_or_default(),
+                    status.upstream_state.as_deref().unwrap_or_default(),
+                );
+                self.set(conditions::READY, true, reason::RECONCILED, message)
+            }
+        }
+    }
+
+    /// Whether this run announced a new credential, which says Ready on its own.
+    pub fn announced(&self) -> bool {
+        self.announced
     }
 
     pub async fn event(&self, type_: EventType, reason: &str, action: &str, note: String) {
@@ -360,8 +408,16 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.status.rotation_count = Some(self.status.rotation_count.unwrap_or_default() + 1);
         }
         self.status.pending = None;
+        // Written as the run will most likely end (in sync, Secret current, Ready), so the
+        // end of the run has nothing left to write unless a later step changes something.
+        let id = self.status.upstream_id.clone().unwrap_or_default();
+        let state = self.status.upstream_state.clone().unwrap_or_default();
+        self.upstream_in_sync(&id, &state);
+        self.secret_current();
+        self.summarise();
         failpoint::hit("after-secret-write");
         self.save().await?;
+        self.announced = true;
 
         let noun = K::NOUN;
         if !rotated {
@@ -420,13 +476,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// Marks the Secret as current and says when to look again: the next rotation, expiry
     /// or retirement, or the drift resync.
     pub fn converged(&mut self) -> Duration {
-        let name = self.secret_name();
-        self.set(
-            conditions::SECRET_SYNCED,
-            true,
-            reason::SECRET_WRITTEN,
-            format!("Secret {name} holds the current {}", K::NOUN),
-        );
+        self.secret_current();
         let wake = schedule::wake_after(
             self.now,
             [

@@ -108,13 +108,15 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
             Action::requeue(blocked.retry)
         }
     };
-    summarise::<K>(&mut run);
+    run.summarise();
     run.save().await?;
 
     let ready = conditions::find(&run.status.conditions, conditions::READY).cloned();
     let flipped = previous_ready.as_ref().map(|c| (&c.status, &c.reason))
         != ready.as_ref().map(|c| (&c.status, &c.reason));
-    if let (true, Some(ready)) = (flipped, ready) {
+    // A Created or Rotated event already says the resource is Ready: one event, not two.
+    let announced = run.announced() && ready.as_ref().is_some_and(|c| c.status == "True");
+    if let (true, false, Some(ready)) = (flipped, announced, ready) {
         let type_ = if ready.status == "True" {
             EventType::Normal
         } else {
@@ -173,32 +175,6 @@ async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, B
         "the store is ready".into(),
     );
     K::converge(run, &upstream).await
-}
-
-/// The summary condition from the detail conditions.
-fn summarise<K: KeyKind>(run: &mut Run<'_, K>) {
-    let status = &run.status;
-    let first_unhappy = [
-        conditions::STORE_READY,
-        conditions::UPSTREAM_SYNCED,
-        conditions::SECRET_SYNCED,
-    ]
-    .into_iter()
-    .filter_map(|t| conditions::find(&status.conditions, t).cloned())
-    .find(|c| c.status != "True");
-    match first_unhappy {
-        Some(c) => run.set(conditions::READY, false, &c.reason, c.message),
-        None => {
-            let message = format!(
-                "{} {} is delivered in Secret {} and {} upstream",
-                K::NOUN,
-                status.credential_id.as_deref().unwrap_or_default(),
-                status.secret_name.as_deref().unwrap_or_default(),
-                status.upstream_state.as_deref().unwrap_or_default(),
-            );
-            run.set(conditions::READY, true, reason::RECONCILED, message)
-        }
-    }
 }
 
 /// Deletion: with `Delete`, everything this resource created upstream is removed and the

@@ -354,12 +354,7 @@ async fn drive(
 
     let state = decide::state_name(Some(spec.locked));
     if changes.is_empty() {
-        run.set(
-            conditions::UPSTREAM_SYNCED,
-            true,
-            reason::RECONCILED,
-            format!("client {id} is {state}"),
-        );
+        run.upstream_in_sync(id, state);
         return Ok(());
     }
     let note = format!("client {id}: {}", changes.join(", "));

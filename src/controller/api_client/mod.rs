@@ -25,6 +25,7 @@ pub const KIND: &str = "ApiClient";
 impl KeyResource for ApiClient {
     const KIND: &'static str = KIND;
     const NOUN: &'static str = "credential";
+    const UPSTREAM_NOUN: &'static str = "client";
 
     fn key_status(&self) -> Option<&KeyStatus> {
         self.status.as_ref()

@@ -105,8 +105,7 @@ async fn converge(
         match issue(run, prefactor).await? {
             Ok(details) => {
                 let state = decide::upstream_state_name(Some(details.status));
-                let message = format!("token {} is {state}", details.id);
-                run.set(conditions::UPSTREAM_SYNCED, true, reason::RECONCILED, message);
+                run.upstream_in_sync(&details.id, state);
             }
             Err(blocked) => return Ok(Err(blocked)),
         }
@@ -138,12 +137,7 @@ async fn drive_state(
     match step {
         StateStep::InSync => {
             let state = run.status.upstream_state.clone().unwrap_or_default();
-            run.set(
-                conditions::UPSTREAM_SYNCED,
-                true,
-                reason::RECONCILED,
-                format!("token {id} is {state}"),
-            );
+            run.upstream_in_sync(id, &state);
             None
         }
         StateStep::Act(action) => match prefactor.change_state(id, action, &idempotency_key()).await {

@@ -162,12 +162,7 @@ async fn drive(
     let id = observed.id;
     let Some(changes) = decide::trend_changes(&run.object.spec, observed) else {
         let state = decide::state_name(Some(observed.active));
-        run.set(
-            conditions::UPSTREAM_SYNCED,
-            true,
-            reason::RECONCILED,
-            format!("key {id} is {state}"),
-        );
+        run.upstream_in_sync(&id.to_string(), state);
         return Ok(());
     };
     let updated = trend

@@ -159,12 +159,7 @@ async fn drive(
     let id = &observed.id;
     if update == ApiKeyUpdate::default() {
         let state = decide::state_name(Some(observed.active));
-        run.set(
-            conditions::UPSTREAM_SYNCED,
-            true,
-            reason::RECONCILED,
-            format!("key {id} is {state}"),
-        );
+        run.upstream_in_sync(id, state);
         return Ok(());
     }
     let updated = zenml
