@@ -61,6 +61,9 @@ pub trait KeyResource:
 
     fn key_status(&self) -> Option<&KeyStatus>;
     fn common(&self) -> Common<'_>;
+    /// Whether a fresh credential would expire later than the current one: false when the
+    /// spec pins an absolute expiry, so renewing before it would loop.
+    fn renewal_extends_expiry(&self) -> bool;
 }
 
 /// Why converging stopped short, as the condition to report and when to try again.
@@ -214,11 +217,11 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// Whether this reconciliation is only the echo of the operator's own write with nothing
     /// to do: a credential delivered, nothing in flight, no rotation or retirement due. The
     /// upstream was observed moments ago, so the kind can skip observing it again.
-    pub fn is_idle_echo(&mut self, renewal_extends_expiry: bool) -> Result<bool, Error> {
+    pub fn is_idle_echo(&mut self) -> Result<bool, Error> {
         let settled = self.status.pending.is_none() && self.status.credential_id.is_some();
         Ok(settled
             && self.is_echo()
-            && self.rotation_due(renewal_extends_expiry)?.is_none()
+            && self.rotation_due()?.is_none()
             && self.due_for_retirement().is_empty())
     }
 
@@ -318,16 +321,13 @@ impl<'a, K: KeyResource> Run<'a, K> {
 
     /// Whether a rotation is due and why: scheduled, requested, or forced because the Secret
     /// no longer holds the current secret. Also sets `status.nextRotationTime`.
-    ///
-    /// `renewal_extends_expiry`: whether a fresh credential would expire later than the
-    /// current one (false when the spec pins an absolute expiry, so renewing would loop).
-    pub fn rotation_due(&mut self, renewal_extends_expiry: bool) -> Result<Option<&'static str>, Error> {
+    pub fn rotation_due(&mut self) -> Result<Option<&'static str>, Error> {
         let rotation = self.object.common().rotation;
         let requests = current_requests(self.object);
         let issued = Issued {
             at: self.status.last_rotation_time.as_ref().map(|t| t.0),
             expires_at: self.status.expires_at.as_ref().map(|t| t.0),
-            renewal_extends_expiry,
+            renewal_extends_expiry: self.object.renewal_extends_expiry(),
         };
         let plan = schedule::evaluate(
             rotation,
@@ -414,6 +414,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
         let state = self.status.upstream_state.clone().unwrap_or_default();
         self.upstream_in_sync(&id, &state);
         self.secret_current();
+        self.rotation_due()?;
         self.summarise();
         failpoint::hit("after-secret-write");
         self.save().await?;

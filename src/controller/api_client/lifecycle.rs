@@ -75,7 +75,7 @@ async fn converge(
     akamai: &AkamaiClient,
 ) -> Result<Result<Duration, Blocked>, Error> {
     let object = run.object;
-    if run.is_idle_echo(object.spec.credential.expires_at.is_none())? {
+    if run.is_idle_echo()? {
         return Ok(Ok(run.converged()));
     }
     let name = client_name(object);
@@ -116,9 +116,8 @@ async fn converge(
     }
 
     // A credential deleted behind our back cannot be brought back: issue another.
-    let renewal_extends_expiry = object.spec.credential.expires_at.is_none();
     let trigger = run
-        .rotation_due(renewal_extends_expiry)?
+        .rotation_due()?
         .or(current.is_none().then_some("credentialDeleted"));
     let observed = match trigger {
         None => observed,

@@ -31,6 +31,10 @@ impl KeyResource for ApiClient {
         self.status.as_ref()
     }
 
+    fn renewal_extends_expiry(&self) -> bool {
+        self.spec.credential.expires_at.is_none()
+    }
+
     fn common(&self) -> Common<'_> {
         Common {
             store_ref: &self.spec.store_ref,

@@ -71,13 +71,12 @@ async fn converge(
 
     // Rotation: scheduled, requested, forced by lost Secret material, or a new expiry
     // (the upstream cannot change a token's expiry in place).
-    let trigger = run
-        .rotation_due(token.spec.expires_at.is_none())?
-        .or(
-            decide::expiry_changed(&token.spec, run.status.expires_at.as_ref().map(|t| t.0))
-                .then_some("expiresAt"),
-        );
-    if issued_now.is_none() && trigger.is_none() && run.is_idle_echo(token.spec.expires_at.is_none())? {
+    let trigger = run.rotation_due()?.or(decide::expiry_changed(
+        &token.spec,
+        run.status.expires_at.as_ref().map(|t| t.0),
+    )
+    .then_some("expiresAt"));
+    if issued_now.is_none() && trigger.is_none() && run.is_idle_echo()? {
         return Ok(Ok(run.converged()));
     }
 

@@ -27,6 +27,10 @@ impl KeyResource for ApiToken {
         self.status.as_ref()
     }
 
+    fn renewal_extends_expiry(&self) -> bool {
+        self.spec.expires_at.is_none()
+    }
+
     fn common(&self) -> Common<'_> {
         Common {
             store_ref: &self.spec.store_ref,

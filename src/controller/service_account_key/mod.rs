@@ -44,6 +44,10 @@ impl KeyResource for ServiceAccountKey {
         self.status.as_ref()
     }
 
+    fn renewal_extends_expiry(&self) -> bool {
+        self.spec.expires_at.is_none()
+    }
+
     fn common(&self) -> Common<'_> {
         Common {
             store_ref: &self.spec.store_ref,
@@ -64,7 +68,7 @@ impl KeyKind for ServiceAccountKey {
     ) -> Result<Result<Duration, Blocked>, Error> {
         let spec = &run.object.spec;
         // ZenML keys never expire; a Trend Micro key renewed keeps the spec's expiryDate.
-        if run.is_idle_echo(spec.expires_at.is_none())? {
+        if run.is_idle_echo()? {
             return Ok(Ok(run.converged()));
         }
         if let Some(client) = upstream.zenml() {

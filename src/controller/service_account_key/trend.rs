@@ -47,7 +47,7 @@ pub async fn converge(
     }
 
     // A new key gets the same expiryDate, so renewing before it would not help.
-    let trigger = run.rotation_due(key.spec.expires_at.is_none())?;
+    let trigger = run.rotation_due()?;
     let retain = schedule::retain_previous(key.spec.rotation.as_ref())?;
     let rotation_count = run.status.rotation_count.unwrap_or_default();
     match (trigger, observed) {

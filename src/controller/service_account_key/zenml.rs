@@ -53,7 +53,7 @@ pub async fn converge(
     run.status.upstream_state = Some(decide::state_name(observed.as_ref().map(|k| k.active)).into());
 
     // ZenML keys do not expire, so only the interval, a request or a lost Secret rotates.
-    let trigger = run.rotation_due(true)?;
+    let trigger = run.rotation_due()?;
     match (trigger, observed) {
         (Some(trigger), Some(_)) => {
             let retain = schedule::retain_previous(key.spec.rotation.as_ref())?;
