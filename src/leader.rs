@@ -134,7 +134,7 @@ impl Elector {
         let api: Api<Lease> = Api::namespaced(client.clone(), &config.namespace);
         let lease = config.lease_name.clone();
         let watching = tokio::spawn(async move {
-            let mut changes = std::pin::pin!(watch_object(api, &lease).default_backoff());
+            let mut changes = std::pin::pin!(watch_object(api, &lease).backoff(EverySecond));
             while let Some(change) = changes.next().await {
                 match change {
                     Ok(found) => {
@@ -231,6 +231,23 @@ impl Elector {
             .build()
             .await
     }
+}
+
+/// Retries the Lease watch every second: kube's default backoff grows to 30 s, and a leader
+/// whose watch is still backing off after a short API server outage would miss seeing its
+/// renewals and give up the lease needlessly.
+struct EverySecond;
+
+impl Iterator for EverySecond {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        Some(Duration::from_secs(1))
+    }
+}
+
+impl kube::runtime::utils::Backoff for EverySecond {
+    fn reset(&mut self) {}
 }
 
 /// Resolves when the watch sees the Lease without a holder (released).

@@ -183,13 +183,13 @@ impl Controllers {
         } = self;
         let namespace = self.namespace.as_deref();
         let stores_controller = Controller::new(
-            namespaced::<CredentialStore>(&client, namespace),
+            namespaced::<CredentialStore>(client, namespace),
             watcher::Config::default(),
         );
         let namespaced_stores = stores_controller.store();
         // Store credential Secrets are watched by metadata only: a change re-probes the stores
         // that reference the Secret, and no Secret data is cached.
-        let secrets_meta = || namespaced::<PartialObjectMeta<Secret>>(&client, namespace);
+        let secrets_meta = || namespaced::<PartialObjectMeta<Secret>>(client, namespace);
         let by_secret = namespaced_stores.clone();
         let stores_controller =
             stores_controller.watches(secrets_meta(), watcher::Config::default(), move |secret| {
@@ -220,12 +220,12 @@ impl Controllers {
         });
         let cluster_stores = cluster_stores_controller.as_ref().map(Controller::store);
 
-        let tokens_controller = key_controller::<ApiToken>(&client, namespace, cluster_stores.is_some());
+        let tokens_controller = key_controller::<ApiToken>(client, namespace, cluster_stores.is_some());
         let tokens = tokens_controller.store();
         let sakeys_controller =
-            key_controller::<ServiceAccountKey>(&client, namespace, cluster_stores.is_some());
+            key_controller::<ServiceAccountKey>(client, namespace, cluster_stores.is_some());
         let sakeys = sakeys_controller.store();
-        let clients_controller = key_controller::<ApiClient>(&client, namespace, cluster_stores.is_some());
+        let clients_controller = key_controller::<ApiClient>(client, namespace, cluster_stores.is_some());
         let clients = clients_controller.store();
 
         // Ready counts and credential expiry per kind, read from the caches at scrape time.
