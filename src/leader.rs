@@ -78,8 +78,8 @@ pub enum Error {
         "lease duration {duration:?} and renew period {renew:?}: both must be whole seconds, and the renew period shorter than half the duration"
     )]
     Timing { duration: Duration, renew: Duration },
-    #[error("lease {lease}: {source}")]
-    Lease {
+    #[error("releasing the lease {lease}")]
+    Release {
         lease: String,
         #[source]
         source: LeaseManagerError,
@@ -301,7 +301,7 @@ impl Leadership {
 
     /// Gives the lease up, so a standby takes over now instead of after expiry.
     pub async fn release(self) -> Result<(), Error> {
-        self.manager.release().await.map_err(|source| Error::Lease {
+        self.manager.release().await.map_err(|source| Error::Release {
             lease: self.config.lease_name.clone(),
             source,
         })

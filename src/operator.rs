@@ -41,9 +41,9 @@ pub struct Options {
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("serving probes and metrics: {0}")]
+    #[error("serving probes and metrics")]
     Serve(#[from] std::io::Error),
-    #[error("leader election: {0}")]
+    #[error("leader election")]
     LeaderElection(#[from] leader::Error),
 }
 

@@ -2,7 +2,8 @@
 //! one credential store. Exactly one leads and only it writes; a leader killed with SIGKILL
 //! while creates are in flight is replaced within the lease duration and no token is
 //! created twice; a leader stopped with SIGTERM releases the lease and the standby takes
-//! over at once. The handover times are printed.
+//! over at once; a leader that finds the lease taken exits non-zero. The handover times are
+//! printed.
 
 use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
@@ -372,4 +373,45 @@ async fn a_leader_stopped_with_sigterm_releases_the_lease_at_once() {
 
     let after = ha.create_tokens("after", 3).await;
     ha.assert_one_upstream_token_each(&[before, after].concat()).await;
+}
+
+#[tokio::test]
+async fn a_leader_that_loses_the_lease_stops_at_once() {
+    let ha = Ha::new("ha-lost").await;
+    let mut leader = ha.replica("replica-a");
+    ha.wait_leads(&leader, Instant::now()).await;
+
+    // Another holder appears (as after a partition healed): the leader must not go on writing.
+    let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(k8s_openapi::jiff::Timestamp::now());
+    let taken = json!({"spec": {"holderIdentity": "intruder", "renewTime": now, "leaseDurationSeconds": 15}});
+    let taken_at = Instant::now();
+    ha.leases
+        .patch(
+            LEASE,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&taken),
+        )
+        .await
+        .unwrap();
+    let deadline = taken_at + fixtures::CONVERGE;
+    let status = loop {
+        if let Some(status) = leader.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the leader went on after losing the lease"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!(
+        "lost lease: the leader stopped {:?} after the takeover",
+        taken_at.elapsed()
+    );
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a non-zero exit, to restart clean: {status}"
+    );
+    assert_eq!(ha.holder().await.as_deref(), Some("intruder"));
 }
