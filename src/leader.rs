@@ -19,6 +19,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::watch_object;
@@ -27,8 +28,6 @@ use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
-
-use futures::StreamExt;
 
 /// Where the lease lives, who we are, and its timing.
 #[derive(Clone, Debug)]
@@ -93,7 +92,7 @@ pub enum Error {
 }
 
 /// What the watch last saw of the Lease.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug)]
 struct Observed {
     holder: Option<String>,
     renewed: Option<SystemTime>,
