@@ -127,6 +127,7 @@ async fn run_until_stopped(options: DemoOptions) -> Result<(), DemoError> {
         listen: options.operator_listen,
         instance: Some("demo".into()),
         concurrency: 16,
+        leader_election: None,
     };
     let operator_task = tokio::spawn(operator::run(operator_client, metrics, options_run));
 

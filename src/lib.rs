@@ -6,6 +6,7 @@ pub mod credstore;
 pub mod demo;
 pub mod failpoint;
 pub mod health;
+pub mod leader;
 pub mod localcluster;
 pub mod metrics;
 pub mod operator;

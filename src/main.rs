@@ -46,12 +46,61 @@ enum Command {
         /// Reconciliations of one kind running at once (bounds concurrent upstream calls).
         #[arg(long, env = "APIKEY_OPERATOR_CONCURRENCY", default_value_t = 16)]
         concurrency: u16,
+        #[command(flatten)]
+        election: Election,
     },
     /// Run the operator's whole job on an embedded default: a local control plane, the
     /// embedded credential store, the operator and the examples.
     Demo(apikey_operator::demo::DemoOptions),
     /// Serve the embedded credential store: the four upstream APIs on one port, backed by SQLite.
     Credstore(apikey_operator::credstore::Config),
+}
+
+/// Leader election, for running several replicas of which one reconciles.
+#[derive(clap::Args)]
+struct Election {
+    /// Run the controllers only while holding a Lease; the other replicas stand by.
+    #[arg(long, env = "APIKEY_OPERATOR_LEADER_ELECTION")]
+    leader_election: bool,
+    /// Name of the Lease (coordination.k8s.io/v1).
+    #[arg(long, env = "APIKEY_OPERATOR_LEASE_NAME", default_value = "apikey-operator")]
+    lease_name: String,
+    /// Namespace of the Lease; defaults to the namespace the operator watches.
+    #[arg(long, env = "POD_NAMESPACE")]
+    lease_namespace: Option<String>,
+    /// Seconds a lease stays valid after its last renewal: how long a standby waits before
+    /// it takes over from a leader that died without releasing.
+    #[arg(long, env = "APIKEY_OPERATOR_LEASE_DURATION_SECONDS", default_value_t = 15)]
+    lease_duration_seconds: u64,
+    /// Seconds between the leader's renewals (less than half the lease duration).
+    #[arg(long, env = "APIKEY_OPERATOR_LEASE_RENEW_PERIOD_SECONDS", default_value_t = 5)]
+    lease_renew_period_seconds: u64,
+}
+
+impl Election {
+    /// The election's settings, `None` without `--leader-election`. The holder identity is
+    /// the instance name (the pod name in a cluster), else `<hostname>-<pid>`.
+    fn config(
+        self,
+        namespace: Option<&str>,
+        instance: Option<&str>,
+    ) -> anyhow::Result<Option<apikey_operator::leader::Config>> {
+        if !self.leader_election {
+            return Ok(None);
+        }
+        let lease_namespace = self.lease_namespace.or(namespace.map(str::to_string)).context(
+            "leader election needs --lease-namespace (or POD_NAMESPACE) when every namespace is watched",
+        )?;
+        let config = apikey_operator::leader::Config {
+            lease_name: self.lease_name,
+            namespace: lease_namespace,
+            identity: instance.map_or_else(apikey_operator::leader::default_identity, str::to_string),
+            duration: std::time::Duration::from_secs(self.lease_duration_seconds),
+            renew_period: std::time::Duration::from_secs(self.lease_renew_period_seconds),
+        };
+        config.validate()?;
+        Ok(Some(config))
+    }
 }
 
 fn main() -> anyhow::Result<()> {
@@ -62,8 +111,10 @@ fn main() -> anyhow::Result<()> {
             log_format,
             instance,
             concurrency,
+            election,
         } => {
             apikey_operator::telemetry::init(log_format);
+            let leader_election = election.config(namespace.as_deref(), instance.as_deref())?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
                 let metrics = std::sync::Arc::new(apikey_operator::metrics::Metrics::default());
@@ -75,10 +126,11 @@ fn main() -> anyhow::Result<()> {
                     listen,
                     instance,
                     concurrency,
+                    leader_election,
                 };
                 apikey_operator::operator::run(client, metrics, options)
                     .await
-                    .context("serving probes and metrics")
+                    .context("running the operator")
             })?;
         }
         Command::Crd { output_dir: None } => {

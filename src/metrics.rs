@@ -7,6 +7,8 @@
 //! | `apikey_operator_reconcile_duration_seconds` | `kind` |
 //! | `apikey_operator_rotations_total` | `kind`, `trigger` |
 //! | `apikey_operator_kubernetes_requests_total` | `method` |
+//! | `apikey_operator_lease_requests_total` | `method` |
+//! | `apikey_operator_leader` | |
 //! | `apikey_operator_upstream_requests_total` | `store_kind`, `api`, `operation`, `status_class` |
 //! | `apikey_operator_upstream_request_duration_seconds` | `api`, `operation` |
 //! | `apikey_operator_resources` | `kind`, `ready` (`True`, `False`, `Unknown`) |
@@ -270,6 +272,8 @@ pub struct Metrics {
     reconcile_duration: Family<KindLabels, Histogram>,
     rotations: Family<RotationLabels, Counter>,
     kube_requests: Family<KubeRequestLabels, Counter>,
+    lease_requests: Family<KubeRequestLabels, Counter>,
+    leader: Gauge,
     /// Handed to the upstream clients (through `ClientOptions`).
     pub upstream: UpstreamMetrics,
     inventory: Arc<Inventory>,
@@ -304,6 +308,18 @@ impl Default for Metrics {
             "Requests sent to the Kubernetes API by HTTP method",
             kube_requests.clone(),
         );
+        let lease_requests = Family::<KubeRequestLabels, Counter>::default();
+        registry.register(
+            "lease_requests",
+            "The part of kubernetes_requests spent on leader election (coordination.k8s.io Leases), by HTTP method",
+            lease_requests.clone(),
+        );
+        let leader = Gauge::default();
+        registry.register(
+            "leader",
+            "1 while this replica runs the controllers (it holds the lease, or runs without leader election), else 0",
+            leader.clone(),
+        );
         let upstream = UpstreamMetrics::new();
         registry.register(
             "upstream_requests",
@@ -323,6 +339,8 @@ impl Default for Metrics {
             reconcile_duration,
             rotations,
             kube_requests,
+            lease_requests,
+            leader,
             upstream,
             inventory,
         }
@@ -373,8 +391,8 @@ impl Metrics {
             .inc();
     }
 
-    /// Records one request to the Kubernetes API.
-    pub fn kube_request(&self, method: &http::Method) {
+    /// Records one request to the Kubernetes API; requests for Leases are also counted apart.
+    pub fn kube_request(&self, method: &http::Method, path: &str) {
         let method = match *method {
             http::Method::GET => "GET",
             http::Method::POST => "POST",
@@ -386,6 +404,16 @@ impl Metrics {
         self.kube_requests
             .get_or_create(&KubeRequestLabels { method })
             .inc();
+        if path.starts_with("/apis/coordination.k8s.io/") {
+            self.lease_requests
+                .get_or_create(&KubeRequestLabels { method })
+                .inc();
+        }
+    }
+
+    /// Whether this replica runs the controllers.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 
     /// The metrics in the Prometheus text format.
@@ -453,6 +481,28 @@ mod tests {
         );
         assert_eq!(durations.len(), 1);
         assert_eq!(durations[0].1, 3.0);
+    }
+
+    #[test]
+    fn lease_requests_are_counted_apart_and_in_the_total() {
+        let metrics = Metrics::default();
+        metrics.kube_request(
+            &http::Method::PATCH,
+            "/apis/coordination.k8s.io/v1/namespaces/n/leases/l",
+        );
+        metrics.kube_request(&http::Method::PATCH, "/api/v1/namespaces/n/secrets/s");
+        let text = metrics.encode();
+        assert!(
+            text.contains("apikey_operator_kubernetes_requests_total{method=\"PATCH\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("apikey_operator_lease_requests_total{method=\"PATCH\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("apikey_operator_leader 0"), "{text}");
+        metrics.set_leader(true);
+        assert!(metrics.encode().contains("apikey_operator_leader 1"));
     }
 
     #[test]

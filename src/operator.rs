@@ -23,6 +23,7 @@ use crate::controller::stores::Stores;
 use crate::controller::target_secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
 use crate::controller::{Context, store};
 use crate::health::{self, Readiness};
+use crate::leader;
 use crate::metrics::Metrics;
 
 /// How the operator runs.
@@ -35,6 +36,16 @@ pub struct Options {
     pub instance: Option<String>,
     /// Reconciliations of one kind running at once (bounds concurrent upstream calls).
     pub concurrency: u16,
+    /// Run the controllers only while holding this lease; `None` runs them at once.
+    pub leader_election: Option<leader::Config>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("serving probes and metrics")]
+    Serve(#[from] std::io::Error),
+    #[error("leader election")]
+    LeaderElection(#[from] leader::Error),
 }
 
 fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -57,7 +68,7 @@ pub async fn connect(metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
 /// A client for `config` whose every request is counted in `metrics`, by method.
 pub fn client_with_metrics(config: kube::Config, metrics: Arc<Metrics>) -> Result<Client, kube::Error> {
     let count = tower::util::MapRequestLayer::new(move |request: http::Request<kube::client::Body>| {
-        metrics.kube_request(request.method());
+        metrics.kube_request(request.method(), request.uri().path());
         request
     });
     Ok(kube::client::ClientBuilder::try_from(config)?
@@ -65,138 +76,237 @@ pub fn client_with_metrics(config: kube::Config, metrics: Arc<Metrics>) -> Resul
         .build())
 }
 
-/// Runs every controller until SIGTERM or Ctrl-C.
+/// Serves the probes and metrics and runs every controller until SIGTERM or Ctrl-C.
 ///
-/// Scoped to a namespace, the operator serves only CredentialStores: a namespaced install
-/// has no cluster-wide permissions to read ClusterCredentialStores with.
-pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> std::io::Result<()> {
-    let namespace = options.namespace.as_deref();
+/// With leader election, the controllers start only once this replica holds the lease; a
+/// standby serves `/healthz`, `/metrics` and a ready `/readyz` (as controller-runtime's
+/// standbys do: a rolling update waits for the new pod to be Ready before it stops the old
+/// leader, and a standby that could not become Ready would stall it). On SIGTERM the leader
+/// lets its controllers finish what they are doing, then releases the lease so a standby
+/// takes over at once. A leader that loses the lease, or cannot renew it in time, returns
+/// an error at once, dropping its controllers mid-flight (the process then exits non-zero
+/// and restarts clean, like controller-runtime's): the crash-safe reconcile makes that
+/// harmless, while two writers would not be.
+pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> Result<(), Error> {
     let readiness = Arc::new(Readiness::default());
+    let server = health::serve(
+        options.listen,
+        readiness.clone(),
+        metrics.clone(),
+        shutdown_signal(),
+    );
+    let controllers = Controllers {
+        client,
+        metrics: metrics.clone(),
+        namespace: options.namespace,
+        instance: options.instance,
+        concurrency: options.concurrency,
+        readiness: readiness.clone(),
+    };
+    let work = async {
+        match options.leader_election {
+            None => {
+                metrics.set_leader(true);
+                controllers.run().await;
+                Ok(())
+            }
+            Some(config) => elected(controllers, config, &metrics, &readiness).await,
+        }
+    };
+    // A lost lease ends the process at once instead of waiting for the probe server.
+    future::try_join(async { server.await.map_err(Error::from) }, work).await?;
+    Ok(())
+}
 
-    let stores_controller = Controller::new(
-        namespaced::<CredentialStore>(&client, namespace),
-        watcher::Config::default(),
-    )
-    .trigger_backoff(trigger_backoff());
-    let namespaced_stores = stores_controller.store();
-    // Store credential Secrets are watched by metadata only: a change re-probes the stores
-    // that reference the Secret, and no Secret data is cached.
-    let secrets_meta = || namespaced::<PartialObjectMeta<Secret>>(&client, namespace);
-    let by_secret = namespaced_stores.clone();
-    let stores_controller =
-        stores_controller.watches(secrets_meta(), watcher::Config::default(), move |secret| {
-            stores_using_secret(
-                &by_secret,
-                &secret.namespace().unwrap_or_default(),
-                &secret.name_any(),
-            )
-        });
+async fn elected(
+    controllers: Controllers,
+    config: leader::Config,
+    metrics: &Metrics,
+    readiness: &Readiness,
+) -> Result<(), Error> {
+    config.validate()?;
+    let (lease, identity) = (config.lease_name.clone(), config.identity.clone());
+    metrics.set_leader(false);
+    let mut elector = leader::Elector::start(controllers.client.clone(), config);
+    let campaign = async {
+        elector.wait_observed().await;
+        readiness.set_ready();
+        info!(%lease, %identity, "standing by for the lease");
+        elector.campaign().await
+    };
+    let mut leadership = tokio::select! {
+        leadership = campaign => leadership,
+        () = shutdown_signal() => {
+            elector.stand_down().await;
+            info!(%lease, %identity, "stopped before leading");
+            return Ok(());
+        }
+    };
+    metrics.set_leader(true);
+    info!(%lease, %identity, "acquired the lease; starting the controllers");
+    let outcome = tokio::select! {
+        () = controllers.run() => None,
+        lost = leadership.hold() => Some(lost),
+    };
+    metrics.set_leader(false);
+    if let Some(lost) = outcome {
+        tracing::error!(%lease, %identity, error = %lost, "leadership lost; stopping at once");
+        return Err(lost.into());
+    }
+    leadership.release().await?;
+    info!(%lease, %identity, "controllers stopped; lease released");
+    Ok(())
+}
 
-    let cluster_stores_controller = namespace.is_none().then(|| {
-        let controller = Controller::new(
-            Api::<ClusterCredentialStore>::all(client.clone()),
+/// Everything the controllers need.
+struct Controllers {
+    client: Client,
+    metrics: Arc<Metrics>,
+    namespace: Option<String>,
+    instance: Option<String>,
+    concurrency: u16,
+    readiness: Arc<Readiness>,
+}
+
+impl Controllers {
+    /// Runs every controller until SIGTERM or Ctrl-C (each lets its reconciliations finish).
+    ///
+    /// Scoped to a namespace, the operator serves only CredentialStores: a namespaced install
+    /// has no cluster-wide permissions to read ClusterCredentialStores with.
+    async fn run(&self) {
+        let Controllers {
+            client,
+            metrics,
+            instance,
+            concurrency,
+            readiness,
+            ..
+        } = self;
+        let namespace = self.namespace.as_deref();
+        let stores_controller = Controller::new(
+            namespaced::<CredentialStore>(client, namespace),
             watcher::Config::default(),
         )
         .trigger_backoff(trigger_backoff());
-        let by_secret = controller.store();
-        controller.watches(
-            Api::all(client.clone()),
-            watcher::Config::default(),
-            move |secret: PartialObjectMeta<Secret>| {
+        let namespaced_stores = stores_controller.store();
+        // Store credential Secrets are watched by metadata only: a change re-probes the stores
+        // that reference the Secret, and no Secret data is cached.
+        let secrets_meta = || namespaced::<PartialObjectMeta<Secret>>(client, namespace);
+        let by_secret = namespaced_stores.clone();
+        let stores_controller =
+            stores_controller.watches(secrets_meta(), watcher::Config::default(), move |secret| {
                 stores_using_secret(
                     &by_secret,
                     &secret.namespace().unwrap_or_default(),
                     &secret.name_any(),
                 )
-            },
-        )
-    });
-    let cluster_stores = cluster_stores_controller.as_ref().map(Controller::store);
+            });
 
-    let tokens_controller = key_controller::<ApiToken>(&client, namespace, cluster_stores.is_some());
-    let tokens = tokens_controller.store();
-    let sakeys_controller = key_controller::<ServiceAccountKey>(&client, namespace, cluster_stores.is_some());
-    let sakeys = sakeys_controller.store();
-    let clients_controller = key_controller::<ApiClient>(&client, namespace, cluster_stores.is_some());
-    let clients = clients_controller.store();
+        let cluster_stores_controller = namespace.is_none().then(|| {
+            let controller = Controller::new(
+                Api::<ClusterCredentialStore>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .trigger_backoff(trigger_backoff());
+            let by_secret = controller.store();
+            controller.watches(
+                Api::all(client.clone()),
+                watcher::Config::default(),
+                move |secret: PartialObjectMeta<Secret>| {
+                    stores_using_secret(
+                        &by_secret,
+                        &secret.namespace().unwrap_or_default(),
+                        &secret.name_any(),
+                    )
+                },
+            )
+        });
+        let cluster_stores = cluster_stores_controller.as_ref().map(Controller::store);
 
-    // Ready counts and credential expiry per kind, read from the caches at scrape time.
-    metrics.track("CredentialStore", namespaced_stores.clone());
-    if let Some(cluster_stores) = &cluster_stores {
-        metrics.track("ClusterCredentialStore", cluster_stores.clone());
-    }
-    metrics.track(<ApiToken as KeyResource>::KIND, tokens.clone());
-    metrics.track(<ServiceAccountKey as KeyResource>::KIND, sakeys.clone());
-    metrics.track(<ApiClient as KeyResource>::KIND, clients.clone());
+        let tokens_controller = key_controller::<ApiToken>(client, namespace, cluster_stores.is_some());
+        let tokens = tokens_controller.store();
+        let sakeys_controller =
+            key_controller::<ServiceAccountKey>(client, namespace, cluster_stores.is_some());
+        let sakeys = sakeys_controller.store();
+        let clients_controller = key_controller::<ApiClient>(client, namespace, cluster_stores.is_some());
+        let clients = clients_controller.store();
 
-    let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        stores,
-        metrics.clone(),
-        options.instance,
-    ));
+        // Ready counts and credential expiry per kind, read from the caches at scrape time.
+        metrics.track("CredentialStore", namespaced_stores.clone());
+        if let Some(cluster_stores) = &cluster_stores {
+            metrics.track("ClusterCredentialStore", cluster_stores.clone());
+        }
+        metrics.track(<ApiToken as KeyResource>::KIND, tokens.clone());
+        metrics.track(<ServiceAccountKey as KeyResource>::KIND, sakeys.clone());
+        metrics.track(<ApiClient as KeyResource>::KIND, clients.clone());
 
-    let ready = {
-        let readiness = readiness.clone();
-        let (stores, cluster_stores, tokens, sakeys, clients) = (
-            namespaced_stores.clone(),
-            cluster_stores.clone(),
-            tokens.clone(),
-            sakeys.clone(),
-            clients.clone(),
-        );
-        async move {
-            let cluster_synced = async {
-                match &cluster_stores {
-                    Some(store) => store.wait_until_ready().await,
-                    None => Ok(()),
-                }
-            };
-            let keys_synced = future::join3(
-                tokens.wait_until_ready(),
-                sakeys.wait_until_ready(),
-                clients.wait_until_ready(),
+        let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
+        let ctx = Arc::new(Context::new(
+            client.clone(),
+            stores,
+            metrics.clone(),
+            instance.clone(),
+        ));
+
+        let ready = {
+            let readiness = readiness.clone();
+            let (stores, cluster_stores, tokens, sakeys, clients) = (
+                namespaced_stores.clone(),
+                cluster_stores.clone(),
+                tokens.clone(),
+                sakeys.clone(),
+                clients.clone(),
             );
-            let synced = future::join3(stores.wait_until_ready(), cluster_synced, keys_synced).await;
-            if let (Ok(()), Ok(()), (Ok(()), Ok(()), Ok(()))) = synced {
-                info!("caches synced; ready");
-                readiness.set_ready();
+            async move {
+                let cluster_synced = async {
+                    match &cluster_stores {
+                        Some(store) => store.wait_until_ready().await,
+                        None => Ok(()),
+                    }
+                };
+                let keys_synced = future::join3(
+                    tokens.wait_until_ready(),
+                    sakeys.wait_until_ready(),
+                    clients.wait_until_ready(),
+                );
+                let synced = future::join3(stores.wait_until_ready(), cluster_synced, keys_synced).await;
+                if let (Ok(()), Ok(()), (Ok(()), Ok(()), Ok(()))) = synced {
+                    info!("caches synced; ready");
+                    readiness.set_ready();
+                }
             }
-        }
-    };
+        };
 
-    let stores_run = stores_controller
-        .shutdown_on_signal()
-        .run(
-            store::reconcile::<CredentialStore>,
-            store_error_policy::<CredentialStore>,
-            ctx.clone(),
-        )
-        .for_each(|_| future::ready(()));
-    let cluster_stores_run = async {
-        if let Some(controller) = cluster_stores_controller {
-            controller
-                .shutdown_on_signal()
-                .run(
-                    store::reconcile::<ClusterCredentialStore>,
-                    store_error_policy::<ClusterCredentialStore>,
-                    ctx.clone(),
-                )
-                .for_each(|_| future::ready(()))
-                .await;
-        }
-    };
-    let tokens_run = run_keys(tokens_controller, ctx.clone(), options.concurrency);
-    let sakeys_run = run_keys(sakeys_controller, ctx.clone(), options.concurrency);
-    let clients_run = run_keys(clients_controller, ctx.clone(), options.concurrency);
+        let stores_run = stores_controller
+            .shutdown_on_signal()
+            .run(
+                store::reconcile::<CredentialStore>,
+                store_error_policy::<CredentialStore>,
+                ctx.clone(),
+            )
+            .for_each(|_| future::ready(()));
+        let cluster_stores_run = async {
+            if let Some(controller) = cluster_stores_controller {
+                controller
+                    .shutdown_on_signal()
+                    .run(
+                        store::reconcile::<ClusterCredentialStore>,
+                        store_error_policy::<ClusterCredentialStore>,
+                        ctx.clone(),
+                    )
+                    .for_each(|_| future::ready(()))
+                    .await;
+            }
+        };
+        let tokens_run = run_keys(tokens_controller, ctx.clone(), *concurrency);
+        let sakeys_run = run_keys(sakeys_controller, ctx.clone(), *concurrency);
+        let clients_run = run_keys(clients_controller, ctx.clone(), *concurrency);
 
-    let server = health::serve(options.listen, readiness, metrics, shutdown_signal());
-    let keys_run = future::join3(tokens_run, sakeys_run, clients_run);
-    let controllers = future::join3(stores_run, cluster_stores_run, keys_run);
-    let (server, ..) = future::join3(server, controllers, ready).await;
-    info!("controllers stopped");
-    server
+        let keys_run = future::join3(tokens_run, sakeys_run, clients_run);
+        let controllers = future::join3(stores_run, cluster_stores_run, keys_run);
+        future::join(controllers, ready).await;
+        info!("controllers stopped");
+    }
 }
 
 /// The backoff of a controller's watches after an error.

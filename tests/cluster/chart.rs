@@ -194,6 +194,15 @@ const OPTION_SETS: &[(&str, &[&str])] = &[
         ],
     ),
     (
+        "high-availability",
+        &[
+            "replicas=3",
+            "leaderElection.leaseDurationSeconds=30",
+            "leaderElection.renewPeriodSeconds=10",
+        ],
+    ),
+    ("without-leader-election", &["leaderElection.enabled=false"]),
+    (
         "minimal",
         &[
             "metrics.service.enabled=false",
@@ -228,7 +237,8 @@ fn helm_template_renders_what_each_option_asks_for() {
         .unwrap()
     };
 
-    // Defaults: cluster-wide RBAC, metrics Service, PDB; no credential store, no monitor.
+    // Defaults: cluster-wide RBAC, leader election (a Role for the Lease in the release
+    // namespace), metrics Service, PDB; no credential store, no monitor.
     let objects = render(ns, &[]);
     assert_eq!(
         kinds(&objects),
@@ -237,6 +247,8 @@ fn helm_template_renders_what_each_option_asks_for() {
             "ClusterRoleBinding",
             "Deployment",
             "PodDisruptionBudget",
+            "Role",
+            "RoleBinding",
             "Service",
             "ServiceAccount"
         ]
@@ -245,6 +257,30 @@ fn helm_template_renders_what_each_option_asks_for() {
     assert_eq!(args[0], "run");
     assert!(args.contains(&"--listen=0.0.0.0:8080".to_string()), "{args:?}");
     assert!(!args.iter().any(|a| a.starts_with("--namespace")), "{args:?}");
+    for arg in [
+        "--leader-election",
+        &format!("--lease-name={FULLNAME}"),
+        "--lease-duration-seconds=15",
+        "--lease-renew-period-seconds=5",
+    ] {
+        assert!(args.contains(&arg.to_string()), "{arg}: {args:?}");
+    }
+    let lease_role = find(&objects, "Role", &format!("{FULLNAME}-leader-election"));
+    assert_eq!(lease_role["metadata"]["namespace"], ns);
+    assert_eq!(
+        lease_role["rules"],
+        json!([{"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                "verbs": ["get", "list", "watch", "create", "patch"]}])
+    );
+    let lease_binding = find(&objects, "RoleBinding", &format!("{FULLNAME}-leader-election"));
+    assert_eq!(lease_binding["roleRef"]["name"], lease_role["metadata"]["name"]);
+    assert_eq!(lease_binding["subjects"][0]["name"], FULLNAME);
+    assert!(
+        !serde_json::to_string(&find(&objects, "ClusterRole", FULLNAME)["rules"])
+            .unwrap()
+            .contains("leases"),
+        "Leases only in the release namespace"
+    );
     let binding = find(&objects, "ClusterRoleBinding", FULLNAME);
     assert_eq!(binding["subjects"][0]["name"], FULLNAME);
     assert_eq!(binding["subjects"][0]["namespace"], ns);
@@ -267,11 +303,12 @@ fn helm_template_renders_what_each_option_asks_for() {
         }
     }
     let deployment = find(&objects, "Deployment", FULLNAME);
+    assert_eq!(deployment["spec"]["replicas"], 1);
     assert_eq!(
-        deployment["spec"]["replicas"], 1,
-        "one replica: no leader election"
+        deployment["spec"]["strategy"],
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}),
+        "the new pod stands by until the old one releases the lease"
     );
-    assert_eq!(deployment["spec"]["strategy"]["type"], "Recreate");
     let pod = &deployment["spec"]["template"]["spec"];
     let container = &pod["containers"][0];
     assert_eq!(
@@ -294,10 +331,47 @@ fn helm_template_renders_what_each_option_asks_for() {
         container["env"][0],
         json!({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
     );
+    assert_eq!(
+        container["env"][1],
+        json!({"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}})
+    );
     let service = find(&objects, "Service", &format!("{FULLNAME}-metrics"));
     assert_eq!(
         service["spec"]["selector"], deployment["spec"]["selector"]["matchLabels"],
         "the metrics Service selects the operator pod"
+    );
+
+    // Several replicas, with the lease timing passed on.
+    let objects = render(
+        ns,
+        &[
+            "replicas=3",
+            "leaderElection.leaseDurationSeconds=30",
+            "leaderElection.renewPeriodSeconds=10",
+        ],
+    );
+    assert_eq!(find(&objects, "Deployment", FULLNAME)["spec"]["replicas"], 3);
+    let args = operator_args(&objects);
+    assert!(
+        args.contains(&"--lease-duration-seconds=30".to_string()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"--lease-renew-period-seconds=10".to_string()),
+        "{args:?}"
+    );
+
+    // Without leader election: no Lease Role, no flag, and never two pods at once.
+    let objects = render(ns, &["leaderElection.enabled=false"]);
+    assert!(
+        !kinds(&objects).contains(&"Role".to_string()),
+        "{:?}",
+        kinds(&objects)
+    );
+    assert!(!operator_args(&objects).iter().any(|a| a.contains("lease")));
+    assert_eq!(
+        find(&objects, "Deployment", FULLNAME)["spec"]["strategy"]["type"],
+        "Recreate"
     );
 
     // Namespaced: a Role and RoleBinding in the watched namespace, nothing cluster-wide.
@@ -386,6 +460,9 @@ fn the_values_schema_refuses_bad_values() {
         (&["serviceAccount.create=false"], "name"),
         (&["replicaCount=3"], "replicaCount"),
         (&["watch.namespaces[0]=a"], "namespaces"),
+        (&["replicas=0"], "replicas"),
+        (&["replicas=2", "leaderElection.enabled=false"], "replicas"),
+        (&["leaderElection.leaseDurationSeconds=2"], "leaseDurationSeconds"),
     ];
     for (sets, mentions) in bad {
         let error = template("apikey-system", sets).expect_err(&format!("{sets:?} was accepted"));
@@ -404,6 +481,10 @@ fn the_values_schema_refuses_bad_values() {
     )
     .expect_err("a ServiceMonitor without a Service was accepted");
     assert!(error.contains("metrics.service.enabled"), "{error}");
+    // Nor a renew period too long for the lease (the binary refuses it too).
+    let error = template("apikey-system", &["leaderElection.renewPeriodSeconds=8"])
+        .expect_err("a renew period of more than half the lease duration was accepted");
+    assert!(error.contains("renewPeriodSeconds"), "{error}");
 }
 
 #[test]
@@ -849,46 +930,81 @@ impl Drop for OperatorProcess {
     }
 }
 
-async fn start_operator(kubeconfig: &Path, dir: &Path, namespace: Option<&str>) -> OperatorProcess {
+/// Starts the operator as the chart runs it: with leader election on the chart's Lease in
+/// `release_namespace` (POD_NAMESPACE, as the downward API sets it).
+fn spawn_operator(
+    kubeconfig: &Path,
+    log: PathBuf,
+    release_namespace: &str,
+    lease: &str,
+    namespace: Option<&str>,
+) -> OperatorProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let log = dir.join("operator.log");
     let mut command = Command::new(env!("CARGO_BIN_EXE_apikey-operator"));
     command
         .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--leader-election", "--lease-name", lease])
         .env("KUBECONFIG", kubeconfig)
         .env("POD_NAME", "apikey-operator-test")
+        .env("POD_NAMESPACE", release_namespace)
         .env("RUST_LOG", "info,apikey_operator=debug")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap());
     if let Some(namespace) = namespace {
         command.args(["--namespace", namespace]);
     }
-    let child = processes::spawn_lasting(command);
-    let operator = OperatorProcess {
-        child,
+    OperatorProcess {
+        child: processes::spawn_lasting(command),
         probes: format!("http://127.0.0.1:{port}"),
         log,
-    };
+    }
+}
+
+/// The operator, once it leads (which needs the chart's Lease rules) and its caches synced.
+async fn start_operator(
+    kubeconfig: &Path,
+    dir: &Path,
+    release_namespace: &str,
+    namespace: Option<&str>,
+) -> OperatorProcess {
+    let operator = spawn_operator(
+        kubeconfig,
+        dir.join("operator.log"),
+        release_namespace,
+        FULLNAME,
+        namespace,
+    );
     let deadline = tokio::time::Instant::now() + fixtures::CONVERGE;
     loop {
         let ready = reqwest::get(format!("{}/readyz", operator.probes))
             .await
             .is_ok_and(|r| r.status().is_success());
-        if ready {
+        if ready && leads(&operator).await {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "the operator did not become ready with the chart's RBAC; its log:\n{}",
+            "the operator did not become ready and leader with the chart's RBAC; its log:\n{}",
             std::fs::read_to_string(&operator.log).unwrap_or_default()
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     operator
+}
+
+/// Whether the operator reports itself leader (false while its probes are not up yet).
+async fn leads(operator: &OperatorProcess) -> bool {
+    let Ok(response) = reqwest::get(format!("{}/metrics", operator.probes)).await else {
+        return false;
+    };
+    response
+        .text()
+        .await
+        .is_ok_and(|text| text.lines().any(|line| line == "apikey_operator_leader 1"))
 }
 
 /// The samples of `/metrics`, keyed by series (`name{labels}`).
@@ -1197,6 +1313,37 @@ async fn the_cluster_wide_chart_rbac_is_enough_for_a_whole_api_token_lifecycle()
             "the chart grants {verb} {group}/{resource}, which the operator never needs"
         );
     }
+    // The Lease only in the release namespace, and no more than leader election needs.
+    for verb in ["get", "list", "watch", "create", "patch"] {
+        assert!(
+            can(
+                &operator_client,
+                verb,
+                "coordination.k8s.io",
+                "leases",
+                Some(release_namespace)
+            )
+            .await,
+            "{verb} leases in the release namespace"
+        );
+    }
+    for (verb, namespace) in [
+        ("update", release_namespace),
+        ("delete", release_namespace),
+        ("get", "team"),
+    ] {
+        assert!(
+            !can(
+                &operator_client,
+                verb,
+                "coordination.k8s.io",
+                "leases",
+                Some(namespace)
+            )
+            .await,
+            "the chart grants {verb} on leases in {namespace}"
+        );
+    }
     for (verb, group, resource) in [
         ("watch", "apikeys.dev", "clustercredentialstores"),
         ("patch", "apikeys.dev", "clustercredentialstores/status"),
@@ -1237,7 +1384,7 @@ async fn the_cluster_wide_chart_rbac_is_enough_for_a_whole_api_token_lifecycle()
     assert!(refused.to_string().contains("blockOwnerDeletion"), "{refused}");
     tokens.delete("owner", &Default::default()).await.unwrap();
 
-    let operator = start_operator(&kubeconfig, &dir, None).await;
+    let operator = start_operator(&kubeconfig, &dir, release_namespace, None).await;
     api_token_lifecycle(&admin, namespace, credstore, &operator).await;
     let metrics = scrape(&operator).await;
     assert!(
@@ -1276,7 +1423,7 @@ async fn the_namespaced_chart_rbac_is_enough_for_a_whole_api_token_lifecycle() {
     }
     assert!(can(&operator_client, "list", "", "secrets", Some(watched)).await);
 
-    let operator = start_operator(&kubeconfig, &dir, Some(watched)).await;
+    let operator = start_operator(&kubeconfig, &dir, release_namespace, Some(watched)).await;
     api_token_lifecycle(&admin, watched, credstore, &operator).await;
     let metrics = scrape(&operator).await;
     assert!(
@@ -1284,5 +1431,31 @@ async fn the_namespaced_chart_rbac_is_enough_for_a_whole_api_token_lifecycle() {
         "a namespaced operator serves no ClusterCredentialStores"
     );
     drop(operator);
+
+    // Without the Lease rule the operator never leads: the rule is needed.
+    let lease_role = format!("{FULLNAME}-leader-election");
+    Api::<k8s_openapi::api::rbac::v1::Role>::namespaced(admin.clone(), release_namespace)
+        .delete(&lease_role, &Default::default())
+        .await
+        .unwrap();
+    let refused = spawn_operator(
+        &kubeconfig,
+        dir.join("operator-without-lease-rule.log"),
+        release_namespace,
+        "another-lease",
+        Some(watched),
+    );
+    eventually("the Lease requests are forbidden", true, || async {
+        std::fs::read_to_string(&refused.log)
+            .unwrap_or_default()
+            .lines()
+            .any(|line| line.contains("lease") && line.contains("forbidden"))
+    })
+    .await;
+    assert!(
+        !leads(&refused).await,
+        "the operator leads without the Lease rule"
+    );
+    drop(refused);
     drop(cluster);
 }

@@ -5,13 +5,14 @@
 //! Secret whose key authenticates; a deleted one must leave nothing upstream.
 //!
 //! Its own test binary: each scenario runs operators scoped to its namespace, and no
-//! other operator may touch those objects (the quiet-minute test lives here for the same
-//! reason).
+//! other operator may touch those objects (the quiet-minute and high-availability tests
+//! live here for the same reason).
 
 // Shared with tests/cluster, where every helper is used; this binary needs only some.
 #[allow(dead_code)]
 #[path = "../cluster/fixtures.rs"]
 mod fixtures;
+mod ha;
 #[allow(dead_code)]
 #[path = "../cluster/processes.rs"]
 mod processes;

@@ -191,3 +191,15 @@ The rules only a cluster-wide operator needs.
   resources: ["namespaces"]
   verbs: ["get"]
 {{- end }}
+
+{{/*
+The rules of leader election, in the release namespace only.
+*/}}
+{{- define "apikey-operator.leaderElectionRules" -}}
+# The Lease: read and created if missing (get, create), taken, renewed and released with
+# server-side apply and patches (patch), and watched so a standby campaigns as soon as the
+# leader releases it (list, watch).
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["get", "list", "watch", "create", "patch"]
+{{- end }}
