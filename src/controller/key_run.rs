@@ -56,6 +56,8 @@ pub trait KeyResource:
     const KIND: &'static str;
     /// What the upstream object is called in messages ("token", "key", "client").
     const NOUN: &'static str;
+    /// The keys of every [`Delivery`], in its order (which the fingerprint follows).
+    const SECRET_KEYS: &'static [&'static str];
 
     fn key_status(&self) -> Option<&KeyStatus>;
     fn common(&self) -> Common<'_>;
@@ -178,9 +180,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
 
     /// Remembers what the target Secret held when the run started (see [`Run::rotation_due`]).
     pub fn observed_secret(&mut self, secret: Option<&Secret>) {
-        self.secret_fingerprint = secret
-            .and_then(target_secret::recorded_fingerprint)
-            .map(str::to_string);
+        let template = self.object.common().secret;
+        self.secret_fingerprint =
+            secret.and_then(|s| target_secret::held_fingerprint(s, template, K::SECRET_KEYS));
     }
 
     /// Writes the status if it changed since it was last written.
@@ -305,6 +307,15 @@ impl<'a, K: KeyResource> Run<'a, K> {
         let pending = self.status.pending.clone();
         let rotated = pending.as_ref().map(|p| p.operation) == Some(PendingKind::Rotate);
         failpoint::hit(if rotated { "after-rotate" } else { "after-create" });
+        debug_assert!(
+            delivery
+                .entries
+                .iter()
+                .map(|(key, _)| *key)
+                .eq(K::SECRET_KEYS.iter().copied()),
+            "a {} delivers exactly SECRET_KEYS",
+            K::KIND
+        );
         let material = Material {
             credential_id: delivery.credential_id.clone(),
             entries: delivery.entries,

@@ -21,6 +21,7 @@ pub const KIND: &str = "ApiToken";
 impl KeyResource for ApiToken {
     const KIND: &'static str = KIND;
     const NOUN: &'static str = "token";
+    const SECRET_KEYS: &'static [&'static str] = &["token"];
 
     fn key_status(&self) -> Option<&KeyStatus> {
         self.status.as_ref()

@@ -38,6 +38,7 @@ const SECRET_KEY: &str = "apiKey";
 impl KeyResource for ServiceAccountKey {
     const KIND: &'static str = KIND;
     const NOUN: &'static str = "key";
+    const SECRET_KEYS: &'static [&'static str] = &[SECRET_KEY];
 
     fn key_status(&self) -> Option<&KeyStatus> {
         self.status.as_ref()
