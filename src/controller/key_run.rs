@@ -249,7 +249,8 @@ impl<'a, K: KeyResource> Run<'a, K> {
     ) -> Result<(), Error> {
         if trigger == "secretLost" {
             let note = format!(
-                "Secret {} no longer holds the current {}; issuing a new one (the old secret cannot be shown again)",
+                "Secret {} no longer holds the current {} under the keys spec.secret names (deleted, edited or \
+                 emptied by hand, or its keys renamed); issuing a new one, as the old secret cannot be shown again",
                 self.secret_name(),
                 K::NOUN
             );

@@ -291,7 +291,7 @@ async fn a_client_secret_edited_or_deleted_by_hand_is_reissued_and_the_old_crede
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["credentialId"].to_string() == old)
+            .find(|c| c["credentialId"].as_i64() == old.parse().ok())
             .map(|c| c["status"].clone());
         assert!(
             old_status.is_none() || old_status == Some(json!("DELETED")),
