@@ -58,6 +58,8 @@ pub trait KeyResource:
     const NOUN: &'static str;
     /// What the upstream object holding it is called ("token", "key", "client").
     const UPSTREAM_NOUN: &'static str;
+    /// The keys of every [`Delivery`], in its order (which the fingerprint follows).
+    const SECRET_KEYS: &'static [&'static str];
 
     fn key_status(&self) -> Option<&KeyStatus>;
     fn common(&self) -> Common<'_>;
@@ -187,9 +189,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
 
     /// Remembers what the target Secret held when the run started (see [`Run::rotation_due`]).
     pub fn observed_secret(&mut self, secret: Option<&Secret>) {
-        self.secret_fingerprint = secret
-            .and_then(target_secret::recorded_fingerprint)
-            .map(str::to_string);
+        let template = self.object.common().secret;
+        self.secret_fingerprint =
+            secret.and_then(|s| target_secret::held_fingerprint(s, template, K::SECRET_KEYS));
     }
 
     /// Writes the status if it changed since it was last written.
@@ -298,7 +300,8 @@ impl<'a, K: KeyResource> Run<'a, K> {
     ) -> Result<(), Error> {
         if trigger == "secretLost" {
             let note = format!(
-                "Secret {} no longer holds the current {}; issuing a new one (the old secret cannot be shown again)",
+                "Secret {} no longer holds the current {} under the keys spec.secret names (deleted, edited or \
+                 emptied by hand, or its keys renamed); issuing a new one, as the old secret cannot be shown again",
                 self.secret_name(),
                 K::NOUN
             );
@@ -353,6 +356,15 @@ impl<'a, K: KeyResource> Run<'a, K> {
         let pending = self.status.pending.clone();
         let rotated = pending.as_ref().map(|p| p.operation) == Some(PendingKind::Rotate);
         failpoint::hit(if rotated { "after-rotate" } else { "after-create" });
+        debug_assert!(
+            delivery
+                .entries
+                .iter()
+                .map(|(key, _)| *key)
+                .eq(K::SECRET_KEYS.iter().copied()),
+            "a {} delivers exactly SECRET_KEYS",
+            K::KIND
+        );
         let material = Material {
             credential_id: delivery.credential_id.clone(),
             entries: delivery.entries,

@@ -22,7 +22,9 @@ use super::{Error, FIELD_MANAGER};
 use crate::api::{
     ClusterCredentialStore, Connection, CredentialStore, Provider, SecretRef, StoreKind, StoreStatus,
 };
-use crate::upstream::{self, ConnectError, ErrorClass, StoreSpec, UpstreamError};
+use crate::upstream::{
+    self, ConnectError, CredentialError, ErrorClass, StoreSpec, UpstreamError, credentials,
+};
 
 /// A healthy store is probed again this often, to notice a credential revoked upstream.
 const REPROBE_INTERVAL: Duration = Duration::from_secs(30 * 60);
@@ -208,6 +210,7 @@ async fn connect_and_probe<S: StoreObject>(
         provider: store.provider(),
         connection: store.connection(),
     };
+    let secret_type = secret.type_.clone();
     let data = secret.data.unwrap_or_default();
     let secret_name = secret_display(store);
     let client = match upstream::connect(spec, &data, &ctx.limiters, &ctx.client_options) {
@@ -216,7 +219,7 @@ async fn connect_and_probe<S: StoreObject>(
             ctx.stores.disconnect(key);
             return Verdict::failed(
                 reason::CREDENTIALS_INVALID,
-                format!("Secret {secret_name}: {error}"),
+                credential_problem(store.provider(), &secret_name, secret_type.as_deref(), &error),
                 REPROBE_INTERVAL,
             );
         }
@@ -250,17 +253,50 @@ async fn connect_and_probe<S: StoreObject>(
         Err(error) => {
             ctx.stores.disconnect(key);
             warn!(store = %identity, class = error.class().as_str(), "store probe failed");
-            probe_failure(&error, &secret_name)
+            probe_failure(&error, &secret_name, credentials::keys::of(store.provider()))
         }
     }
 }
 
-fn probe_failure(error: &UpstreamError, secret_name: &str) -> Verdict {
+/// What is wrong with a credential Secret's content and how to fix it; names keys, never
+/// values.
+fn credential_problem(
+    provider: &Provider,
+    secret_name: &str,
+    secret_type: Option<&str>,
+    error: &CredentialError,
+) -> String {
+    let wanted = key_list(credentials::keys::of(provider));
+    let mut message = format!(
+        "Secret {secret_name}: {error}; the {} credential is read from {wanted}",
+        provider_name(provider)
+    );
+    // A typed Secret (basic-auth, tls, ...) holds the keys its type prescribes, rarely ours.
+    if let (CredentialError::MissingKey { .. }, Some(type_)) = (error, secret_type)
+        && type_ != "Opaque"
+    {
+        message.push_str(&format!(
+            " (the Secret is of type {type_}; use an Opaque Secret with those keys)"
+        ));
+    }
+    message
+}
+
+fn key_list(keys: &[&str]) -> String {
+    let quoted: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+    match quoted.len() {
+        1 => format!("key {}", quoted[0]),
+        _ => format!("keys {}", quoted.join(", ")),
+    }
+}
+
+fn probe_failure(error: &UpstreamError, secret_name: &str, keys: &[&str]) -> Verdict {
     match error.class() {
         ErrorClass::Authentication => Verdict::failed(
             reason::CREDENTIALS_REFUSED,
             format!(
-                "the upstream refused the credential in Secret {secret_name}: {error}; put a valid credential in the Secret"
+                "the upstream refused the credential in Secret {secret_name} ({}): {error}; put a valid credential there",
+                key_list(keys)
             ),
             REPROBE_INTERVAL,
         ),
@@ -308,4 +344,33 @@ async fn patch_status<S: StoreObject>(store: &S, ctx: &Context, status: &StoreSt
     .await
     .map_err(Error::Kube)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(block: serde_json::Value) -> Provider {
+        serde_json::from_value(block).unwrap()
+    }
+
+    #[test]
+    fn credential_problems_name_the_keys_and_a_wrong_secret_type() {
+        let akamai = provider(serde_json::json!({"akamai": {"credentialsSecretRef": {"name": "a"}}}));
+        let missing = CredentialError::MissingKey { key: "host" };
+        assert_eq!(
+            credential_problem(&akamai, "ns/a", Some("kubernetes.io/basic-auth"), &missing),
+            "Secret ns/a: credential Secret has no key `host`; the akamai credential is read from keys \
+             `host`, `client_token`, `client_secret`, `access_token` (the Secret is of type \
+             kubernetes.io/basic-auth; use an Opaque Secret with those keys)"
+        );
+        let prefactor = provider(
+            serde_json::json!({"prefactor": {"url": "http://p", "credentialsSecretRef": {"name": "p"}}}),
+        );
+        let empty = CredentialError::EmptyKey { key: "token" };
+        assert_eq!(
+            credential_problem(&prefactor, "ns/p", Some("Opaque"), &empty),
+            "Secret ns/p: credential Secret key `token` is empty; the prefactor credential is read from key `token`"
+        );
+    }
 }

@@ -136,14 +136,20 @@ pub fn is_current(existing: &Secret, desired: &Secret) -> bool {
         && existing.metadata.owner_references == desired.metadata.owner_references
 }
 
-/// The fingerprint recorded on a Secret the operator wrote.
-pub fn recorded_fingerprint(secret: &Secret) -> Option<&str> {
-    secret
-        .metadata
-        .annotations
-        .as_ref()?
-        .get(FINGERPRINT_ANNOTATION)
-        .map(String::as_str)
+/// The fingerprint of the credential `secret` holds: its values of the operator's `keys`
+/// (in delivery order, under the template's renames); `None` when one is missing or not
+/// text. Computed from the data, not read from the annotation, so that a value edited or
+/// removed by hand counts as lost material.
+pub fn held_fingerprint(secret: &Secret, template: &SecretTemplate, keys: &[&str]) -> Option<String> {
+    let data = secret.data.as_ref()?;
+    let values = keys
+        .iter()
+        .map(|key| {
+            let name = template.keys.get(*key).map_or(*key, String::as_str);
+            std::str::from_utf8(&data.get(name)?.0).ok()
+        })
+        .collect::<Option<Vec<&str>>>()?;
+    Some(fingerprint(values))
 }
 
 /// The credential id recorded on a Secret the operator wrote.
@@ -253,6 +259,25 @@ mod tests {
             ..Secret::default()
         };
         assert!(!is_ours(Some(&foreign), "u1"));
+    }
+
+    #[test]
+    fn the_held_fingerprint_follows_the_data_not_the_annotation() {
+        let template = SecretTemplate {
+            keys: [("token".to_string(), "TOKEN".to_string())].into(),
+            ..SecretTemplate::default()
+        };
+        let written = desired("s", "ns", owner("u1"), &template, &material("x"));
+        let held = |secret: &Secret| held_fingerprint(secret, &template, &["token"]);
+        assert_eq!(held(&written), Some(material("x").fingerprint()));
+
+        let mut edited = written.clone();
+        edited.data = Some([("TOKEN".to_string(), ByteString(b"by hand".to_vec()))].into());
+        assert_ne!(held(&edited), held(&written), "an edit is not the credential");
+        edited.data = Some(BTreeMap::new());
+        assert_eq!(held(&edited), None, "a removed key holds nothing");
+        edited.data = Some([("TOKEN".to_string(), ByteString(vec![0xff]))].into());
+        assert_eq!(held(&edited), None);
     }
 
     #[test]

@@ -43,6 +43,26 @@ pub mod keys {
     pub const PREFACTOR_TOKEN: &str = "token";
     pub const TREND_MICRO_API_SECRET_KEY: &str = "apiSecretKey";
     pub const ZENML_API_KEY: &str = "apiKey";
+
+    /// The keys a provider's credential Secret must hold.
+    pub fn of(provider: &crate::api::Provider) -> &'static [&'static str] {
+        if provider.akamai.is_some() {
+            &[
+                AKAMAI_HOST,
+                AKAMAI_CLIENT_TOKEN,
+                AKAMAI_CLIENT_SECRET,
+                AKAMAI_ACCESS_TOKEN,
+            ]
+        } else if provider.prefactor.is_some() {
+            &[PREFACTOR_TOKEN]
+        } else if provider.trend_micro.is_some() {
+            &[TREND_MICRO_API_SECRET_KEY]
+        } else if provider.zenml.is_some() {
+            &[ZENML_API_KEY]
+        } else {
+            &[]
+        }
+    }
 }
 
 /// An Akamai store's `.edgerc` section.
@@ -62,6 +82,12 @@ pub enum CredentialError {
     EmptyKey { key: &'static str },
     #[error("credential Secret key `{key}` is not UTF-8 text")]
     NotText { key: &'static str },
+    /// A line break or other control character inside the value: it could not be sent in
+    /// an HTTP header, so the upstream would only ever see a mangled credential.
+    #[error(
+        "credential Secret key `{key}` contains a line break or other control character inside the value"
+    )]
+    ControlCharacter { key: &'static str },
 }
 
 /// Reads the keys a provider needs from a Secret's `data`.
@@ -76,6 +102,9 @@ impl SecretData<'_> {
         let text = text.trim();
         if text.is_empty() {
             return Err(CredentialError::EmptyKey { key });
+        }
+        if text.chars().any(char::is_control) {
+            return Err(CredentialError::ControlCharacter { key });
         }
         Ok(text.to_owned())
     }
@@ -138,7 +167,11 @@ mod tests {
 
     #[test]
     fn problems_name_the_key_not_the_value() {
-        let secret = data(&[("token", b" \n"), ("apiKey", b"\xff\xfe")]);
+        let secret = data(&[
+            ("token", b" \n"),
+            ("apiKey", b"\xff\xfe"),
+            ("apiSecretKey", b"half\nof-it"),
+        ]);
         assert_eq!(
             SecretData(&secret).prefactor_token(),
             Err(CredentialError::EmptyKey { key: "token" })
@@ -152,7 +185,11 @@ mod tests {
                 .trend_micro_api_secret_key()
                 .unwrap_err()
                 .to_string(),
-            "credential Secret has no key `apiSecretKey`"
+            "credential Secret key `apiSecretKey` contains a line break or other control character inside the value"
+        );
+        assert_eq!(
+            SecretData(&data(&[])).akamai(),
+            Err(CredentialError::MissingKey { key: "host" })
         );
     }
 

@@ -5,6 +5,7 @@ mod api_token;
 mod argocd;
 mod chart;
 mod crds;
+mod edges;
 mod examples;
 mod fixtures;
 mod gitops;

@@ -15,8 +15,9 @@ use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, default_upstream_name};
 use crate::controller::reconcile_key::KeyKind;
+use crate::failpoint;
 use crate::upstream::akamai::{ApiClient as Client, Credential, CredentialStatus};
-use crate::upstream::{AkamaiClient, UpstreamClient, UpstreamError};
+use crate::upstream::{AkamaiClient, ErrorClass, UpstreamClient, UpstreamError};
 
 impl KeyKind for ApiClient {
     const PROVIDERS: &'static [&'static str] = &["akamai"];
@@ -47,9 +48,14 @@ impl KeyKind for ApiClient {
         };
         let mut credentials = 0;
         for id in &ids {
-            credentials += akamai
-                .list_credentials(id)
-                .await?
+            let listed = match akamai.list_credentials(id).await {
+                Ok(listed) => listed,
+                // Deleted already, by a cleanup interrupted before the finalizer came off
+                // or by hand: nothing is left to remove.
+                Err(error) if error.class() == ErrorClass::NotFound => continue,
+                Err(error) => return Err(error.into()),
+            };
+            credentials += listed
                 .iter()
                 .filter(|c| c.status != CredentialStatus::Deleted)
                 .count();
@@ -139,6 +145,7 @@ async fn converge(
     }
 
     for credential in run.due_for_retirement() {
+        failpoint::hit("before-retire");
         if let Err(error) = retire(akamai, &client_id, parse_id(&credential.id)?).await {
             return Ok(Err(Blocked::upstream(
                 &format!("retiring previous credential {}", credential.id),

@@ -26,6 +26,8 @@ impl KeyResource for ApiClient {
     const KIND: &'static str = KIND;
     const NOUN: &'static str = "credential";
     const UPSTREAM_NOUN: &'static str = "client";
+    const SECRET_KEYS: &'static [&'static str] =
+        &["host", "client_token", "client_secret", "access_token", ".edgerc"];
 
     fn key_status(&self) -> Option<&KeyStatus> {
         self.status.as_ref()

@@ -22,6 +22,7 @@ impl KeyResource for ApiToken {
     const KIND: &'static str = KIND;
     const NOUN: &'static str = "token";
     const UPSTREAM_NOUN: &'static str = "token";
+    const SECRET_KEYS: &'static [&'static str] = &["token"];
 
     fn key_status(&self) -> Option<&KeyStatus> {
         self.status.as_ref()

@@ -39,6 +39,7 @@ impl KeyResource for ServiceAccountKey {
     const KIND: &'static str = KIND;
     const NOUN: &'static str = "key";
     const UPSTREAM_NOUN: &'static str = "key";
+    const SECRET_KEYS: &'static [&'static str] = &[SECRET_KEY];
 
     fn key_status(&self) -> Option<&KeyStatus> {
         self.status.as_ref()
