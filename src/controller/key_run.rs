@@ -158,6 +158,9 @@ pub struct Run<'a, K: KeyResource> {
     pub now: Timestamp,
     /// The fingerprint the target Secret recorded when the run started.
     secret_fingerprint: Option<String>,
+    /// The target Secret as read at the start of the run (`None`: not read), until this
+    /// run writes it.
+    target_secret: Option<Option<Secret>>,
     /// Whether this run announced a new credential (`Created` or `Rotated` event), which
     /// also tells that the resource is Ready.
     announced: bool,
@@ -178,6 +181,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             resource_version: object.meta().resource_version.clone(),
             now: Timestamp::now(),
             secret_fingerprint: None,
+            target_secret: None,
             announced: false,
         }
     }
@@ -188,10 +192,12 @@ impl<'a, K: KeyResource> Run<'a, K> {
     }
 
     /// Remembers what the target Secret held when the run started (see [`Run::rotation_due`]).
-    pub fn observed_secret(&mut self, secret: Option<&Secret>) {
+    pub fn observed_secret(&mut self, secret: Option<Secret>) {
         let template = self.object.common().secret;
-        self.secret_fingerprint =
-            secret.and_then(|s| target_secret::held_fingerprint(s, template, K::SECRET_KEYS));
+        self.secret_fingerprint = secret
+            .as_ref()
+            .and_then(|s| target_secret::held_fingerprint(s, template, K::SECRET_KEYS));
+        self.target_secret = Some(secret);
     }
 
     /// Writes the status if it changed since it was last written.
@@ -374,7 +380,10 @@ impl<'a, K: KeyResource> Run<'a, K> {
             .controller_owner_ref(&())
             .expect("a stored object has a uid");
         let desired = target_secret::desired(&name, &self.namespace, owner, common.secret, &material);
-        let existing = self.secrets.get_opt(&name).await.map_err(Error::Kube)?;
+        let existing = match self.target_secret.take() {
+            Some(read_this_run) => read_this_run,
+            None => self.secrets.get_opt(&name).await.map_err(Error::Kube)?,
+        };
         if !existing
             .as_ref()
             .is_some_and(|e| target_secret::is_current(e, &desired))

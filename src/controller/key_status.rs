@@ -1,11 +1,13 @@
 //! Status, pause and finalizer plumbing shared by the three key kinds.
 
+use std::sync::Arc;
+
 use kube::api::{Api, Patch, PatchParams};
 use kube::{Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Error, FIELD_MANAGER};
+use super::{Context, Error, FIELD_MANAGER};
 use crate::api::KeyStatus;
 
 /// Finalizer that holds a key resource until its upstream credential is cleaned up.
@@ -52,4 +54,35 @@ where
         })?;
     *resource_version = updated.meta().resource_version.clone();
     Ok(())
+}
+
+/// Adds the cleanup finalizer to a live resource that lacks it, and returns the resource as
+/// written, so this reconciliation goes on instead of waiting for the watch to bring the
+/// change back (kube-runtime's `finalizer` helper then finds it present).
+///
+/// The patch is conditional on the resourceVersion, so a finalizer list changed meanwhile
+/// by someone else is never overwritten: the conflict retries the reconciliation.
+pub async fn ensure_finalizer<K>(api: &Api<K>, object: Arc<K>, ctx: &Context) -> Result<Arc<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
+{
+    if object.meta().deletion_timestamp.is_some() || object.finalizers().iter().any(|f| f == FINALIZER) {
+        return Ok(object);
+    }
+    let mut finalizers = object.finalizers().to_vec();
+    finalizers.push(FINALIZER.to_string());
+    let patch = serde_json::json!({
+        "metadata": {"finalizers": finalizers, "resourceVersion": object.resource_version()},
+    });
+    let updated = api
+        .patch(&object.name_any(), &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map_err(|e| match e {
+            kube::Error::Api(status) if status.code == 409 => Error::StaleView,
+            e => Error::Kube(e),
+        })?;
+    if let (Some(uid), Some(version)) = (updated.uid(), updated.resource_version()) {
+        ctx.record_own_write(&uid, &version);
+    }
+    Ok(Arc::new(updated))
 }

@@ -54,13 +54,21 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
         info!("paused; not reconciling");
         return Ok(Action::await_change());
     }
-    // A cached object with an operation in flight is often our own write echoing back late:
-    // read it fresh so a finished operation is not repeated (harmless, as the repeat carries
-    // the same idempotency key, but a wasted upstream call and a conflict).
-    let object = match object.key_status().is_some_and(|s| s.pending.is_some()) {
-        true => Arc::new(api.get(&object.name_any()).await.map_err(Error::Kube)?),
+    // The cache can lag this process's own last write (an operation in flight that has
+    // finished since, a credential delivered since): read the object fresh then, so nothing
+    // is repeated (harmless, as a repeat carries the same idempotency key, but a wasted
+    // upstream call and a conflict). The cached object is current when it is that write.
+    let (uid, version) = (owner_uid(&*object), object.resource_version().unwrap_or_default());
+    let in_flight = object.key_status().is_some_and(|s| s.pending.is_some());
+    let object = match (in_flight || ctx.may_be_stale(&uid, &version)) && !ctx.is_own_write(&uid, &version) {
+        true => {
+            let fresh = api.get(&object.name_any()).await.map_err(Error::Kube)?;
+            ctx.caught_up(&uid);
+            Arc::new(fresh)
+        }
         false => object,
     };
+    let object = key_status::ensure_finalizer(&api, object, &ctx).await?;
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
             Finalizer::Apply(object) => apply(&*object, &ctx).await,
@@ -78,20 +86,20 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
 }
 
 pub fn error_policy<K: KeyKind>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
-    match error {
-        Error::Finalizer(inner)
-            if matches!(
-                **inner,
-                kube::runtime::finalizer::Error::ApplyFailed(Error::StaleView)
-            ) =>
-        {
-            tracing::debug!("stale cached object; retrying shortly");
-            Action::requeue(Duration::from_millis(500))
-        }
-        _ => {
-            tracing::warn!(%error, "reconciliation failed");
-            Action::requeue(Duration::from_secs(15))
-        }
+    let stale_view = match error {
+        Error::StaleView => true,
+        Error::Finalizer(inner) => matches!(
+            **inner,
+            kube::runtime::finalizer::Error::ApplyFailed(Error::StaleView)
+        ),
+        _ => false,
+    };
+    if stale_view {
+        tracing::debug!("stale cached object; retrying shortly");
+        Action::requeue(Duration::from_millis(500))
+    } else {
+        tracing::warn!(%error, "reconciliation failed");
+        Action::requeue(Duration::from_secs(15))
     }
 }
 
@@ -144,7 +152,7 @@ async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, B
             RESYNC_INTERVAL,
         )));
     }
-    run.observed_secret(existing_secret.as_ref());
+    run.observed_secret(existing_secret);
 
     let upstream = match run
         .ctx
