@@ -211,15 +211,20 @@ impl Fleet {
             let watch = watcher(self.apis[&kind].clone(), watcher::Config::default()).default_backoff();
             streams.push(reflector::reflector(writer, watch).boxed());
         }
+        let watches = streams.len();
         let mut events = stream::select_all(streams);
         let deadline = tokio::time::Instant::now() + limit;
+        // Judged only once every watch has listed what exists: an empty cache would pass
+        // for "every deleted resource is gone".
+        let mut listed = 0;
         loop {
             let seen = snapshot(&readers);
             let lagging = self.lagging(&seen);
-            if lagging.is_empty() {
+            if listed >= watches && lagging.is_empty() {
                 return seen;
             }
             match tokio::time::timeout_at(deadline, events.next()).await {
+                Ok(Some(Ok(watcher::Event::InitDone))) => listed += 1,
                 Ok(Some(_)) => {}
                 Ok(None) => panic!("the watches ended"),
                 Err(_) => panic!(
@@ -239,7 +244,12 @@ impl Fleet {
                 let object = seen.get(&member.name);
                 match (member.survives(), object) {
                     (false, None) => None,
-                    (false, Some(_)) => Some(format!("{} {}: not deleted yet", member.kind, member.name)),
+                    (false, Some(object)) => Some(format!(
+                        "{} {}: not deleted yet; {}",
+                        member.kind,
+                        member.name,
+                        describe(object)
+                    )),
                     (true, None) => Some(format!("{} {}: missing", member.kind, member.name)),
                     (true, Some(object)) => (!converged(member, object))
                         .then(|| format!("{} {}: {}", member.kind, member.name, describe(object))),

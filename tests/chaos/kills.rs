@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::fleet::Fleet;
+use crate::fleet::{Fleet, Kind};
 use crate::rng::{Rng, SEED_ENV};
 use crate::world::{Operator, World};
 use crate::{fixtures, inventory, report};
@@ -101,4 +101,35 @@ async fn random_kills_lose_nothing_and_leave_nothing_behind() {
     );
     report::tally(&fleet);
     assert_eq!(operator.kills, KILLS);
+}
+
+/// A kill between deleting an Akamai client upstream and removing the finalizer leaves a
+/// resource whose client is already gone; deleting it must still complete (it failed on
+/// the 404 of listing the gone client's credentials, forever).
+#[tokio::test]
+async fn deleting_a_client_already_gone_upstream_completes() {
+    let world = World::new("chaos-gone").await;
+    let _operator = Operator::start(&world);
+    world.stores_ready().await;
+    let mut fleet = Fleet::new(&world, "gone", Kind::ALL.len());
+    let index = Kind::ALL.iter().position(|k| *k == Kind::ApiClient).unwrap();
+    fleet.create(&world, index).await;
+    let seen = fleet.wait_converged(fixtures::CONVERGE).await;
+    let id = seen[&fleet.members[index].name].data["status"]["upstreamId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let admin = fixtures::akamai_admin(&world.credstore);
+    let (status, _) =
+        fixtures::akamai_post(&admin, &format!("/api-clients/{id}/credentials/deactivate")).await;
+    assert!(
+        (200..300).contains(&status),
+        "deactivating the credentials: {status}"
+    );
+    let (status, _) = fixtures::akamai_send(&admin, "DELETE", &format!("/api-clients/{id}")).await;
+    assert_eq!(status, 204, "deleting the client");
+    fleet.delete(index).await;
+    fleet.wait_converged(fixtures::CONVERGE).await;
+    inventory::assert_matches(&inventory::upstream(&world).await, &Default::default());
 }

@@ -16,7 +16,7 @@ use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, default_upstream_name};
 use crate::controller::reconcile_key::KeyKind;
 use crate::upstream::akamai::{ApiClient as Client, Credential, CredentialStatus};
-use crate::upstream::{AkamaiClient, UpstreamClient, UpstreamError};
+use crate::upstream::{AkamaiClient, ErrorClass, UpstreamClient, UpstreamError};
 
 impl KeyKind for ApiClient {
     const PROVIDERS: &'static [&'static str] = &["akamai"];
@@ -47,18 +47,36 @@ impl KeyKind for ApiClient {
         };
         let mut credentials = 0;
         for id in &ids {
-            credentials += akamai
-                .list_credentials(id)
-                .await?
-                .iter()
-                .filter(|c| c.status != CredentialStatus::Deleted)
-                .count();
-            akamai.deactivate_all_credentials(id).await?;
-            akamai.delete_client(id).await?;
-            info!(client_id = %id, "client deleted upstream");
+            credentials += delete_client(akamai, id).await?;
         }
         Ok(credentials)
     }
+}
+
+/// Deactivates every credential of client `id` and deletes it; returns how many
+/// credentials it had. A client already gone is done: the operator may have deleted it and
+/// been killed before the finalizer was removed.
+async fn delete_client(akamai: &AkamaiClient, id: &str) -> Result<usize, UpstreamError> {
+    let gone = |error: &UpstreamError| error.class() == ErrorClass::NotFound;
+    let credentials = match akamai.list_credentials(id).await {
+        Ok(listed) => listed
+            .iter()
+            .filter(|c| c.status != CredentialStatus::Deleted)
+            .count(),
+        Err(error) if gone(&error) => {
+            info!(client_id = %id, "client already gone upstream");
+            return Ok(0);
+        }
+        Err(error) => return Err(error),
+    };
+    if let Err(error) = akamai.deactivate_all_credentials(id).await
+        && !gone(&error)
+    {
+        return Err(error);
+    }
+    akamai.delete_client(id).await?;
+    info!(client_id = %id, "client deleted upstream");
+    Ok(credentials)
 }
 
 /// The client's name upstream: `spec.clientName`, or `<namespace>-<name>`.
