@@ -122,7 +122,7 @@ impl Fleet {
                 Member {
                     kind,
                     name: format!("{prefix}-{}-{ordinal:03}", kind.prefix()),
-                    retain: if ordinal % 2 == 0 { "0s" } else { "5s" },
+                    retain: if ordinal.is_multiple_of(2) { "0s" } else { "5s" },
                     created: false,
                     deleted: false,
                     annotation: None,
