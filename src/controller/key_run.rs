@@ -226,8 +226,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// to do: a credential delivered, nothing in flight, no rotation or retirement due. The
     /// upstream was observed moments ago, so the kind can skip observing it again.
     pub fn is_idle_echo(&mut self) -> Result<bool, Error> {
-        let settled = self.status.pending.is_none() && self.status.credential_id.is_some();
-        Ok(settled
+        Ok(is_settled(&self.written)
             && self.is_echo()
             && self.rotation_due()?.is_none()
             && self.due_for_retirement().is_empty())
@@ -514,6 +513,16 @@ impl<'a, K: KeyResource> Run<'a, K> {
     }
 }
 
+/// Whether a written status describes a converged resource: a credential delivered,
+/// nothing in flight, and Ready. The echo of a status that says the last look failed (an
+/// upstream error, "retrying") is not idle: skipping the look would replace that failure's
+/// short retry with the drift resync, and the resource would stay not Ready for minutes.
+fn is_settled(written: &KeyStatus) -> bool {
+    written.pending.is_none()
+        && written.credential_id.is_some()
+        && conditions::is_true(&written.conditions, conditions::READY)
+}
+
 /// Where the operator writes this resource's secret.
 pub fn secret_name<K: KeyResource>(object: &K) -> String {
     object
@@ -555,5 +564,45 @@ fn trigger_label(trigger: &str) -> &'static str {
         "secretLost" => "secretLost",
         "expiresAt" => "expiresAt",
         _ => "resumed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(ready: bool, pending: bool) -> KeyStatus {
+        let now = Timestamp::now();
+        let mut status = KeyStatus {
+            credential_id: Some("c1".into()),
+            ..KeyStatus::default()
+        };
+        conditions::set(
+            &mut status.conditions,
+            conditions::READY,
+            ready,
+            reason::RECONCILED,
+            String::new(),
+            Some(1),
+            now,
+        );
+        if pending {
+            status.pending = Some(PendingOperation {
+                operation: PendingKind::Rotate,
+                idempotency_key: "k".into(),
+                started_at: Time(now),
+                trigger: None,
+                request: None,
+            });
+        }
+        status
+    }
+
+    #[test]
+    fn only_a_ready_status_with_nothing_in_flight_is_settled() {
+        assert!(is_settled(&status(true, false)));
+        assert!(!is_settled(&status(false, false)), "a failed look is retried");
+        assert!(!is_settled(&status(true, true)), "an operation in flight");
+        assert!(!is_settled(&KeyStatus::default()), "nothing delivered yet");
     }
 }

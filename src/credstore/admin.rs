@@ -56,6 +56,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/_credstore/clock", get(get_clock).post(set_clock))
         .route("/_credstore/faults", get(get_faults).put(set_faults))
+        .route("/_credstore/faults/injected", get(get_injected))
         .route("/_credstore/requests", get(get_requests).delete(reset_requests))
 }
 
@@ -106,6 +107,10 @@ async fn set_faults(State(state): State<AppState>, body: axum::body::Bytes) -> R
     }
     state.faults.set(settings);
     json_response(StatusCode::OK, &json!(state.faults.get()))
+}
+
+async fn get_injected(State(state): State<AppState>) -> Response {
+    json_response(StatusCode::OK, &json!(state.faults.injected()))
 }
 
 async fn get_requests(State(state): State<AppState>) -> Response {

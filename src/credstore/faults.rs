@@ -2,10 +2,11 @@
 //! chosen status, and 429s carrying `Retry-After`. Off by default; set by flags at
 //! start and replaceable at runtime through the admin API.
 
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -76,15 +77,61 @@ enum Injected {
     Throttle(u64),
 }
 
+/// What was injected into one operation's requests (`GET /_credstore/faults/injected`),
+/// so a resilience test can tell the faults it caused from the requests a client made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InjectedCounts {
+    /// Answered with the configured error status.
+    pub errors: u64,
+    /// Answered with 429 and `Retry-After`.
+    pub throttles: u64,
+    /// Held for the configured latency (whatever the answer).
+    pub delayed: u64,
+}
+
+/// Injected faults per API and operation, keyed like the request counters.
+pub type InjectedByOperation = BTreeMap<String, BTreeMap<String, InjectedCounts>>;
+
 #[derive(Debug, Default)]
 pub struct Faults {
     settings: Mutex<FaultSettings>,
+    injected: Mutex<InjectedByOperation>,
 }
 
 impl Faults {
     pub fn new(settings: FaultSettings) -> Self {
         Self {
             settings: Mutex::new(settings),
+            injected: Mutex::default(),
+        }
+    }
+
+    pub fn injected(&self) -> InjectedByOperation {
+        self.injected
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    fn count(&self, api: &str, operation: String, latency: bool, injected: &Injected) {
+        if !latency && matches!(injected, Injected::Nothing) {
+            return;
+        }
+        let mut all = self
+            .injected
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let counts = all
+            .entry(api.to_owned())
+            .or_default()
+            .entry(operation)
+            .or_default();
+        counts.delayed += u64::from(latency);
+        match injected {
+            Injected::Nothing => {}
+            Injected::Fail(_) => counts.errors += 1,
+            Injected::Throttle(_) => counts.throttles += 1,
         }
     }
 
@@ -124,10 +171,15 @@ impl Faults {
 }
 
 pub async fn inject(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if Vendor::for_path(req.uri().path()).is_none() {
+    let Some(vendor) = Vendor::for_path(req.uri().path()) else {
         return next.run(req).await;
-    }
+    };
     let (latency, injected) = state.faults.decide();
+    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let operation = format!("{} {}", req.method(), route.unwrap_or("<unmatched>"));
+    state
+        .faults
+        .count(vendor.name(), operation, !latency.is_zero(), &injected);
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }

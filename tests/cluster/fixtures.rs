@@ -359,7 +359,8 @@ pub async fn akamai_get(edgerc: &BTreeMap<String, String>, path: &str) -> (u16, 
     akamai_send(edgerc, "GET", path).await
 }
 
-async fn akamai_send(edgerc: &BTreeMap<String, String>, method: &str, path: &str) -> (u16, Value) {
+/// An EdgeGrid-signed bodiless request (`method` of `path` under `/identity-management/v3`).
+pub async fn akamai_send(edgerc: &BTreeMap<String, String>, method: &str, path: &str) -> (u16, Value) {
     use apikey_operator::upstream::edgegrid::{ClientCredential, RequestParts, Signer, SigningPolicy};
     let signer = Signer::new(
         ClientCredential {

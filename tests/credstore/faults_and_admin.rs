@@ -40,6 +40,31 @@ async fn deterministic_failures_and_throttling_are_vendor_shaped() {
 }
 
 #[tokio::test]
+async fn injected_faults_are_counted_per_operation() {
+    let store = Store::start().await;
+    store
+        .set_faults(json!({"failNext": 2, "throttleNext": 1, "latencyMs": 1}))
+        .await;
+    for _ in 0..4 {
+        ping(&store).await;
+    }
+    let (status, injected) = status_json(
+        store
+            .request(Method::GET, "/_credstore/faults/injected")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        injected,
+        json!({"prefactor": {"GET /api/v1/ping": {"errors": 2, "throttles": 1, "delayed": 4}}}),
+        "the admin API's own requests are never counted as faulted"
+    );
+}
+
+#[tokio::test]
 async fn rates_and_latency_from_start_flags() {
     let store = Store::start_with(FaultSettings {
         error_rate: 1.0,

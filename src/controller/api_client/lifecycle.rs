@@ -48,23 +48,36 @@ impl KeyKind for ApiClient {
         };
         let mut credentials = 0;
         for id in &ids {
-            let listed = match akamai.list_credentials(id).await {
-                Ok(listed) => listed,
-                // Deleted already, by a cleanup interrupted before the finalizer came off
-                // or by hand: nothing is left to remove.
-                Err(error) if error.class() == ErrorClass::NotFound => continue,
-                Err(error) => return Err(error.into()),
-            };
-            credentials += listed
-                .iter()
-                .filter(|c| c.status != CredentialStatus::Deleted)
-                .count();
-            akamai.deactivate_all_credentials(id).await?;
-            akamai.delete_client(id).await?;
-            info!(client_id = %id, "client deleted upstream");
+            credentials += delete_client(akamai, id).await?;
         }
         Ok(credentials)
     }
+}
+
+/// Deactivates every credential of client `id` and deletes it; returns how many
+/// credentials it had. A client already gone is done: the operator may have deleted it and
+/// been killed before the finalizer was removed.
+async fn delete_client(akamai: &AkamaiClient, id: &str) -> Result<usize, UpstreamError> {
+    let gone = |error: &UpstreamError| error.class() == ErrorClass::NotFound;
+    let credentials = match akamai.list_credentials(id).await {
+        Ok(listed) => listed
+            .iter()
+            .filter(|c| c.status != CredentialStatus::Deleted)
+            .count(),
+        Err(error) if gone(&error) => {
+            info!(client_id = %id, "client already gone upstream");
+            return Ok(0);
+        }
+        Err(error) => return Err(error),
+    };
+    if let Err(error) = akamai.deactivate_all_credentials(id).await
+        && !gone(&error)
+    {
+        return Err(error);
+    }
+    akamai.delete_client(id).await?;
+    info!(client_id = %id, "client deleted upstream");
+    Ok(credentials)
 }
 
 /// The client's name upstream: `spec.clientName`, or `<namespace>-<name>`.
