@@ -18,6 +18,8 @@ pub struct Credstore {
     pub data: PathBuf,
     /// The bootstrap Prefactor admin token.
     pub prefactor_token: String,
+    /// Held, never waited on: the process lives as long as the test binary (PDEATHSIG).
+    _process: Child,
 }
 
 impl Credstore {
@@ -37,6 +39,8 @@ pub struct Operator {
     pub probes: String,
     /// Its log (debug level), scanned by the secret-leak test.
     pub log: PathBuf,
+    /// Held, never waited on: the process lives as long as the test binary (PDEATHSIG).
+    _process: Child,
 }
 
 static CREDSTORE: OnceLock<Credstore> = OnceLock::new();
@@ -85,6 +89,7 @@ pub fn start_credstore(dir: &Path) -> Credstore {
         url: format!("http://{address}"),
         data: dir.to_path_buf(),
         prefactor_token,
+        _process: child,
     }
 }
 
@@ -105,10 +110,14 @@ pub fn start_operator(dir: &Path, name: &str, namespace: Option<&str>) -> Operat
     if let Some(namespace) = namespace {
         command.args(["--namespace", namespace]);
     }
-    spawn_lasting(command);
+    let process = spawn_lasting(command);
     let probes = format!("http://127.0.0.1:{port}");
     wait_ready(&probes);
-    Operator { probes, log }
+    Operator {
+        probes,
+        log,
+        _process: process,
+    }
 }
 
 fn wait_ready(probes: &str) {
