@@ -255,6 +255,8 @@ async fn watch_until_converged(
     wave: Wave,
 ) -> anyhow::Result<HashMap<String, Instant>> {
     let mut resources: Vec<_> = kinds.iter().map(|kind| kind.resource()).collect();
+    // ZenML and Trend Micro keys are both ServiceAccountKeys: one watch per resource kind.
+    resources.sort_by(|a, b| a.kind.cmp(&b.kind));
     resources.dedup_by(|a, b| a.kind == b.kind);
     let streams = resources.into_iter().map(|resource| {
         let api = Api::<DynamicObject>::namespaced_with(client.clone(), &namespace, &resource);

@@ -19,7 +19,8 @@ use serde::de::DeserializeOwned;
 use tracing::info;
 
 use super::conditions::{self, reason};
-use super::schedule::{self, Issued, ROTATE_ANNOTATION};
+use super::own_writes::CachedVersion;
+use super::schedule::{self, Issued, ROTATE_ANNOTATION, Schedule};
 use super::target_secret::{self, Material};
 use super::{Context, Error, compromised, key_status, rollout};
 use crate::api::{
@@ -158,9 +159,6 @@ pub struct Run<'a, K: KeyResource> {
     pub now: Timestamp,
     /// The fingerprint the target Secret recorded when the run started.
     secret_fingerprint: Option<String>,
-    /// The target Secret as read at the start of the run (`None`: not read), until this
-    /// run writes it.
-    target_secret: Option<Option<Secret>>,
     /// Whether this run announced a new credential (`Created` or `Rotated` event), which
     /// also tells that the resource is Ready.
     announced: bool,
@@ -181,7 +179,6 @@ impl<'a, K: KeyResource> Run<'a, K> {
             resource_version: object.meta().resource_version.clone(),
             now: Timestamp::now(),
             secret_fingerprint: None,
-            target_secret: None,
             announced: false,
         }
     }
@@ -192,12 +189,10 @@ impl<'a, K: KeyResource> Run<'a, K> {
     }
 
     /// Remembers what the target Secret held when the run started (see [`Run::rotation_due`]).
-    pub fn observed_secret(&mut self, secret: Option<Secret>) {
+    pub fn observed_secret(&mut self, secret: Option<&Secret>) {
         let template = self.object.common().secret;
-        self.secret_fingerprint = secret
-            .as_ref()
-            .and_then(|s| target_secret::held_fingerprint(s, template, K::SECRET_KEYS));
-        self.target_secret = Some(secret);
+        self.secret_fingerprint =
+            secret.and_then(|s| target_secret::held_fingerprint(s, template, K::SECRET_KEYS));
     }
 
     /// Writes the status if it changed since it was last written.
@@ -206,7 +201,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             key_status::patch(&self.api, self.object, &self.status, &mut self.resource_version).await?;
             self.written = self.status.clone();
             if let (Some(uid), Some(version)) = (self.object.uid(), &self.resource_version) {
-                self.ctx.record_own_write(&uid, version);
+                self.ctx.own_writes.wrote(&uid, version);
             }
         }
         Ok(())
@@ -217,8 +212,17 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// moments ago, so observing it again would only cost a request.
     fn is_echo(&self) -> bool {
         match (self.object.uid(), self.object.meta().resource_version.as_deref()) {
-            (Some(uid), Some(version)) => self.ctx.is_own_write(&uid, version),
+            (Some(uid), Some(version)) => {
+                self.ctx.own_writes.classify(&uid, version) == CachedVersion::SettledEcho
+            }
             _ => false,
+        }
+    }
+
+    /// The run finished with everything written: the echo of that version is idle.
+    pub fn settle(&self) {
+        if let (Some(uid), Some(version)) = (self.object.uid(), &self.resource_version) {
+            self.ctx.own_writes.settled(&uid, version);
         }
     }
 
@@ -330,26 +334,31 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// Whether a rotation is due and why: scheduled, requested, or forced because the Secret
     /// no longer holds the current secret. Also sets `status.nextRotationTime`.
     pub fn rotation_due(&mut self) -> Result<Option<&'static str>, Error> {
-        let rotation = self.object.common().rotation;
-        let requests = current_requests(self.object);
+        let plan = self.schedule_next_rotation()?;
+        let secret_lost = self.secret_fingerprint.as_deref() != self.status.secret_fingerprint.as_deref();
+        Ok(plan
+            .due
+            .map(|t| t.as_str())
+            .or(secret_lost.then_some("secretLost")))
+    }
+
+    /// Sets `status.nextRotationTime` from the spec and the current credential, and returns
+    /// the schedule it comes from.
+    fn schedule_next_rotation(&mut self) -> Result<Schedule, Error> {
         let issued = Issued {
             at: self.status.last_rotation_time.as_ref().map(|t| t.0),
             expires_at: self.status.expires_at.as_ref().map(|t| t.0),
             renewal_extends_expiry: self.object.renewal_extends_expiry(),
         };
         let plan = schedule::evaluate(
-            rotation,
-            &requests,
+            self.object.common().rotation,
+            &current_requests(self.object),
             self.status.handled_rotation_requests.as_ref(),
             issued,
             self.now,
         )?;
         self.status.next_rotation_time = plan.next_rotation.map(Time);
-        let secret_lost = self.secret_fingerprint.as_deref() != self.status.secret_fingerprint.as_deref();
-        Ok(plan
-            .due
-            .map(|t| t.as_str())
-            .or(secret_lost.then_some("secretLost")))
+        Ok(plan)
     }
 
     /// Delivers a minted secret in the order a crash cannot break: Secret first, then the
@@ -379,10 +388,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
             .controller_owner_ref(&())
             .expect("a stored object has a uid");
         let desired = target_secret::desired(&name, &self.namespace, owner, common.secret, &material);
-        let existing = match self.target_secret.take() {
-            Some(read_this_run) => read_this_run,
-            None => self.secrets.get_opt(&name).await.map_err(Error::Kube)?,
-        };
+        // Read again, not reused from the start of the run: a Secret someone created since
+        // must be refused, not taken over.
+        let existing = self.secrets.get_opt(&name).await.map_err(Error::Kube)?;
         if !existing
             .as_ref()
             .is_some_and(|e| target_secret::is_current(e, &desired))
@@ -434,7 +442,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
         let state = self.status.upstream_state.clone().unwrap_or_default();
         self.upstream_in_sync(&id, &state);
         self.secret_current();
-        self.rotation_due()?;
+        self.schedule_next_rotation()?;
         self.summarise();
         failpoint::hit("after-secret-write");
         self.save().await?;

@@ -82,7 +82,7 @@ where
             e => Error::Kube(e),
         })?;
     if let (Some(uid), Some(version)) = (updated.uid(), updated.resource_version()) {
-        ctx.record_own_write(&uid, &version);
+        ctx.own_writes.wrote(&uid, &version);
     }
     Ok(Arc::new(updated))
 }

@@ -7,6 +7,7 @@ pub mod conditions;
 pub mod context;
 pub mod key_run;
 pub mod key_status;
+pub mod own_writes;
 pub mod reconcile_key;
 pub mod rollout;
 pub mod schedule;

@@ -18,6 +18,7 @@ use tracing::{info, instrument};
 use super::conditions::{self, reason};
 use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, owner_uid, secret_name};
 use super::key_status::{self, FINALIZER};
+use super::own_writes::CachedVersion;
 use super::{Context, Error, target_secret};
 use crate::api::{DeletionPolicy, KeyStatus};
 use crate::failpoint;
@@ -57,15 +58,21 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
     // The cache can lag this process's own last write (an operation in flight that has
     // finished since, a credential delivered since): read the object fresh then, so nothing
     // is repeated (harmless, as a repeat carries the same idempotency key, but a wasted
-    // upstream call and a conflict). The cached object is current when it is that write.
-    let (uid, version) = (owner_uid(&*object), object.resource_version().unwrap_or_default());
+    // upstream call and a conflict).
+    let uid = owner_uid(&*object);
+    let cached = ctx
+        .own_writes
+        .classify(&uid, &object.resource_version().unwrap_or_default());
     let in_flight = object.key_status().is_some_and(|s| s.pending.is_some());
-    let object = match (in_flight || ctx.may_be_stale(&uid, &version)) && !ctx.is_own_write(&uid, &version) {
-        true => {
-            let fresh = api.get(&object.name_any()).await.map_err(Error::Kube)?;
-            ctx.caught_up(&uid);
-            Arc::new(fresh)
-        }
+    let lagging = cached == CachedVersion::MayLag || (in_flight && cached == CachedVersion::Unknown);
+    let object = match lagging {
+        true => match api.get_opt(&object.name_any()).await.map_err(Error::Kube)? {
+            Some(fresh) => {
+                ctx.own_writes.read_fresh(&uid);
+                Arc::new(fresh)
+            }
+            None => return Ok(Action::await_change()),
+        },
         false => object,
     };
     let object = key_status::ensure_finalizer(&api, object, &ctx).await?;
@@ -85,7 +92,7 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
     result
 }
 
-pub fn error_policy<K: KeyKind>(_object: Arc<K>, error: &Error, _ctx: Arc<Context>) -> Action {
+pub fn error_policy<K: KeyKind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
     let stale_view = match error {
         Error::StaleView => true,
         Error::Finalizer(inner) => matches!(
@@ -95,6 +102,7 @@ pub fn error_policy<K: KeyKind>(_object: Arc<K>, error: &Error, _ctx: Arc<Contex
         _ => false,
     };
     if stale_view {
+        ctx.own_writes.expect_newer(&owner_uid(&*object));
         tracing::debug!("stale cached object; retrying shortly");
         Action::requeue(Duration::from_millis(500))
     } else {
@@ -118,6 +126,7 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
     };
     run.summarise();
     run.save().await?;
+    run.settle();
 
     let ready = conditions::find(&run.status.conditions, conditions::READY).cloned();
     let flipped = previous_ready.as_ref().map(|c| (&c.status, &c.reason))
@@ -152,7 +161,7 @@ async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, B
             RESYNC_INTERVAL,
         )));
     }
-    run.observed_secret(existing_secret);
+    run.observed_secret(existing_secret.as_ref());
 
     let upstream = match run
         .ctx
@@ -193,7 +202,7 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
     let name = secret_name(object);
     let status = object.key_status().cloned().unwrap_or_default();
     let common = object.common();
-    ctx.forget(&owner_uid(object));
+    ctx.own_writes.forget(&owner_uid(object));
     if common.deletion_policy == DeletionPolicy::Orphan {
         release_secret(&secrets, &name, &owner_uid(object)).await?;
         return Ok(Action::await_change());

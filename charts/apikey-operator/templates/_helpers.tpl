@@ -151,10 +151,11 @@ rules through a full ApiToken lifecycle.
 - apiGroups: ["apikeys.dev"]
   resources: ["credentialstores"]
   verbs: ["list", "watch"]
-# The key kinds: watched; the cleanup finalizer added and removed (patch).
+# The key kinds: watched; read fresh when the cache lags the operator's own write (get);
+# the cleanup finalizer added and removed (patch).
 - apiGroups: ["apikeys.dev"]
   resources: ["apitokens", "apiclients", "serviceaccountkeys"]
-  verbs: ["list", "watch", "patch"]
+  verbs: ["get", "list", "watch", "patch"]
 # Status written with server-side apply on the status subresource.
 - apiGroups: ["apikeys.dev"]
   resources: ["credentialstores/status", "apitokens/status", "apiclients/status", "serviceaccountkeys/status"]
