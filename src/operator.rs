@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, ResourceExt};
 use tracing::info;
 
@@ -358,7 +358,16 @@ fn key_controller<K: KeyKind>(
     cluster_stores: bool,
 ) -> Controller<K> {
     let own_secrets = watcher::Config::default().labels(&format!("{MANAGED_BY_LABEL}={MANAGED_BY_VALUE}"));
-    let controller = Controller::new(namespaced::<K>(client, namespace), watcher::Config::default())
+    // The cache holds every key resource, so it keeps them without their managedFields,
+    // which the operator never reads and which are much of each object's size.
+    // `Controller::for_stream` is kube-runtime's unstable stream control, the way it offers
+    // to transform what a controller caches.
+    let (keys, writer) = reflector::store::<K>();
+    let own_keys = watcher(namespaced::<K>(client, namespace), watcher::Config::default())
+        .modify(|key| key.managed_fields_mut().clear())
+        .reflect(writer)
+        .applied_objects();
+    let controller = Controller::for_stream(own_keys, keys)
         .owns(namespaced::<Secret>(client, namespace), own_secrets)
         .trigger_backoff(trigger_backoff());
     let keys = controller.store();
