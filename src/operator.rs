@@ -78,15 +78,8 @@ pub fn client_with_metrics(config: kube::Config, metrics: Arc<Metrics>) -> Resul
 
 /// Serves the probes and metrics and runs every controller until SIGTERM or Ctrl-C.
 ///
-/// With leader election, the controllers start only once this replica holds the lease; a
-/// standby serves `/healthz`, `/metrics` and a ready `/readyz` (as controller-runtime's
-/// standbys do: a rolling update waits for the new pod to be Ready before it stops the old
-/// leader, and a standby that could not become Ready would stall it). On SIGTERM the leader
-/// lets its controllers finish what they are doing, then releases the lease so a standby
-/// takes over at once. A leader that loses the lease, or cannot renew it in time, returns
-/// an error at once, dropping its controllers mid-flight (the process then exits non-zero
-/// and restarts clean, like controller-runtime's): the crash-safe reconcile makes that
-/// harmless, while two writers would not be.
+/// With leader election, the controllers run only while this replica holds the lease (see
+/// [`leader::run_elected`]); a standby serves `/healthz`, `/metrics` and a ready `/readyz`.
 pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> Result<(), Error> {
     let readiness = Arc::new(Readiness::default());
     let server = health::serve(
@@ -110,51 +103,17 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> Res
                 controllers.run().await;
                 Ok(())
             }
-            Some(config) => elected(controllers, config, &metrics, &readiness).await,
+            Some(config) => {
+                let client = controllers.client.clone();
+                let run = controllers.run();
+                leader::run_elected(client, config, &metrics, &readiness, run, shutdown_signal())
+                    .await
+                    .map_err(Error::from)
+            }
         }
     };
     // A lost lease ends the process at once instead of waiting for the probe server.
     future::try_join(async { server.await.map_err(Error::from) }, work).await?;
-    Ok(())
-}
-
-async fn elected(
-    controllers: Controllers,
-    config: leader::Config,
-    metrics: &Metrics,
-    readiness: &Readiness,
-) -> Result<(), Error> {
-    config.validate()?;
-    let (lease, identity) = (config.lease_name.clone(), config.identity.clone());
-    metrics.set_leader(false);
-    let mut elector = leader::Elector::start(controllers.client.clone(), config);
-    let campaign = async {
-        elector.wait_observed().await;
-        readiness.set_ready();
-        info!(%lease, %identity, "standing by for the lease");
-        elector.campaign().await
-    };
-    let mut leadership = tokio::select! {
-        leadership = campaign => leadership,
-        () = shutdown_signal() => {
-            elector.stand_down().await;
-            info!(%lease, %identity, "stopped before leading");
-            return Ok(());
-        }
-    };
-    metrics.set_leader(true);
-    info!(%lease, %identity, "acquired the lease; starting the controllers");
-    let outcome = tokio::select! {
-        () = controllers.run() => None,
-        lost = leadership.hold() => Some(lost),
-    };
-    metrics.set_leader(false);
-    if let Some(lost) = outcome {
-        tracing::error!(%lease, %identity, error = %lost, "leadership lost; stopping at once");
-        return Err(lost.into());
-    }
-    leadership.release().await?;
-    info!(%lease, %identity, "controllers stopped; lease released");
     Ok(())
 }
 

@@ -242,9 +242,12 @@ async fn under_upstream_faults_everything_converges_within_a_request_bound() {
         ratio <= K,
         "{total} requests for an ideal {ideal_total:.0}: ratio {ratio:.2} > {K}"
     );
+    // At least, not exactly: a 5xx or a lost answer after the upstream handled a mint makes
+    // the operator repeat it with the same idempotency key, which returns the same
+    // credential. Twins are what the inventory above rules out.
     assert!(
         mints >= u64::from(mints_needed),
-        "every create and rotation minted once"
+        "every create and rotation reached the upstream at least once: {mints} of {mints_needed}"
     );
 }
 

@@ -93,14 +93,17 @@ async fn random_kills_lose_nothing_and_leave_nothing_behind() {
 
     println!(
         "random kills: seed {seed}, {} kills survived ({} operator processes), workload and kills {:.0?}, converged at {:.0?}, total {:.0?}",
-        operator.kills,
+        operator.killed,
         operator.started,
         kills_done,
         converged,
         started.elapsed()
     );
     report::tally(&fleet);
-    assert_eq!(operator.kills, KILLS);
+    assert_eq!(
+        operator.killed, KILLS,
+        "every kill landed on a running operator and killed it"
+    );
 }
 
 /// A kill between deleting an Akamai client upstream and removing the finalizer leaves a

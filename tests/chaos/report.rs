@@ -1,4 +1,5 @@
-//! The figures the tests print for the note.
+//! What the chaos workload did, printed for whoever reports a run's figures: the operations
+//! depend on the seed, and they describe the run rather than decide whether it passed.
 
 use crate::fleet::Fleet;
 

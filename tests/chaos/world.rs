@@ -1,8 +1,9 @@
 //! One namespace with its own credential store, a store of each of the four APIs, and the
 //! operator processes (scoped to the namespace) that the tests kill and restart.
 
+use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
 use apikey_operator::api::CredentialStore;
 use kube::Client;
@@ -10,7 +11,7 @@ use kube::api::Api;
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, is_ready, wait_for};
-use crate::processes::{self, Credstore};
+use crate::processes::{self, Credstore, OperatorCommand};
 use crate::support;
 
 /// The four stores, by name.
@@ -74,8 +75,8 @@ pub struct Operator {
     process: Option<Child>,
     /// Processes started so far (each logs to `operator-<n>.log`).
     pub started: u32,
-    /// SIGKILLs delivered to a running process.
-    pub kills: u32,
+    /// Processes that died of the SIGKILL they were sent.
+    pub killed: u32,
 }
 
 impl Operator {
@@ -85,7 +86,7 @@ impl Operator {
             dir: world.dir.clone(),
             process: None,
             started: 0,
-            kills: 0,
+            killed: 0,
         };
         operator.spawn();
         operator
@@ -94,14 +95,10 @@ impl Operator {
     fn spawn(&mut self) {
         self.started += 1;
         let log = self.dir.join(format!("operator-{}.log", self.started));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_apikey-operator"));
-        command
-            .args(["run", "--listen", "127.0.0.1:0", "--namespace", &self.namespace])
-            .env("KUBECONFIG", &support::control_plane().kubeconfig)
-            .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap());
-        self.process = Some(processes::spawn_lasting(command));
+        let command = OperatorCommand::new(&support::control_plane().kubeconfig)
+            .namespace(&self.namespace)
+            .log(&log);
+        self.process = Some(command.spawn());
     }
 
     /// SIGKILLs the running process (which must still be running: an operator that exited
@@ -116,8 +113,11 @@ impl Operator {
             );
         }
         process.kill().unwrap();
-        process.wait().unwrap();
-        self.kills += 1;
+        let status = process.wait().unwrap();
+        // Only a process that was still running when the signal came dies of it.
+        if status.signal() == Some(libc::SIGKILL) {
+            self.killed += 1;
+        }
         self.spawn();
     }
 }

@@ -1,12 +1,17 @@
 //! The embedded credential store and the operator, each started as a real process of the
-//! crate's binary, shared by the tests of this binary.
+//! crate's binary: the shared ones of this binary's tests, and how every test binary
+//! (tests/crash, tests/chaos, tests/restart include this file) starts its own.
 
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
+
+use apikey_operator::failpoint;
 
 use crate::support;
 
@@ -95,29 +100,116 @@ pub fn start_credstore(dir: &Path) -> Credstore {
 
 /// Starts an operator against the test control plane, logging to `<dir>/<name>.log`.
 pub fn start_operator(dir: &Path, name: &str, namespace: Option<&str>) -> Operator {
-    let port = free_port();
     let log = dir.join(format!("{name}.log"));
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apikey-operator"));
-    command
-        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", &support::control_plane().kubeconfig)
+    let mut command = OperatorCommand::new(&support::control_plane().kubeconfig)
+        .with_probes()
+        .log(&log)
         .env(
             "RUST_LOG",
             "debug,hyper=info,kube_client=info,tower=info,h2=info,rustls=info",
-        )
-        .stdout(Stdio::null())
-        .stderr(log_file(&log));
+        );
     if let Some(namespace) = namespace {
-        command.args(["--namespace", namespace]);
+        command = command.namespace(namespace);
     }
-    let process = spawn_lasting(command);
-    let probes = format!("http://127.0.0.1:{port}");
+    let probes = command.probes();
+    let process = command.spawn();
     wait_ready(&probes);
     Operator {
         probes,
         log,
         _process: process,
     }
+}
+
+/// `apikey-operator run`, as every test that starts an operator runs it: against the
+/// cluster of a kubeconfig, logging at info level, not armed at any failpoint (unless
+/// [`failpoint::ENV`] is set with [`OperatorCommand::env`]), with probes on a port of the
+/// system's choosing unless [`OperatorCommand::with_probes`] is asked for.
+pub struct OperatorCommand {
+    command: Command,
+    /// The probes' port; 0 until [`OperatorCommand::with_probes`].
+    port: u16,
+}
+
+impl OperatorCommand {
+    pub fn new(kubeconfig: &Path) -> Self {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_apikey-operator"));
+        command
+            .arg("run")
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info")
+            .env_remove(failpoint::ENV)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        OperatorCommand { command, port: 0 }
+    }
+
+    /// Watches only `namespace`.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.command.args(["--namespace", namespace]);
+        self
+    }
+
+    /// Runs the controllers only while holding the lease.
+    pub fn leader_election(mut self) -> Self {
+        self.command.arg("--leader-election");
+        self
+    }
+
+    pub fn lease_name(mut self, lease: &str) -> Self {
+        self.command.args(["--lease-name", lease]);
+        self
+    }
+
+    /// Writes the process's log (stderr) to `path`.
+    pub fn log(mut self, path: &Path) -> Self {
+        self.command.stderr(log_file(path));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Serves the probes on a free port, so that [`OperatorCommand::probes`] can tell where.
+    pub fn with_probes(mut self) -> Self {
+        self.port = free_port();
+        self
+    }
+
+    /// `http://127.0.0.1:PORT`, serving /healthz, /readyz and /metrics.
+    pub fn probes(&self) -> String {
+        assert_ne!(self.port, 0, "ask for with_probes() to know where the probes are");
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the process (see [`spawn_lasting`]).
+    pub fn spawn(mut self) -> Child {
+        self.command
+            .args(["--listen", &format!("127.0.0.1:{}", self.port)]);
+        spawn_lasting(self.command)
+    }
+}
+
+/// The samples of the operator's `/metrics` at `probes`, keyed by series (`name{labels}`);
+/// `None` while the probes are not up.
+pub async fn scrape(probes: &str) -> Option<BTreeMap<String, f64>> {
+    let text = reqwest::get(format!("{probes}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let samples = text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect();
+    Some(samples)
 }
 
 fn wait_ready(probes: &str) {

@@ -16,18 +16,15 @@ use crate::support;
 /// Counters of the operator (Kubernetes requests by method) and the credential store
 /// (upstream requests by operation).
 async fn counters(operator: &processes::Operator, credstore: &Credstore) -> (BTreeMap<String, f64>, Value) {
-    let metrics = reqwest::get(format!("{}/metrics", operator.probes))
+    let kube = processes::scrape(&operator.probes)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let kube: BTreeMap<String, f64> = metrics
-        .lines()
-        .filter_map(|line| line.strip_prefix("apikey_operator_kubernetes_requests_total{method=\""))
-        .filter_map(|rest| {
-            let (method, value) = rest.split_once("\"} ")?;
-            Some((method.to_string(), value.parse().ok()?))
+        .expect("the operator serves /metrics")
+        .into_iter()
+        .filter_map(|(series, value)| {
+            let method = series
+                .strip_prefix("apikey_operator_kubernetes_requests_total{method=\"")?
+                .strip_suffix("\"}")?;
+            Some((method.to_string(), value))
         })
         .collect();
     let upstream = reqwest::get(format!("{}/_credstore/requests", credstore.url))

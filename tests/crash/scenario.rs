@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use apikey_operator::api::KeyStatus;
@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::fixtures::{self, wait_for};
 use crate::kinds::Kind;
-use crate::processes::{self, Credstore};
+use crate::processes::{self, Credstore, OperatorCommand};
 use crate::support;
 use crate::table::{self, Path, Phase};
 
@@ -64,15 +64,13 @@ impl<'k, K: Kind> Scenario<'k, K> {
             support::control_plane()
                 .dir
                 .join(format!("{}-{}.log", self.namespace, point.unwrap_or("clean")));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_apikey-operator"));
-        command
-            .args(["run", "--listen", "127.0.0.1:0", "--namespace", &self.namespace])
-            .env("KUBECONFIG", &support::control_plane().kubeconfig)
-            .env("RUST_LOG", "info")
-            .env(failpoint::ENV, point.unwrap_or_default())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(log).unwrap());
-        Operator(processes::spawn_lasting(command))
+        let mut command = OperatorCommand::new(&support::control_plane().kubeconfig)
+            .namespace(&self.namespace)
+            .log(&log);
+        if let Some(point) = point {
+            command = command.env(failpoint::ENV, point);
+        }
+        Operator(command.spawn())
     }
 
     /// Waits for an armed operator to reach its point and abort.

@@ -17,7 +17,6 @@ mod processes;
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use apikey_operator::api::ApiToken;
@@ -26,18 +25,7 @@ use kube::api::Api;
 use serde_json::json;
 
 use fixtures::{is_ready, wait_for};
-
-/// The operator, scoped to `namespace`, against `cluster`; it logs to `dir/operator.log`.
-fn start_operator(cluster: &LocalCluster, dir: &Path, namespace: &str) -> std::process::Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apikey-operator"));
-    command
-        .args(["run", "--listen", "127.0.0.1:0", "--namespace", namespace])
-        .env("KUBECONFIG", cluster.kubeconfig())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("operator.log")).unwrap());
-    processes::spawn_lasting(command)
-}
+use processes::OperatorCommand;
 
 fn token(name: &str) -> serde_json::Value {
     json!({
@@ -59,7 +47,10 @@ async fn operator_recovers_from_an_apiserver_restart() {
     let credstore = processes::start_credstore(&dir.join("credstore"));
     let namespace = support::namespace(&client, "restart").await;
     fixtures::prefactor_store(&client, &namespace, "prefactor", &credstore).await;
-    let mut operator = start_operator(&cluster, &dir, &namespace);
+    let mut operator = OperatorCommand::new(cluster.kubeconfig())
+        .namespace(&namespace)
+        .log(&dir.join("operator.log"))
+        .spawn();
     let tokens: Api<ApiToken> = Api::namespaced(client.clone(), &namespace);
 
     fixtures::apply(&client, &namespace, token("before")).await;
@@ -83,7 +74,8 @@ async fn operator_recovers_from_an_apiserver_restart() {
         is_ready(t) && t.status.as_ref().and_then(|s| s.rotation_count) == Some(1)
     })
     .await;
-    // A figure for the note, not a timed assertion.
+    // How long recovery took is reported, not asserted: it measures the machine's load as
+    // much as the operator, and a bound on it would make the test flaky.
     eprintln!(
         "converged {:.1} s after kube-apiserver was serving again",
         back.elapsed().as_secs_f64()

@@ -1,101 +1,30 @@
-//! Leader election: of several replicas, only the holder of a `coordination.k8s.io/v1` Lease
-//! runs the controllers, so only one replica writes to Kubernetes and to the upstreams.
-//!
-//! The lock itself is [`kube_lease_manager`], not a lock of our own: it is maintained, its
-//! releases follow kube's (0.13 is built on kube 5 and k8s-openapi 0.29, the versions this
-//! crate uses, so it shares our client), it takes the lease with server-side apply so two
-//! replicas cannot both acquire it, and it has an explicit release. kubert's lease, the other
-//! well-known implementation, still requires kube 1.x in its latest release (0.25), so it
-//! cannot run on our client.
-//!
-//! Two things are added around the crate, both driven by a watch on the Lease:
-//! - A standby campaigns again as soon as the Lease is released. The crate alone sleeps
-//!   until the holder's lease would expire, which would make a release on SIGTERM no faster
-//!   than a crash.
-//! - The leader gives up once it has not seen its own renewal for `duration - renew_period`
-//!   (a renew deadline, as in client-go). The crate only reports a lost lease when a request
-//!   gets through; a leader cut off from the API server must stop by itself, and early
-//!   enough to be gone before a standby may take the lease over.
+//! The campaign for the lease and holding it, around [`kube_lease_manager`], with a watch on
+//! the Lease that wakes a standby on a release and confirms the leader's renewals.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::jiff::Timestamp;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::watch_object;
 use kube::{Api, Client};
 use kube_lease_manager::{LeaseManager, LeaseManagerBuilder, LeaseManagerError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
-/// Where the lease lives, who we are, and its timing.
-#[derive(Clone, Debug)]
-pub struct Config {
-    /// Name of the Lease object.
-    pub lease_name: String,
-    /// Namespace of the Lease object.
-    pub namespace: String,
-    /// This replica's holder identity: unique among the replicas.
-    pub identity: String,
-    /// How long a lease stays valid after its last renewal.
-    pub duration: Duration,
-    /// How often the leader renews.
-    pub renew_period: Duration,
-}
-
-impl Config {
-    /// Checks the timing: whole seconds (the Lease counts in seconds), and a renew period
-    /// shorter than half the duration, so the leader has time to retry a failed renewal and
-    /// still stop (at the renew deadline) a renew period before the lease expires.
-    pub fn validate(&self) -> Result<(), Error> {
-        let (duration, renew) = (self.duration, self.renew_period);
-        let whole = |d: Duration| d.subsec_nanos() == 0 && d.as_secs() > 0;
-        if !whole(duration) || !whole(renew) || renew * 2 >= duration {
-            return Err(Error::Timing { duration, renew });
-        }
-        Ok(())
-    }
-
-    /// How long the leader goes on without seeing its renewal before it gives up.
-    fn renew_deadline(&self) -> Duration {
-        self.duration - self.renew_period
-    }
-}
-
-/// The default holder identity when no instance name is given: `<hostname>-<pid>`.
-pub fn default_identity() -> String {
-    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "localhost".to_string());
-    format!("{hostname}-{}", std::process::id())
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error(
-        "lease duration {duration:?} and renew period {renew:?}: both must be whole seconds, and the renew period shorter than half the duration"
-    )]
-    Timing { duration: Duration, renew: Duration },
-    #[error("releasing the lease {lease}")]
-    Release {
-        lease: String,
-        #[source]
-        source: LeaseManagerError,
-    },
-    #[error("lost the lease {lease} to another replica")]
-    Lost { lease: String },
-    #[error(
-        "could not renew the lease {lease} for {waited:?}; giving it up before another replica may take it"
-    )]
-    RenewDeadline { lease: String, waited: Duration },
-}
+use super::deadline::renew_deadline;
+use super::{Config, Error};
 
 /// What the watch last saw of the Lease.
 #[derive(Clone, Debug)]
-struct Observed {
-    holder: Option<String>,
-    renewed: Option<SystemTime>,
+pub(super) struct Observed {
+    pub(super) holder: Option<String>,
+    /// The holder's last renewal, as written by the holder's wall clock: only ever compared
+    /// with another renewTime, to tell a new renewal from the last one.
+    pub(super) renewed: Option<Timestamp>,
 }
 
 impl Observed {
@@ -103,7 +32,7 @@ impl Observed {
         let spec = lease.and_then(|l| l.spec.as_ref());
         Observed {
             holder: spec.and_then(|s| s.holder_identity.clone()),
-            renewed: spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0.into()),
+            renewed: spec.and_then(|s| s.renew_time.as_ref()).map(|t| t.0),
         }
     }
 }
@@ -190,7 +119,7 @@ impl Elector {
                             manager,
                             config: self.config.clone(),
                             observed: self.observed.clone(),
-                            acquired: SystemTime::now(),
+                            acquired: Instant::now(),
                         };
                     }
                     // A fresh manager starts as a non-holder and reports changes only.
@@ -270,7 +199,8 @@ pub struct Leadership {
     manager: LeaseManager,
     config: Config,
     observed: watch::Receiver<Option<Observed>>,
-    acquired: SystemTime,
+    /// When this process saw the lease acquired, on its monotonic clock.
+    acquired: Instant,
 }
 
 impl Leadership {
@@ -304,111 +234,5 @@ impl Leadership {
             lease: self.config.lease_name.clone(),
             source,
         })
-    }
-}
-
-/// Resolves when no renewal of ours has been seen for the renew deadline.
-async fn renew_deadline(
-    observed: &mut watch::Receiver<Option<Observed>>,
-    config: &Config,
-    acquired: SystemTime,
-) -> Error {
-    let mut confirmed = acquired;
-    loop {
-        if let Some(Observed {
-            holder: Some(holder),
-            renewed: Some(renewed),
-        }) = observed.borrow_and_update().clone()
-            && holder == config.identity
-        {
-            confirmed = confirmed.max(renewed);
-        }
-        let deadline = confirmed + config.renew_deadline();
-        let left = deadline.duration_since(SystemTime::now()).unwrap_or_default();
-        if left.is_zero() {
-            return Error::RenewDeadline {
-                lease: config.lease_name.clone(),
-                waited: config.renew_deadline(),
-            };
-        }
-        tokio::select! {
-            changed = observed.changed() => {
-                if changed.is_err() {
-                    // The watch is gone: nothing can confirm a renewal any more.
-                    tokio::time::sleep(left).await;
-                }
-            }
-            () = tokio::time::sleep(left) => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(duration: u64, renew: u64) -> Config {
-        Config {
-            lease_name: "l".into(),
-            namespace: "n".into(),
-            identity: "me".into(),
-            duration: Duration::from_secs(duration),
-            renew_period: Duration::from_secs(renew),
-        }
-    }
-
-    #[test]
-    fn timing_needs_room_to_retry_a_renewal() {
-        assert!(config(15, 5).validate().is_ok());
-        assert!(config(15, 7).validate().is_ok());
-        for (duration, renew) in [(15, 8), (10, 5), (15, 0), (0, 0)] {
-            assert!(config(duration, renew).validate().is_err(), "{duration}/{renew}");
-        }
-        let fractional = Config {
-            renew_period: Duration::from_millis(1500),
-            ..config(15, 5)
-        };
-        assert!(fractional.validate().is_err());
-    }
-
-    #[tokio::test]
-    async fn the_leader_gives_up_when_no_renewal_is_seen_in_time() {
-        let config = config(3, 1);
-        let (tx, mut rx) = watch::channel(None);
-        let started = SystemTime::now();
-        // Renewals by someone else confirm nothing.
-        tx.send_replace(Some(Observed {
-            holder: Some("other".into()),
-            renewed: Some(SystemTime::now()),
-        }));
-        let error = renew_deadline(&mut rx, &config, started).await;
-        assert!(matches!(error, Error::RenewDeadline { .. }), "{error}");
-        let waited = started.elapsed().unwrap();
-        assert!(waited >= Duration::from_secs(2), "{waited:?}");
-    }
-
-    #[tokio::test]
-    async fn seen_renewals_push_the_deadline_back() {
-        let config = config(3, 1);
-        let (tx, mut rx) = watch::channel(None);
-        let started = SystemTime::now();
-        let renewals = tokio::spawn(async move {
-            for _ in 0..3 {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                tx.send_replace(Some(Observed {
-                    holder: Some("me".into()),
-                    renewed: Some(SystemTime::now()),
-                }));
-            }
-            tx
-        });
-        let error = renew_deadline(&mut rx, &config, started).await;
-        let waited = started.elapsed().unwrap();
-        assert!(matches!(error, Error::RenewDeadline { .. }), "{error}");
-        assert!(
-            waited >= Duration::from_secs(5),
-            "three renewals a second apart, then two seconds: {waited:?}"
-        );
-        drop(renewals.await);
     }
 }
