@@ -188,19 +188,7 @@ async fn prefactor_tokens(world: &World) -> Vec<String> {
 
 async fn zenml_keys(world: &World) -> Vec<String> {
     let http = reqwest::Client::new();
-    let login: Value = http
-        .post(format!("{}/api/v1/login", world.credstore.url))
-        .form(&[
-            ("grant_type", "zenml-api-key"),
-            ("password", &world.credstore.bootstrap_file("zenml.api-key")),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = login["access_token"].as_str().expect("a ZenML session");
+    let bearer = &fixtures::zenml_admin_session(&world.credstore).await;
     let account = world.bootstrap["zenml"]["serviceAccountId"].as_str().unwrap();
     let listed: Value = http
         .get(format!(

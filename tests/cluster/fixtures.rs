@@ -247,6 +247,26 @@ pub async fn zenml_login(credstore: &Credstore, key: &str) -> u16 {
         .as_u16()
 }
 
+/// A ZenML bearer token for the credential store's bootstrap (admin) API key.
+pub async fn zenml_admin_session(credstore: &Credstore) -> String {
+    let login: Value = reqwest::Client::new()
+        .post(format!("{}/api/v1/login", credstore.url))
+        .form(&[
+            ("grant_type", "zenml-api-key"),
+            ("password", &credstore.bootstrap_file("zenml.api-key")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    login["access_token"]
+        .as_str()
+        .expect("a ZenML session")
+        .to_string()
+}
+
 /// HTTP status of `GET /api/apikeys/current` with Trend Micro API secret key `key`.
 pub async fn trend_current(credstore: &Credstore, key: &str) -> u16 {
     reqwest::Client::new()

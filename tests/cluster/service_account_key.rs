@@ -410,19 +410,7 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_repla
     let http = reqwest::Client::new();
 
     // ZenML: a key named like the resource, created by "the operator before the crash".
-    let login: Value = http
-        .post(format!("{}/api/v1/login", s.credstore.url))
-        .form(&[
-            ("grant_type", "zenml-api-key"),
-            ("password", &s.credstore.bootstrap_file("zenml.api-key")),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let bearer = login["access_token"].as_str().unwrap().to_string();
+    let bearer = crate::fixtures::zenml_admin_session(&s.credstore).await;
     let account: Value = http
         .get(format!(
             "{}/api/v1/service_accounts/{SERVICE_ACCOUNT}",

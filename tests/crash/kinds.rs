@@ -115,11 +115,7 @@ impl Kind for Zenml {
 
     async fn upstream(&self, credstore: &Credstore) -> Upstream {
         let http = reqwest::Client::new();
-        let login = get_json(http.post(format!("{}/api/v1/login", credstore.url)).form(&[
-            ("grant_type", "zenml-api-key"),
-            ("password", &credstore.bootstrap_file("zenml.api-key")),
-        ]))
-        .await;
+        let bearer = fixtures::zenml_admin_session(credstore).await;
         let account = bootstrap_id(credstore, "zenml", "serviceAccountId");
         let page = get_json(
             http.get(format!(
@@ -127,7 +123,7 @@ impl Kind for Zenml {
                 credstore.url,
                 account.as_str().unwrap()
             ))
-            .bearer_auth(login["access_token"].as_str().unwrap()),
+            .bearer_auth(bearer),
         )
         .await;
         let keys = page["items"].as_array().unwrap();
