@@ -95,19 +95,23 @@ pub struct EdgercValues<'a> {
     pub access_token: &'a str,
 }
 
+/// The keys of an ApiClient's Secret, in delivery order.
+pub const SECRET_KEYS: [&str; 5] = ["host", "client_token", "client_secret", "access_token", ".edgerc"];
+
 /// The Secret's entries: the four fields and an `.edgerc` with a `[default]` section.
 pub fn secret_entries(values: &EdgercValues<'_>) -> Vec<(&'static str, String)> {
     let edgerc = format!(
         "[default]\nclient_secret = {}\nhost = {}\naccess_token = {}\nclient_token = {}\n",
         values.client_secret, values.host, values.access_token, values.client_token
     );
-    vec![
-        ("host", values.host.to_string()),
-        ("client_token", values.client_token.to_string()),
-        ("client_secret", values.client_secret.to_string()),
-        ("access_token", values.access_token.to_string()),
-        (".edgerc", edgerc),
-    ]
+    let fields = [
+        values.host,
+        values.client_token,
+        values.client_secret,
+        values.access_token,
+    ];
+    let values = fields.into_iter().map(str::to_string).chain([edgerc]);
+    SECRET_KEYS.into_iter().zip(values).collect()
 }
 
 /// A client's state in the words shown in `status.upstreamState`.

@@ -26,8 +26,7 @@ impl KeyResource for ApiClient {
     const KIND: &'static str = KIND;
     const NOUN: &'static str = "credential";
     const UPSTREAM_NOUN: &'static str = "client";
-    const SECRET_KEYS: &'static [&'static str] =
-        &["host", "client_token", "client_secret", "access_token", ".edgerc"];
+    const SECRET_KEYS: &'static [&'static str] = &decide::SECRET_KEYS;
 
     fn key_status(&self) -> Option<&KeyStatus> {
         self.status.as_ref()

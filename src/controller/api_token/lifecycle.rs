@@ -8,6 +8,7 @@ use kube::ResourceExt;
 use kube::runtime::events::EventType;
 use tracing::info;
 
+use super::SECRET_KEY;
 use super::decide::{self, CreateRequest, StateStep};
 use crate::api::{ApiToken, KeyStatus, PendingKind, TokenState};
 use crate::controller::Error;
@@ -231,7 +232,7 @@ async fn issue(
     run.deliver(Delivery {
         upstream_id: new_id.clone(),
         credential_id: new_id,
-        entries: vec![("token", issued.token.expose().to_string())],
+        entries: vec![(SECRET_KEY, issued.token.expose().to_string())],
         expires_at: issued.details.expires_at,
         upstream_state: decide::upstream_state_name(Some(issued.details.status)).into(),
         replaces,

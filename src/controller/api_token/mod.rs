@@ -13,6 +13,9 @@ mod lifecycle;
 use crate::api::{ApiToken, KeyStatus};
 use crate::controller::key_run::{Common, KeyResource};
 
+/// The Secret key the token is delivered under (before `spec.secret.keys` renames it).
+const SECRET_KEY: &str = "token";
+
 pub use decide::{StateStep, state_step};
 
 /// Used in messages, events and metrics.
@@ -22,7 +25,7 @@ impl KeyResource for ApiToken {
     const KIND: &'static str = KIND;
     const NOUN: &'static str = "token";
     const UPSTREAM_NOUN: &'static str = "token";
-    const SECRET_KEYS: &'static [&'static str] = &["token"];
+    const SECRET_KEYS: &'static [&'static str] = &[SECRET_KEY];
 
     fn key_status(&self) -> Option<&KeyStatus> {
         self.status.as_ref()
