@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::Api;
@@ -183,6 +184,27 @@ impl Stores {
             .map(|c| c.client.clone())
     }
 
+    /// Whether the cache of stores of `kind` has finished its first list (waiting a little
+    /// for it, as it starts with the key controllers).
+    async fn synced(&self, kind: StoreKind) -> bool {
+        let wait = Duration::from_secs(5);
+        match (kind, &self.cluster) {
+            (StoreKind::CredentialStore, _) => {
+                matches!(
+                    tokio::time::timeout(wait, self.namespaced.wait_until_ready()).await,
+                    Ok(Ok(()))
+                )
+            }
+            (StoreKind::ClusterCredentialStore, Some(cluster)) => {
+                matches!(
+                    tokio::time::timeout(wait, cluster.wait_until_ready()).await,
+                    Ok(Ok(()))
+                )
+            }
+            (StoreKind::ClusterCredentialStore, None) => true,
+        }
+    }
+
     /// Resolves the store a key resource of kind `kind` in `namespace` references, checking
     /// that it exists, serves the namespace, has the `wanted` provider and is Ready.
     pub async fn resolve(
@@ -195,6 +217,11 @@ impl Stores {
     ) -> Result<Arc<UpstreamClient>, StoreProblem> {
         let key = StoreKey::referenced(namespace, store_ref);
         let store = key.display();
+        // A store missing from a cache that has not finished its first list may well exist
+        // (a replica that just became leader starts its caches together).
+        if !self.synced(store_ref.kind).await {
+            return Err(StoreProblem::NotConnectedYet { store });
+        }
         let (provider, status) = match store_ref.kind {
             StoreKind::CredentialStore => {
                 let object = self
