@@ -19,22 +19,15 @@ pub const CONVERGE: Duration = Duration::from_secs(60);
 
 /// Creates Secret `prefactor-admin` and CredentialStore `name` pointing at `credstore`.
 pub async fn prefactor_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
-    put_secret(
+    let data = json!({"token": credstore.prefactor_token});
+    store(
         client,
         namespace,
+        name,
+        "prefactor",
+        json!({"url": credstore.url}),
         "prefactor-admin",
-        json!({"token": credstore.prefactor_token}),
-    )
-    .await;
-    apply(
-        client,
-        namespace,
-        json!({
-            "apiVersion": "apikeys.dev/v1alpha1",
-            "kind": "CredentialStore",
-            "metadata": {"name": name},
-            "spec": {"prefactor": {"url": credstore.url, "credentialsSecretRef": {"name": "prefactor-admin"}}},
-        }),
+        data,
     )
     .await;
 }
@@ -192,22 +185,15 @@ where
 
 /// Creates Secret `zenml-admin` and CredentialStore `name` pointing at `credstore`'s ZenML API.
 pub async fn zenml_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
-    put_secret(
+    let data = json!({"apiKey": credstore.bootstrap_file("zenml.api-key")});
+    store(
         client,
         namespace,
+        name,
+        "zenml",
+        json!({"url": credstore.url}),
         "zenml-admin",
-        json!({"apiKey": credstore.bootstrap_file("zenml.api-key")}),
-    )
-    .await;
-    apply(
-        client,
-        namespace,
-        json!({
-            "apiVersion": "apikeys.dev/v1alpha1",
-            "kind": "CredentialStore",
-            "metadata": {"name": name},
-            "spec": {"zenml": {"url": credstore.url, "credentialsSecretRef": {"name": "zenml-admin"}}},
-        }),
+        data,
     )
     .await;
 }
@@ -215,22 +201,16 @@ pub async fn zenml_store(client: &Client, namespace: &str, name: &str, credstore
 /// Creates Secret `trend-admin` and CredentialStore `name` pointing at `credstore`'s Trend
 /// Micro API.
 pub async fn trend_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
-    put_secret(
+    let data = json!({"apiSecretKey": credstore.bootstrap_file("trendmicro.secret-key")});
+    let provider = json!({"url": format!("{}/api", credstore.url)});
+    store(
         client,
         namespace,
+        name,
+        "trendMicro",
+        provider,
         "trend-admin",
-        json!({"apiSecretKey": credstore.bootstrap_file("trendmicro.secret-key")}),
-    )
-    .await;
-    apply(
-        client,
-        namespace,
-        json!({
-            "apiVersion": "apikeys.dev/v1alpha1",
-            "kind": "CredentialStore",
-            "metadata": {"name": name},
-            "spec": {"trendMicro": {"url": format!("{}/api", credstore.url), "credentialsSecretRef": {"name": "trend-admin"}}},
-        }),
+        data,
     )
     .await;
 }
@@ -352,24 +332,39 @@ pub fn akamai_admin(credstore: &Credstore) -> BTreeMap<String, String> {
 /// Creates Secret `akamai-admin` and CredentialStore `name` pointing at `credstore`'s
 /// Akamai IAM API.
 pub async fn akamai_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {
-    put_secret(
+    let data = serde_json::to_value(akamai_admin(credstore)).unwrap();
+    store(
         client,
         namespace,
+        name,
+        "akamai",
+        json!({"url": credstore.url}),
         "akamai-admin",
-        serde_json::to_value(akamai_admin(credstore)).unwrap(),
+        data,
     )
     .await;
-    apply(
-        client,
-        namespace,
-        json!({
-            "apiVersion": "apikeys.dev/v1alpha1",
-            "kind": "CredentialStore",
-            "metadata": {"name": name},
-            "spec": {"akamai": {"url": credstore.url, "credentialsSecretRef": {"name": "akamai-admin"}}},
-        }),
-    )
-    .await;
+}
+
+/// Creates the admin Secret `secret` from string values `data`, and CredentialStore `name`
+/// whose provider block `provider` (`prefactor`, `zenml`, ...) is `settings` plus a
+/// reference to that Secret.
+async fn store(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    provider: &str,
+    mut settings: Value,
+    secret: &str,
+    data: Value,
+) {
+    put_secret(client, namespace, secret, data).await;
+    settings["credentialsSecretRef"] = json!({"name": secret});
+    let mut spec = serde_json::Map::new();
+    spec.insert(provider.to_string(), settings);
+    let store = json!({
+        "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore", "metadata": {"name": name}, "spec": spec,
+    });
+    apply(client, namespace, store).await;
 }
 
 /// An EdgeGrid-signed `GET` of `path` under `/identity-management/v3` with the `.edgerc`
