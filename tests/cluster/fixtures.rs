@@ -459,3 +459,20 @@ impl TokenSetup {
             .expect("the Secret holds a token")
     }
 }
+
+/// Asserts no 12-character window of any secret in `secrets` appears in the operator log,
+/// the events or the statuses (any such window is enough to call a secret leaked).
+pub fn assert_no_leak<S: AsRef<str>>(secrets: &[S], log: &str, events: &str, statuses: &str) {
+    for secret in secrets {
+        for window in secret
+            .as_ref()
+            .as_bytes()
+            .windows(12)
+            .map(|w| std::str::from_utf8(w).unwrap())
+        {
+            assert!(!log.contains(window), "the operator log contains secret material");
+            assert!(!events.contains(window), "an event contains secret material");
+            assert!(!statuses.contains(window), "a status contains secret material");
+        }
+    }
+}
