@@ -128,6 +128,7 @@ async fn run_until_stopped(options: DemoOptions) -> Result<(), DemoError> {
         instance: Some("demo".into()),
         concurrency: 16,
         leader_election: None,
+        cluster_id: None,
     };
     let operator_task = tokio::spawn(operator::run(operator_client, metrics, options_run));
 

@@ -46,6 +46,11 @@ enum Command {
         /// Reconciliations of one kind running at once (bounds concurrent upstream calls).
         #[arg(long, env = "APIKEY_OPERATOR_CONCURRENCY", default_value_t = 16)]
         concurrency: u16,
+        /// Identity of this cluster, mixed into default upstream names and owner marks so
+        /// that clusters sharing one upstream never meet. Default: the UID of the
+        /// `kube-system` namespace.
+        #[arg(long, env = "APIKEY_OPERATOR_CLUSTER_ID")]
+        cluster_id: Option<String>,
         #[command(flatten)]
         election: Election,
     },
@@ -111,6 +116,7 @@ fn main() -> anyhow::Result<()> {
             log_format,
             instance,
             concurrency,
+            cluster_id,
             election,
         } => {
             apikey_operator::telemetry::init(log_format);
@@ -127,6 +133,7 @@ fn main() -> anyhow::Result<()> {
                     instance,
                     concurrency,
                     leader_election,
+                    cluster_id,
                 };
                 apikey_operator::operator::run(client, metrics, options)
                     .await

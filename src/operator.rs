@@ -17,6 +17,7 @@ use crate::api::{
     ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind,
 };
 use crate::controller::key_run::KeyResource;
+use crate::controller::ownership::ClusterIdentity;
 use crate::controller::reconcile_key::{self, KeyKind};
 use crate::controller::store::StoreObject;
 use crate::controller::stores::Stores;
@@ -38,6 +39,9 @@ pub struct Options {
     pub concurrency: u16,
     /// Run the controllers only while holding this lease; `None` runs them at once.
     pub leader_election: Option<leader::Config>,
+    /// The cluster identity upstream names and owner marks are derived from; `None` reads
+    /// the `kube-system` namespace's UID.
+    pub cluster_id: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +50,10 @@ pub enum Error {
     Serve(#[from] std::io::Error),
     #[error("leader election")]
     LeaderElection(#[from] leader::Error),
+    #[error(
+        "cannot read namespace kube-system to derive the cluster identity; grant `get` on it or set --cluster-id (chart value clusterId)"
+    )]
+    ClusterIdentity(#[source] kube::Error),
 }
 
 fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -81,6 +89,9 @@ pub fn client_with_metrics(config: kube::Config, metrics: Arc<Metrics>) -> Resul
 /// With leader election, the controllers run only while this replica holds the lease (see
 /// [`leader::run_elected`]); a standby serves `/healthz`, `/metrics` and a ready `/readyz`.
 pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> Result<(), Error> {
+    let cluster = ClusterIdentity::resolve(&client, options.cluster_id)
+        .await
+        .map_err(Error::ClusterIdentity)?;
     let readiness = Arc::new(Readiness::default());
     let server = health::serve(
         options.listen,
@@ -95,6 +106,7 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> Res
         instance: options.instance,
         concurrency: options.concurrency,
         readiness: readiness.clone(),
+        cluster,
     };
     let work = async {
         match options.leader_election {
@@ -125,6 +137,7 @@ struct Controllers {
     instance: Option<String>,
     concurrency: u16,
     readiness: Arc<Readiness>,
+    cluster: ClusterIdentity,
 }
 
 impl Controllers {
@@ -205,6 +218,7 @@ impl Controllers {
             stores,
             metrics.clone(),
             instance.clone(),
+            self.cluster.clone(),
         ));
 
         let ready = {

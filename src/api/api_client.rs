@@ -5,7 +5,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{DeletionPolicy, KeyStatus, RolloutTarget, Rotation, SecretTemplate, StoreRef};
+use super::common::{
+    DeletionPolicy, KeyStatus, NO_MARK_MESSAGE, NO_MARK_RULE, RolloutTarget, Rotation, SecretTemplate, StoreRef,
+};
 
 /// An Akamai API client. The Secret holds `host`, `client_token`, `client_secret`,
 /// `access_token` and a rendered `.edgerc` (section `[default]`).
@@ -47,9 +49,14 @@ pub struct ApiClientSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 255))]
     pub client_name: Option<String>,
-    /// Description of the API client upstream.
+    /// Description of the API client upstream. The operator appends the owner mark
+    /// `[apikeys.dev/owner=…]` that ties the client to this resource, so the text itself may
+    /// not contain `apikeys.dev/owner=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(min = 1, max = 1024))]
+    #[schemars(length(min = 1, max = 1024), extend("x-kubernetes-validations" = [{
+        "rule": NO_MARK_RULE,
+        "message": NO_MARK_MESSAGE,
+    }]))]
     pub client_description: Option<String>,
     /// `CLIENT` (the creator owns and manages the credentials, the default) or
     /// `USER_CLIENT` (another user owns the client). Immutable.

@@ -7,6 +7,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// Upstream descriptions carry the operator's owner mark (`[apikeys.dev/owner=…]`, see
+/// `controller::ownership`); a description that wrote one could claim another resource's
+/// object, so the API server refuses it.
+pub(crate) const NO_MARK_RULE: &str = "!self.contains('apikeys.dev/owner=')";
+pub(crate) const NO_MARK_MESSAGE: &str =
+    "must not contain 'apikeys.dev/owner=': the operator appends that owner mark itself";
+
 /// Go-style duration such as `720h`, `90m` or `1h30m` (units: h, m, s).
 pub(crate) const DURATION_PATTERN: &str = r"^([0-9]+(\.[0-9]+)?(h|m|s))+$";
 /// A Kubernetes object name (RFC 1123 subdomain).

@@ -5,7 +5,9 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{DeletionPolicy, KeyStatus, RolloutTarget, Rotation, SecretTemplate, StoreRef};
+use super::common::{
+    DeletionPolicy, KeyStatus, NO_MARK_MESSAGE, NO_MARK_RULE, RolloutTarget, Rotation, SecretTemplate, StoreRef,
+};
 
 /// An API key of a ZenML service account or a Trend Micro API key, depending on the
 /// store's provider. The Secret holds it under key `apiKey`.
@@ -80,9 +82,14 @@ pub struct ServiceAccountKeySpec {
         regex(pattern = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
     )]
     pub time_zone: Option<String>,
-    /// Free-text description stored with the key upstream.
+    /// Free-text description stored with the key upstream. The operator appends the owner
+    /// mark `[apikeys.dev/owner=…]` that ties the key to this resource, so the text itself
+    /// may not contain `apikeys.dev/owner=`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(length(max = 1024))]
+    #[schemars(length(max = 1024), extend("x-kubernetes-validations" = [{
+        "rule": NO_MARK_RULE,
+        "message": NO_MARK_MESSAGE,
+    }]))]
     pub description: Option<String>,
     /// Trend Micro: when the key stops working (RFC 3339). Unset: never.
     #[serde(default, skip_serializing_if = "Option::is_none")]

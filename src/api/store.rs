@@ -46,6 +46,35 @@ pub struct CredentialStoreSpec {
     pub provider: Provider,
     #[serde(flatten)]
     pub connection: Connection,
+    /// Whether key resources using this store may take over an existing upstream object
+    /// with the annotation `apikeys.dev/adopt: <upstream id>`. Unset: they may not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<Adoption>,
+}
+
+/// Adoption through a CredentialStore.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Adoption {
+    /// `true` lets key resources in the store's namespace adopt upstream objects that carry
+    /// no other resource's owner mark.
+    pub allowed: bool,
+}
+
+/// Adoption through a ClusterCredentialStore: off unless a namespace is listed.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterAdoption {
+    /// Namespaces (among those the store serves) whose key resources may adopt upstream
+    /// objects that carry no other resource's owner mark. `["*"]` allows all.
+    #[schemars(schema_with = "allowed_namespaces_schema")]
+    pub namespaces: Vec<String>,
+}
+
+impl ClusterAdoption {
+    pub fn allows(&self, namespace: &str) -> bool {
+        self.namespaces.iter().any(|n| n == "*" || n == namespace)
+    }
 }
 
 /// A cluster-wide store of API keys, usable by key resources in the namespaces it allows.
@@ -87,6 +116,10 @@ pub struct ClusterCredentialStoreSpec {
     /// `allowedNamespaces` by OR.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_selector: Option<LabelSelector>,
+    /// Which namespaces may take over existing upstream objects with the annotation
+    /// `apikeys.dev/adopt: <upstream id>`. Unset: none may.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<ClusterAdoption>,
 }
 
 fn allowed_namespaces_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {

@@ -51,6 +51,13 @@ pub mod reason {
     pub const ROLE_ID_REQUIRED: &str = "RoleIDRequired";
     /// A spec field the store's provider has no use for (e.g. `serviceAccount` on Trend Micro).
     pub const FIELD_NOT_APPLICABLE: &str = "FieldNotApplicable";
+    /// An upstream object of the name the resource would use exists and carries no proof
+    /// of being the resource's own (another namespace's, another cluster's, made by hand).
+    pub const NAME_TAKEN: &str = "NameTaken";
+    /// An id recorded in status names an upstream object carrying another resource's mark.
+    pub const OWNED_BY_OTHER: &str = "UpstreamOwnedByOther";
+    /// `apikeys.dev/adopt` names an object the store or its owner does not let this resource take.
+    pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
 
     // Secret problems.
     pub const SECRET_WRITTEN: &str = "SecretWritten";

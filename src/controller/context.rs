@@ -8,6 +8,7 @@ use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tracing::warn;
 
 use super::own_writes::OwnWrites;
+use super::ownership::ClusterIdentity;
 use super::stores::Stores;
 use crate::metrics::Metrics;
 use crate::upstream::{ClientOptions, RateLimiters};
@@ -21,10 +22,18 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     recorder: Recorder,
     pub own_writes: OwnWrites,
+    /// Mixed into default upstream names, owner marks and idempotency keys.
+    pub cluster: ClusterIdentity,
 }
 
 impl Context {
-    pub fn new(client: Client, stores: Stores, metrics: Arc<Metrics>, instance: Option<String>) -> Self {
+    pub fn new(
+        client: Client,
+        stores: Stores,
+        metrics: Arc<Metrics>,
+        instance: Option<String>,
+        cluster: ClusterIdentity,
+    ) -> Self {
         let reporter = Reporter {
             controller: "apikey-operator".into(),
             instance,
@@ -40,6 +49,7 @@ impl Context {
             },
             metrics,
             own_writes: OwnWrites::default(),
+            cluster,
         }
     }
 

@@ -20,6 +20,7 @@ use tracing::info;
 
 use super::conditions::{self, reason};
 use super::own_writes::CachedVersion;
+use super::ownership::{ADOPT_ANNOTATION, ClusterIdentity, OwnerMark, Ownership};
 use super::schedule::{self, Issued, ROTATE_ANNOTATION, Schedule};
 use super::target_secret::{self, Material};
 use super::{Context, Error, compromised, key_status, rollout};
@@ -85,6 +86,46 @@ impl Blocked {
             message,
             retry,
         }
+    }
+
+    /// An upstream object named `name` exists that this resource cannot prove is its own
+    /// (`whose`): nothing upstream is touched. `field` is the spec field that names it.
+    pub fn name_taken<K: KeyResource>(name: &str, whose: Ownership, field: &str) -> Self {
+        let whose = match whose {
+            Ownership::Others => "belongs to another resource (it carries another owner mark)",
+            _ => "was not created by this resource (it carries no owner mark: made by hand, or by another tool)",
+        };
+        let message = format!(
+            "{} {name:?} already exists upstream and {whose}, so the operator leaves it untouched; set {field} to \
+             another name (it is immutable: delete and re-create this {}), or take the existing one over with the \
+             annotation {ADOPT_ANNOTATION}=<its id> where the store allows adoption",
+            K::UPSTREAM_NOUN,
+            K::KIND,
+        );
+        Blocked::new(
+            conditions::UPSTREAM_SYNCED,
+            reason::NAME_TAKEN,
+            message,
+            RESYNC_INTERVAL,
+        )
+    }
+
+    /// The id recorded in status names an object carrying another resource's mark: the
+    /// status was copied or edited, and the operator does not act on it.
+    pub fn owned_by_other<K: KeyResource>(id: &str) -> Self {
+        let message = format!(
+            "{} {id} recorded in this {}'s status belongs to another resource (it carries another owner mark), so \
+             the operator does not touch it; the status was copied or edited by hand: delete this {} and apply it anew",
+            K::UPSTREAM_NOUN,
+            K::KIND,
+            K::KIND,
+        );
+        Blocked::new(
+            conditions::UPSTREAM_SYNCED,
+            reason::OWNED_BY_OTHER,
+            message,
+            RESYNC_INTERVAL,
+        )
     }
 
     /// A spec the controller cannot act on; only a change to the resource helps.
@@ -162,6 +203,11 @@ pub struct Run<'a, K: KeyResource> {
     /// Whether this run announced a new credential (`Created` or `Rotated` event), which
     /// also tells that the resource is Ready.
     announced: bool,
+    /// This resource's owner mark (see [`super::ownership`]).
+    pub mark: OwnerMark,
+    /// Whether `status.pending` was recorded by this run (else it was read from the stored
+    /// status, which is not proof of anything: see [`Run::may_act_on`]).
+    recorded_here: bool,
 }
 
 impl<'a, K: KeyResource> Run<'a, K> {
@@ -180,7 +226,82 @@ impl<'a, K: KeyResource> Run<'a, K> {
             now: Timestamp::now(),
             secret_fingerprint: None,
             announced: false,
+            mark: ctx.cluster.mark(&owner_uid(object)),
+            recorded_here: false,
         }
+    }
+
+    /// The upstream object `apikeys.dev/adopt` names, while this resource has none of its
+    /// own yet: `Ok(id)` when its store allows adoption, else the refusal to report.
+    pub fn adoption(&self) -> Option<Result<String, Blocked>> {
+        if self.status.upstream_id.is_some() || self.status.pending.is_some() {
+            return None;
+        }
+        let id = self.object.annotations().get(ADOPT_ANNOTATION)?.trim();
+        if id.is_empty() {
+            return None;
+        }
+        let store_ref = self.object.common().store_ref;
+        if self.ctx.stores.allows_adoption(&self.namespace, store_ref) {
+            return Some(Ok(id.to_string()));
+        }
+        let why = format!(
+            "store {} does not allow adoption for namespace {}; ask its owner to allow it in spec.adoption, or \
+             remove the annotation to have a new {} created",
+            store_ref.name,
+            self.namespace,
+            K::UPSTREAM_NOUN
+        );
+        Some(Err(self.adoption_refused(id, &why)))
+    }
+
+    /// `apikeys.dev/adopt` names `id`, which cannot be adopted for the reason `why`.
+    pub fn adoption_refused(&self, id: &str, why: &str) -> Blocked {
+        let message = format!(
+            "the annotation {ADOPT_ANNOTATION} asks to adopt {} {id}, but {why}",
+            K::UPSTREAM_NOUN
+        );
+        Blocked::new(
+            conditions::UPSTREAM_SYNCED,
+            reason::ADOPTION_REFUSED,
+            message,
+            RESYNC_INTERVAL,
+        )
+    }
+
+    /// Whether the operator may rotate, regenerate or otherwise act on upstream object `id`
+    /// whose description makes it `whose` for a pending operation: its own, or an unmarked
+    /// one recorded in status (made before marks existed) or being adopted. A pending record
+    /// read from status proves nothing by itself: it may have been copied from another
+    /// resource.
+    pub fn may_act_on(&self, id: &str, whose: Ownership) -> bool {
+        match whose {
+            Ownership::Ours => true,
+            Ownership::Others => false,
+            Ownership::Unmarked => {
+                self.status.upstream_id.as_deref() == Some(id)
+                    || self
+                        .object
+                        .annotations()
+                        .get(ADOPT_ANNOTATION)
+                        .is_some_and(|wanted| wanted.trim() == id)
+                        && self
+                            .ctx
+                            .stores
+                            .allows_adoption(&self.namespace, self.object.common().store_ref)
+            }
+        }
+    }
+
+    /// Whether `status.pending` was recorded in this run, after its checks.
+    pub fn pending_recorded_here(&self) -> bool {
+        self.recorded_here
+    }
+
+    /// The idempotency key sent upstream for pending record key `nonce`: bound to this
+    /// resource's UID, so a record copied from another resource replays nothing of its.
+    pub fn idempotency_key(&self, nonce: &str) -> String {
+        self.ctx.cluster.idempotency_key(&owner_uid(self.object), nonce)
     }
 
     /// Where the operator writes this resource's secret.
@@ -324,6 +445,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             request,
         });
         self.save().await?;
+        self.recorded_here = true;
         failpoint::hit(match operation {
             PendingKind::Create => "before-create",
             PendingKind::Rotate => "before-rotate",
@@ -449,15 +571,26 @@ impl<'a, K: KeyResource> Run<'a, K> {
         self.announced = true;
 
         let noun = K::NOUN;
-        if !rotated {
-            info!(credential_id = %new_id, kind = K::KIND, "credential created");
-            let note = format!("{noun} {new_id} created and written to Secret {name}");
-            self.event(EventType::Normal, "Created", "Create", note).await;
-            return Ok(());
-        }
         let trigger = pending
             .and_then(|p| p.trigger)
             .unwrap_or_else(|| "resumed".into());
+        let adopted = trigger == ADOPT_TRIGGER;
+        if !rotated {
+            info!(credential_id = %new_id, kind = K::KIND, adopted, "credential created");
+            let (reason_, note) = match adopted {
+                true => (
+                    "Adopted",
+                    format!(
+                        "{} {id} adopted: its secret was replaced (the previous one no longer works) and the new one \
+                         written to Secret {name}",
+                        K::UPSTREAM_NOUN
+                    ),
+                ),
+                false => ("Created", format!("{noun} {new_id} created and written to Secret {name}")),
+            };
+            self.event(EventType::Normal, reason_, "Create", note).await;
+            return Ok(());
+        }
         for failure in rollout::restart(
             &self.ctx.client,
             &self.namespace,
@@ -476,13 +609,18 @@ impl<'a, K: KeyResource> Run<'a, K> {
         }
         self.ctx.metrics.rotated(K::KIND, trigger_label(&trigger));
         let note = match &delivery.replaces {
+            Some(old) if adopted => format!(
+                "{noun} {old} adopted: its secret cannot be shown again, so new {noun} {new_id} is written to Secret \
+                 {name} and {old} retires after spec.rotation.retainPrevious"
+            ),
             Some(old) => format!(
                 "new {noun} {new_id} written to Secret {name} ({trigger}); {noun} {old} retires after spec.rotation.retainPrevious"
             ),
             None => format!("new {noun} secret {new_id} written to Secret {name} ({trigger})"),
         };
         info!(credential_id = %new_id, %trigger, kind = K::KIND, "credential rotated");
-        self.event(EventType::Normal, "Rotated", "Rotate", note).await;
+        let reason_ = if adopted { "Adopted" } else { "Rotated" };
+        self.event(EventType::Normal, reason_, "Rotate", note).await;
         Ok(())
     }
 
@@ -545,10 +683,22 @@ pub fn owner_uid<K: KeyResource>(object: &K) -> String {
     object.meta().uid.clone().unwrap_or_default()
 }
 
-/// `<namespace>-<name>`: the deterministic upstream name of a resource that sets none.
-pub fn default_upstream_name<K: KeyResource>(object: &K) -> String {
-    format!("{}-{}", object.namespace().unwrap_or_default(), object.name_any())
+/// The upstream name of a resource whose spec sets none (see
+/// [`ClusterIdentity::default_name`]).
+pub fn default_upstream_name<K: KeyResource>(object: &K, cluster: &ClusterIdentity) -> String {
+    cluster.default_name(
+        &object.namespace().unwrap_or_default(),
+        &object.name_any(),
+        DEFAULT_NAME_MAX,
+    )
 }
+
+/// The pending trigger of an adoption (`apikeys.dev/adopt`).
+pub const ADOPT_TRIGGER: &str = "adopt";
+
+/// Default upstream names stay this short: within every API's limit (Trend Micro's 254)
+/// with room for the `-r<n>` of a Trend Micro overlap key.
+pub const DEFAULT_NAME_MAX: usize = 240;
 
 fn current_requests<K: KeyResource>(object: &K) -> crate::api::RotationRequests {
     schedule::current_requests(
@@ -557,7 +707,8 @@ fn current_requests<K: KeyResource>(object: &K) -> crate::api::RotationRequests 
     )
 }
 
-/// A fresh idempotency key (32 hex characters; Prefactor allows 64).
+/// A fresh idempotency key, or the nonce one is derived from (32 hex characters;
+/// Prefactor allows 64).
 pub fn idempotency_key() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -571,6 +722,7 @@ fn trigger_label(trigger: &str) -> &'static str {
         "annotation" => "annotation",
         "secretLost" => "secretLost",
         "expiresAt" => "expiresAt",
+        ADOPT_TRIGGER => "adopt",
         _ => "resumed",
     }
 }

@@ -8,6 +8,7 @@ pub mod context;
 pub mod key_run;
 pub mod key_status;
 pub mod own_writes;
+pub mod ownership;
 pub mod reconcile_key;
 pub mod rollout;
 pub mod schedule;

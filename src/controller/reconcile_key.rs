@@ -19,6 +19,7 @@ use super::conditions::{self, reason};
 use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, owner_uid, secret_name};
 use super::key_status::{self, FINALIZER};
 use super::own_writes::CachedVersion;
+use super::ownership::ClusterIdentity;
 use super::{Context, Error, target_secret};
 use crate::api::{DeletionPolicy, KeyStatus};
 use crate::failpoint;
@@ -39,11 +40,13 @@ pub trait KeyKind: KeyResource {
     ) -> impl Future<Output = Result<Result<Duration, Blocked>, Error>> + Send;
 
     /// Removes every credential this resource created upstream (current, retiring and a
-    /// pending one found again by its recorded key); returns how many.
+    /// pending one found again by its recorded key and mark); returns how many. Objects
+    /// carrying another resource's mark are left alone.
     fn delete_upstream(
         object: &Self,
         status: &KeyStatus,
         upstream: &UpstreamClient,
+        cluster: &ClusterIdentity,
     ) -> impl Future<Output = Result<usize, Error>> + Send;
 }
 
@@ -236,7 +239,7 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
         }
     };
     failpoint::hit("before-delete");
-    let removed = K::delete_upstream(object, &status, &upstream).await?;
+    let removed = K::delete_upstream(object, &status, &upstream, &ctx.cluster).await?;
     failpoint::hit("after-delete");
     target_secret::delete(&secrets, &name, &owner_uid(object)).await?;
     let note = format!(

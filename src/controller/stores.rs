@@ -205,6 +205,22 @@ impl Stores {
         }
     }
 
+    /// Whether the store `store_ref` names, as cached, lets key resources in `namespace`
+    /// adopt existing upstream objects (`spec.adoption`; off when unset).
+    pub fn allows_adoption(&self, namespace: &str, store_ref: &StoreRef) -> bool {
+        match store_ref.kind {
+            StoreKind::CredentialStore => self
+                .namespaced
+                .get(&ObjectRef::new(&store_ref.name).within(namespace))
+                .is_some_and(|s| s.spec.adoption.as_ref().is_some_and(|a| a.allowed)),
+            StoreKind::ClusterCredentialStore => self
+                .cluster
+                .as_ref()
+                .and_then(|c| c.get(&ObjectRef::new(&store_ref.name)))
+                .is_some_and(|s| s.spec.adoption.as_ref().is_some_and(|a| a.allows(namespace))),
+        }
+    }
+
     /// Resolves the store a key resource of kind `kind` in `namespace` references, checking
     /// that it exists, serves the namespace, has the `wanted` provider and is Ready.
     pub async fn resolve(

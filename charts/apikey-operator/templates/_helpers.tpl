@@ -204,3 +204,16 @@ The rules of leader election, in the release namespace only.
   resources: ["leases"]
   verbs: ["get", "list", "watch", "create", "patch"]
 {{- end }}
+
+{{/*
+The cluster identity: `clusterId`, else the kube-system namespace's UID when Helm can look
+it up (empty when rendering offline; the operator then reads it itself).
+*/}}
+{{- define "apikey-operator.clusterId" -}}
+{{- if .Values.clusterId -}}
+{{- .Values.clusterId -}}
+{{- else -}}
+{{- $kubeSystem := lookup "v1" "Namespace" "" "kube-system" -}}
+{{- if $kubeSystem -}}{{- $kubeSystem.metadata.uid -}}{{- end -}}
+{{- end -}}
+{{- end }}

@@ -7,8 +7,9 @@ use crate::upstream::akamai::{
     ApiClient as UpstreamClient, ClientSettings, Credential, CredentialStatus, CredentialUpdate,
 };
 
-/// The create (and full-replace update) body for the spec, under upstream name `name`.
-pub fn settings(spec: &ApiClientSpec, name: &str) -> ClientSettings {
+/// The create (and full-replace update) body for the spec, under upstream name `name`
+/// with `description` (the user's text and the owner mark).
+pub fn settings(spec: &ApiClientSpec, name: &str, description: &str) -> ClientSettings {
     ClientSettings {
         client_type: spec.client_type,
         api_access: spec.api_access.clone(),
@@ -16,7 +17,7 @@ pub fn settings(spec: &ApiClientSpec, name: &str) -> ClientSettings {
         authorized_users: spec.authorized_users.clone(),
         allow_account_switch: spec.allow_account_switch,
         can_auto_create_credential: spec.can_auto_create_credential,
-        client_description: spec.client_description.clone(),
+        client_description: Some(description.to_string()),
         client_name: Some(name.to_string()),
         ip_acl: spec.ip_acl.clone(),
         notification_emails: spec.notification_emails.clone(),
@@ -30,12 +31,13 @@ pub fn settings(spec: &ApiClientSpec, name: &str) -> ClientSettings {
 pub fn settings_stale(
     spec: &ApiClientSpec,
     name: &str,
+    description: &str,
     observed: &UpstreamClient,
     generation_changed: bool,
 ) -> bool {
     generation_changed
         || observed.client_name.as_deref() != Some(name)
-        || (spec.client_description.is_some() && observed.client_description != spec.client_description)
+        || observed.client_description.as_deref() != Some(description)
         || (!spec.notification_emails.is_empty() && observed.notification_emails != spec.notification_emails)
         || observed.authorized_users != spec.authorized_users
 }

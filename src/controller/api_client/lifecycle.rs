@@ -13,7 +13,8 @@ use super::decide::{self, CredentialIssue, EdgercValues};
 use crate::api::{ApiClient, KeyStatus, PendingKind};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, default_upstream_name};
+use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, default_upstream_name, owner_uid};
+use crate::controller::ownership::{ClusterIdentity, Ownership, user_description};
 use crate::controller::reconcile_key::KeyKind;
 use crate::failpoint;
 use crate::upstream::akamai::{ApiClient as Client, Credential, CredentialStatus};
@@ -34,15 +35,24 @@ impl KeyKind for ApiClient {
         object: &Self,
         status: &KeyStatus,
         upstream: &UpstreamClient,
+        cluster: &ClusterIdentity,
     ) -> Result<usize, Error> {
         let akamai = upstream.akamai().expect("resolve checked the provider");
+        let mark = cluster.mark(&owner_uid(object));
         let ids: Vec<String> = match &status.upstream_id {
-            Some(id) => vec![id.clone()],
-            // Created, perhaps, before a crash recorded its id: found by its name.
+            Some(id) => match akamai.get_client(id).await? {
+                Some(client) if mark.judge(client.client_description.as_deref()) == Ownership::Others => {
+                    info!(client_id = %id, "client carries another resource's mark; left alone");
+                    Vec::new()
+                }
+                _ => vec![id.clone()],
+            },
+            // Created, perhaps, before a crash recorded its id: found by its name and mark.
             None => akamai
-                .find_clients_by_name(&client_name(object))
+                .find_clients_by_name(&client_name(object, cluster))
                 .await?
                 .into_iter()
+                .filter(|c| mark.judge(c.client_description.as_deref()) == Ownership::Ours)
                 .map(|c| c.client_id)
                 .collect(),
         };
@@ -80,13 +90,23 @@ async fn delete_client(akamai: &AkamaiClient, id: &str) -> Result<usize, Upstrea
     Ok(credentials)
 }
 
-/// The client's name upstream: `spec.clientName`, or `<namespace>-<name>`.
-fn client_name(object: &ApiClient) -> String {
+/// The client's name upstream: `spec.clientName`, or `<namespace>-<name>-<hash>`.
+fn client_name(object: &ApiClient, cluster: &ClusterIdentity) -> String {
     object
         .spec
         .client_name
         .clone()
-        .unwrap_or_else(|| default_upstream_name(object))
+        .unwrap_or_else(|| default_upstream_name(object, cluster))
+}
+
+/// The client's description upstream: the spec's (else the one upstream, so a client from
+/// before marks keeps its text) followed by this resource's mark.
+fn client_description(run: &Run<'_, ApiClient>, observed: Option<&Client>) -> String {
+    let upstream = observed
+        .and_then(|c| c.client_description.as_deref())
+        .and_then(user_description);
+    run.mark
+        .describe(run.object.spec.client_description.as_deref().or(upstream))
 }
 
 async fn converge(
@@ -97,19 +117,22 @@ async fn converge(
     if run.is_idle_echo()? {
         return Ok(Ok(run.converged()));
     }
-    let name = client_name(object);
+    let name = client_name(object, &run.ctx.cluster);
     // Taken before anything is saved: a save records the current generation as observed.
     // A resource never reconciled before has its client created with the current spec.
     let generation_changed = run
         .written
         .observed_generation
         .is_some_and(|observed| Some(observed) != object.meta().generation);
-    let client_id = match &run.status.upstream_id {
-        Some(id) => id.clone(),
-        None => match ensure_client(run, akamai, &name).await? {
-            Ok(id) => id,
-            Err(blocked) => return Ok(Err(blocked)),
-        },
+    let found = match (&run.status.upstream_id, run.adoption()) {
+        (Some(id), _) => Ok(id.clone()),
+        (None, Some(Ok(wanted))) => adopt(run, akamai, &wanted).await?,
+        (None, Some(Err(refused))) => Err(refused),
+        (None, None) => ensure_client(run, akamai, &name).await?,
+    };
+    let client_id = match found {
+        Ok(id) => id,
+        Err(blocked) => return Ok(Err(blocked)),
     };
     if run.status.credential_id.is_none() && run.status.pending.is_none() {
         record_issue(run, akamai, &client_id, PendingKind::Create, "create", None).await?;
@@ -171,12 +194,16 @@ async fn converge(
 }
 
 /// Reads the client with its credentials; a client gone upstream blocks.
+/// A client carrying another resource's mark blocks too: the operator never acts on it.
 async fn observe(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
     client_id: &str,
 ) -> Result<Client, Blocked> {
     match akamai.get_client(client_id).await {
+        Ok(Some(observed)) if run.mark.judge(observed.client_description.as_deref()) == Ownership::Others => {
+            Err(Blocked::owned_by_other::<ApiClient>(client_id))
+        }
         Ok(Some(observed)) => Ok(observed),
         Ok(None) => {
             run.status.upstream_state = Some(decide::state_name(None).into());
@@ -186,8 +213,9 @@ async fn observe(
     }
 }
 
-/// Finds the client by its name (created before a crash recorded its id) or creates it,
-/// and records its id. The client carries no secret, so adopting it is safe.
+/// Finds the client by its name and this resource's mark (created before a crash recorded
+/// its id) or creates it, marked, and records its id. A client of that name without the
+/// mark is someone else's: nothing is created or changed.
 async fn ensure_client(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
@@ -202,20 +230,54 @@ async fn ensure_client(
             )));
         }
     };
-    let client = match found.into_iter().next() {
-        Some(client) => client,
+    let whose = |c: &Client| run.mark.judge(c.client_description.as_deref());
+    let client = match found.iter().find(|c| whose(c) == Ownership::Ours) {
+        Some(client) => client.clone(),
+        None if !found.is_empty() => {
+            let taken = Blocked::name_taken::<ApiClient>(name, whose(&found[0]), "spec.clientName");
+            return Ok(Err(taken));
+        }
         None => {
-            let settings = decide::settings(&run.object.spec, name);
+            let settings = decide::settings(&run.object.spec, name, &client_description(run, None));
             match akamai.create_client(&settings).await {
                 Ok(client) => client,
                 Err(error) => return Ok(Err(Blocked::upstream(&format!("creating client {name}"), &error))),
             }
         }
     };
-    info!(client_id = %client.client_id, "client created or found by name");
+    info!(client_id = %client.client_id, "client created or found by name and mark");
     run.status.upstream_id = Some(client.client_id.clone());
     run.status.upstream_state = Some(decide::state_name(Some(client.is_locked)).into());
     run.save().await?;
+    Ok(Ok(client.client_id))
+}
+
+/// Takes over client `wanted` (its id): records it as this resource's; the credential the
+/// operator manages is then created on it and the spec's settings and mark applied. The
+/// client's other credentials are left as they are. Another resource's client is refused.
+async fn adopt(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    wanted: &str,
+) -> Result<Result<String, Blocked>, Error> {
+    let client = match akamai.get_client(wanted).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Ok(Err(run.adoption_refused(wanted, "the account has no such client"))),
+        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading client {wanted}"), &error))),
+    };
+    if run.mark.judge(client.client_description.as_deref()) == Ownership::Others {
+        return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));
+    }
+    info!(client_id = %client.client_id, "client adopted");
+    run.status.upstream_id = Some(client.client_id.clone());
+    run.status.upstream_state = Some(decide::state_name(Some(client.is_locked)).into());
+    run.save().await?;
+    let note = format!(
+        "client {} adopted: the operator creates its own credential on it and applies the spec's settings; the \
+         client's other credentials are left as they are",
+        client.client_id
+    );
+    run.event(EventType::Normal, "Adopted", "Adopt", note).await;
     Ok(Ok(client.client_id))
 }
 
@@ -256,6 +318,11 @@ async fn issue(
     let pending = run.status.pending.clone().expect("caller checked");
     let recorded: CredentialIssue =
         serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
+    // Read first: a client carrying another resource's mark is never touched.
+    let client = match observe(run, akamai, client_id).await {
+        Ok(client) => client,
+        Err(blocked) => return Ok(Err(blocked)),
+    };
     let credentials = match akamai.list_credentials(client_id).await {
         Ok(credentials) => credentials,
         Err(error) => return Ok(Err(Blocked::upstream("listing credentials", &error))),
@@ -272,16 +339,6 @@ async fn issue(
             )));
         }
     }
-    let client = match akamai.get_client(client_id).await {
-        Ok(Some(client)) => client,
-        Ok(None) => return Ok(Err(deleted_upstream(run, client_id))),
-        Err(error) => {
-            return Ok(Err(Blocked::upstream(
-                &format!("reading client {client_id}"),
-                &error,
-            )));
-        }
-    };
     let Some(access_token) = client.access_token.clone() else {
         let message = format!("client {client_id} has no access token upstream; retrying");
         return Ok(Err(Blocked::new(
@@ -331,13 +388,14 @@ async fn drive(
     };
     let mut locked = observed.is_locked;
     let mut changes = Vec::new();
-    if decide::settings_stale(spec, name, observed, generation_changed) {
+    let description = client_description(run, Some(observed));
+    if decide::settings_stale(spec, name, &description, observed, generation_changed) {
         if locked {
             akamai.set_locked(id, false).await.map_err(failed("unlocking"))?;
             locked = false;
         }
         akamai
-            .update_client(id, &decide::settings(spec, name))
+            .update_client(id, &decide::settings(spec, name, &description))
             .await
             .map_err(failed("updating"))?;
         if generation_changed {

@@ -13,7 +13,8 @@ use super::decide::{self, CreateRequest, StateStep};
 use crate::api::{ApiToken, KeyStatus, PendingKind, TokenState};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, idempotency_key};
+use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, idempotency_key, owner_uid};
+use crate::controller::ownership::ClusterIdentity;
 use crate::controller::reconcile_key::KeyKind;
 use crate::controller::schedule::ROTATE_ANNOTATION;
 use crate::failpoint;
@@ -32,18 +33,20 @@ impl KeyKind for ApiToken {
     }
 
     async fn delete_upstream(
-        _token: &Self,
+        token: &Self,
         status: &KeyStatus,
         upstream: &UpstreamClient,
+        cluster: &ClusterIdentity,
     ) -> Result<usize, Error> {
         let prefactor = upstream.prefactor().expect("resolve checked the provider");
         let mut ids: Vec<String> = status.retiring.iter().map(|r| r.id.clone()).collect();
         ids.extend(status.upstream_id.clone());
         if let Some(pending) = &status.pending {
             let request = recorded_request(pending.request.as_deref())?;
-            let issued = prefactor
-                .create(&request.to_upstream(), &pending.idempotency_key)
-                .await?;
+            // Bound to this resource's UID: a record copied from another resource gets a
+            // token of its own (then deleted), never the other resource's.
+            let key = cluster.idempotency_key(&owner_uid(token), &pending.idempotency_key);
+            let issued = prefactor.create(&request.to_upstream(), &key).await?;
             ids.push(issued.details.id);
         }
         for id in &ids {
@@ -58,8 +61,21 @@ async fn converge(
     prefactor: &PrefactorClient,
 ) -> Result<Result<Duration, Blocked>, Error> {
     let token = run.object;
-    if run.status.upstream_id.is_none() && run.status.pending.is_none() {
-        record_pending(run, PendingKind::Create, "create").await?;
+    match run.adoption() {
+        // A Prefactor token has no field to carry an owner mark, so the operator cannot
+        // tell another resource's token from a hand-made one: adopting could retire a
+        // token another namespace relies on.
+        Some(Ok(wanted)) => {
+            let why = "Prefactor tokens carry no owner mark, so the operator cannot tell whether another resource \
+                       relies on it; remove the annotation to have a new token issued, and revoke the old token by \
+                       hand once its consumers use the new one";
+            return Ok(Err(run.adoption_refused(&wanted, why)));
+        }
+        Some(Err(refused)) => return Ok(Err(refused)),
+        None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
+            record_pending(run, PendingKind::Create, "create").await?;
+        }
+        None => {}
     }
     // A token issued in this run was observed by its create response.
     let mut issued_now = None;
@@ -195,8 +211,8 @@ fn action_name(action: TokenAction) -> &'static str {
     }
 }
 
-/// Records the intent to mint a token, with the exact request and a fresh idempotency
-/// key, before anything is sent.
+/// Records the intent to mint a token, with the exact request and a fresh nonce (the
+/// idempotency key sent is derived from it and the UID), before anything is sent.
 async fn record_pending(
     run: &mut Run<'_, ApiToken>,
     operation: PendingKind,
@@ -220,10 +236,8 @@ async fn issue(
 ) -> Result<Result<ApiTokenDetails, Blocked>, Error> {
     let pending = run.status.pending.clone().expect("caller checked");
     let request = recorded_request(pending.request.as_deref())?;
-    let issued = match prefactor
-        .create(&request.to_upstream(), &pending.idempotency_key)
-        .await
-    {
+    let key = run.idempotency_key(&pending.idempotency_key);
+    let issued = match prefactor.create(&request.to_upstream(), &key).await {
         Ok(issued) => issued,
         Err(error) => return Ok(Err(Blocked::upstream("creating the token", &error))),
     };

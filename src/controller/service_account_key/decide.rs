@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::{Locale, ServiceAccountKeySpec};
 use crate::controller::conditions::reason;
+use crate::controller::ownership::{OwnerMark, user_description};
 use crate::upstream::trend::{ApiKey as TrendKey, ApiKeySettings};
 
 /// The store provider a key lives in (the two [`super::KeyKind::PROVIDERS`]).
@@ -107,10 +108,10 @@ fn locale_name(locale: Locale) -> &'static str {
 }
 
 /// The body that creates a Trend Micro key named `key_name` as the spec describes it.
-pub fn trend_settings(spec: &ServiceAccountKeySpec, key_name: &str) -> ApiKeySettings {
+pub fn trend_settings(spec: &ServiceAccountKeySpec, key_name: &str, mark: &OwnerMark) -> ApiKeySettings {
     ApiKeySettings {
         key_name: Some(key_name.to_string()),
-        description: spec.description.clone(),
+        description: Some(mark.describe(spec.description.as_deref())),
         locale: spec.locale.map(|l| locale_name(l).to_string()),
         role_id: spec.role_id,
         time_zone: spec.time_zone.clone(),
@@ -120,9 +121,18 @@ pub fn trend_settings(spec: &ServiceAccountKeySpec, key_name: &str) -> ApiKeySet
 }
 
 /// The partial modify body that brings `observed` to the spec, or `None` when in sync.
-/// Fields the spec leaves unset are left as the upstream has them.
-pub fn trend_changes(spec: &ServiceAccountKeySpec, observed: &TrendKey) -> Option<ApiKeySettings> {
-    let wanted = trend_settings(spec, &observed.key_name);
+/// Fields the spec leaves unset are left as the upstream has them; the description always
+/// carries `mark` (stamped here on a key created before marks existed).
+pub fn trend_changes(
+    spec: &ServiceAccountKeySpec,
+    observed: &TrendKey,
+    mark: &OwnerMark,
+) -> Option<ApiKeySettings> {
+    let mut wanted = trend_settings(spec, &observed.key_name, mark);
+    if spec.description.is_none() {
+        let kept = observed.description.as_deref().and_then(user_description);
+        wanted.description = Some(mark.describe(kept));
+    }
     let differs = |want: &Option<String>, have: &Option<String>| want.is_some() && want != have;
     let changes = ApiKeySettings {
         key_name: None,
@@ -220,10 +230,11 @@ mod tests {
         let spec = spec(serde_json::json!({
             "roleID": 3, "description": "ci", "timeZone": "Europe/Berlin", "active": false,
         }));
+        let mark = crate::controller::ownership::ClusterIdentity::new("c").mark("uid");
         let observed = TrendKey {
             id: 9,
             key_name: "ns-app".into(),
-            description: Some("ci".into()),
+            description: Some(mark.describe(Some("ci"))),
             locale: Some("en-US".into()),
             role_id: Some(3),
             time_zone: Some("UTC".into()),
@@ -235,7 +246,7 @@ mod tests {
             expiry_date: None,
             service_account: None,
         };
-        let changes = trend_changes(&spec, &observed).unwrap();
+        let changes = trend_changes(&spec, &observed, &mark).unwrap();
         assert_eq!(
             changes,
             ApiKeySettings {
@@ -249,6 +260,23 @@ mod tests {
             active: false,
             ..observed
         };
-        assert_eq!(trend_changes(&spec, &in_sync), None);
+        assert_eq!(trend_changes(&spec, &in_sync, &mark), None);
+
+        // A key from before marks is stamped, its description kept when the spec sets none.
+        let unmarked = TrendKey {
+            description: Some("by hand".into()),
+            ..in_sync
+        };
+        let no_description = ServiceAccountKeySpec {
+            description: None,
+            ..spec.clone()
+        };
+        assert_eq!(
+            trend_changes(&no_description, &unmarked, &mark),
+            Some(ApiKeySettings {
+                description: Some(mark.describe(Some("by hand"))),
+                ..ApiKeySettings::default()
+            })
+        );
     }
 }

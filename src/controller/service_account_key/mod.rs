@@ -25,7 +25,10 @@ use self::decide::Provider;
 use crate::api::{KeyStatus, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{Blocked, Common, KeyResource, RESYNC_INTERVAL, Run, default_upstream_name};
+use crate::controller::key_run::{
+    Blocked, Common, KeyResource, RESYNC_INTERVAL, Run, default_upstream_name, owner_uid,
+};
+use crate::controller::ownership::ClusterIdentity;
 use crate::controller::reconcile_key::KeyKind;
 use crate::controller::schedule::ROTATE_ANNOTATION;
 use crate::upstream::UpstreamClient;
@@ -91,11 +94,13 @@ impl KeyKind for ServiceAccountKey {
         key: &Self,
         status: &KeyStatus,
         upstream: &UpstreamClient,
+        cluster: &ClusterIdentity,
     ) -> Result<usize, Error> {
+        let mark = cluster.mark(&owner_uid(key));
         if let Some(client) = upstream.zenml() {
-            zenml::delete(key, status, client).await
+            zenml::delete(key, status, client, &mark, &key_name(key, cluster)).await
         } else if let Some(client) = upstream.trend_micro() {
-            trend::delete(status, client).await
+            trend::delete(status, client, &mark).await
         } else {
             // Nothing can have been created in a store of another provider.
             Ok(0)
@@ -116,12 +121,12 @@ fn wrong_provider(upstream: &UpstreamClient) -> Blocked {
     )
 }
 
-/// The key's name upstream: `spec.keyName`, or `<namespace>-<name>`.
-fn key_name(key: &ServiceAccountKey) -> String {
+/// The key's name upstream: `spec.keyName`, or `<namespace>-<name>-<hash>`.
+fn key_name(key: &ServiceAccountKey, cluster: &ClusterIdentity) -> String {
     key.spec
         .key_name
         .clone()
-        .unwrap_or_else(|| default_upstream_name(key))
+        .unwrap_or_else(|| default_upstream_name(key, cluster))
 }
 
 /// The key is gone upstream and nothing asks for a new one: say how to get one.

@@ -13,8 +13,10 @@ use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
 use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{Blocked, Delivery, Run};
+use crate::controller::key_run::{ADOPT_TRIGGER, Blocked, Delivery, Run};
 use crate::controller::schedule;
+use crate::controller::ownership::{OwnerMark, Ownership};
+use crate::upstream::UpstreamError;
 use crate::upstream::trend::{ApiKey, IssuedApiKey, TrendMicroClient};
 
 pub async fn converge(
@@ -22,13 +24,22 @@ pub async fn converge(
     trend: &TrendMicroClient,
 ) -> Result<Result<Duration, Blocked>, Error> {
     let key = run.object;
-    let base = key_name(key);
-    if run.status.upstream_id.is_none() && run.status.pending.is_none() {
-        let request = TrendIssue::Create {
-            key_name: base.clone(),
-            replaces: None,
-        };
-        record_pending(run, PendingKind::Create, "create", &base, &request).await?;
+    let base = key_name(key, &run.ctx.cluster);
+    match run.adoption() {
+        Some(Ok(wanted)) => {
+            if let Err(blocked) = adopt(run, trend, &wanted).await? {
+                return Ok(Err(blocked));
+            }
+        }
+        Some(Err(refused)) => return Ok(Err(refused)),
+        None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
+            let request = TrendIssue::Create {
+                key_name: base.clone(),
+                replaces: None,
+            };
+            record_pending(run, PendingKind::Create, "create", &base, &request).await?;
+        }
+        None => {}
     }
     if run.status.pending.is_some()
         && let Err(blocked) = issue(run, trend).await?
@@ -41,6 +52,11 @@ pub async fn converge(
         Ok(observed) => observed,
         Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
     };
+    if let Some(observed) = &observed
+        && run.mark.judge(observed.description.as_deref()) == Ownership::Others
+    {
+        return Ok(Err(Blocked::owned_by_other::<ServiceAccountKey>(&id)));
+    }
     run.status.upstream_state = Some(decide::state_name(observed.as_ref().map(|k| k.active)).into());
     if let Some(observed) = &observed {
         run.status.expires_at = observed.expiry_date.and_then(from_millis).map(Time);
@@ -79,7 +95,7 @@ pub async fn converge(
 
     for credential in run.due_for_retirement() {
         crate::failpoint::hit("before-retire");
-        if let Err(error) = trend.delete(parse_id(&credential.id)?).await {
+        if let Err(error) = retire(trend, parse_id(&credential.id)?, &run.mark).await {
             return Ok(Err(Blocked::upstream(
                 &format!("deleting previous key {}", credential.id),
                 &error,
@@ -88,6 +104,29 @@ pub async fn converge(
         run.retired(&credential.id).await;
     }
     Ok(Ok(run.converged()))
+}
+
+/// Records the adoption of key `wanted` (its numeric id) as a regeneration: its secret
+/// cannot be shown, so a new one replaces it. Another resource's key is refused.
+async fn adopt(
+    run: &mut Run<'_, ServiceAccountKey>,
+    trend: &TrendMicroClient,
+    wanted: &str,
+) -> Result<Result<(), Blocked>, Error> {
+    let Ok(id) = wanted.parse::<i64>() else {
+        return Ok(Err(run.adoption_refused(wanted, "Trend Micro keys are adopted by their numeric ID")));
+    };
+    let existing = match trend.get(id).await {
+        Ok(Some(existing)) => existing,
+        Ok(None) => return Ok(Err(run.adoption_refused(wanted, "the manager has no such key"))),
+        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+    };
+    if run.mark.judge(existing.description.as_deref()) == Ownership::Others {
+        return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));
+    }
+    let request = TrendIssue::Regenerate { id };
+    record_pending(run, PendingKind::Create, ADOPT_TRIGGER, &existing.key_name, &request).await?;
+    Ok(Ok(()))
 }
 
 /// Executes `status.pending` and delivers the secret; a key replaced by a second key is
@@ -101,13 +140,7 @@ async fn issue(
         TrendIssue::Create { key_name, replaces } => {
             (create_or_recover(run, trend, key_name).await, *replaces)
         }
-        TrendIssue::Regenerate { id } => (
-            trend
-                .regenerate_secret(*id)
-                .await
-                .map_err(|e| Blocked::upstream(&format!("regenerating the secret of key {id}"), &e)),
-            None,
-        ),
+        TrendIssue::Regenerate { id } => (regenerate(run, trend, *id).await, None),
     };
     let issued = match issued {
         Ok(issued) => issued,
@@ -126,8 +159,30 @@ async fn issue(
     Ok(Ok(()))
 }
 
-/// Creates key `name` with the spec's settings; if it exists already (created before a
-/// crash, its secret lost), regenerates its secret instead of creating a twin.
+/// Regenerates the secret of key `id`. A record read from status is checked first: it may
+/// have been copied from another resource, whose key must not be touched.
+async fn regenerate(
+    run: &Run<'_, ServiceAccountKey>,
+    trend: &TrendMicroClient,
+    id: i64,
+) -> Result<IssuedApiKey, Blocked> {
+    let failed = |e: UpstreamError| Blocked::upstream(&format!("regenerating the secret of key {id}"), &e);
+    if !run.pending_recorded_here() {
+        let whose = match trend.get(id).await.map_err(failed)? {
+            Some(key) => run.mark.judge(key.description.as_deref()),
+            None => Ownership::Unmarked,
+        };
+        if !run.may_act_on(&id.to_string(), whose) {
+            return Err(Blocked::owned_by_other::<ServiceAccountKey>(&id.to_string()));
+        }
+    }
+    trend.regenerate_secret(id).await.map_err(failed)
+}
+
+/// Creates key `name` with the spec's settings, marked as this resource's; if it exists
+/// already and carries this resource's mark (created before a crash, its secret lost),
+/// regenerates its secret instead of creating a twin. A key of that name without the mark
+/// is someone else's and stays untouched.
 async fn create_or_recover(
     run: &Run<'_, ServiceAccountKey>,
     trend: &TrendMicroClient,
@@ -137,7 +192,8 @@ async fn create_or_recover(
         .find_by_name(name)
         .await
         .map_err(|e| Blocked::upstream(&format!("looking for key {name}"), &e))?;
-    if let Some(existing) = found.first() {
+    let whose = |k: &ApiKey| run.mark.judge(k.description.as_deref());
+    if let Some(existing) = found.iter().find(|k| whose(k) == Ownership::Ours) {
         info!(
             key_id = existing.id,
             "key found by name after an interrupted create; replacing its secret"
@@ -147,8 +203,11 @@ async fn create_or_recover(
             .await
             .map_err(|e| Blocked::upstream(&format!("recovering key {name}"), &e));
     }
+    if let Some(other) = found.first() {
+        return Err(Blocked::name_taken::<ServiceAccountKey>(name, whose(other), "spec.keyName"));
+    }
     trend
-        .create(&decide::trend_settings(&run.object.spec, name))
+        .create(&decide::trend_settings(&run.object.spec, name, &run.mark))
         .await
         .map_err(|e| Blocked::upstream(&format!("creating key {name}"), &e))
 }
@@ -160,7 +219,7 @@ async fn drive(
     observed: &ApiKey,
 ) -> Result<(), Blocked> {
     let id = observed.id;
-    let Some(changes) = decide::trend_changes(&run.object.spec, observed) else {
+    let Some(changes) = decide::trend_changes(&run.object.spec, observed, &run.mark) else {
         let state = decide::state_name(Some(observed.active));
         run.upstream_in_sync(&id.to_string(), state);
         return Ok(());
@@ -181,8 +240,9 @@ async fn drive(
 }
 
 /// Deletes the current and retiring keys (and one created before a crash, found by its
-/// recorded name).
-pub async fn delete(status: &KeyStatus, trend: &TrendMicroClient) -> Result<usize, Error> {
+/// recorded name and this resource's mark). A key carrying another resource's mark is left
+/// alone.
+pub async fn delete(status: &KeyStatus, trend: &TrendMicroClient, mark: &OwnerMark) -> Result<usize, Error> {
     let mut ids: Vec<i64> = status
         .retiring
         .iter()
@@ -194,14 +254,36 @@ pub async fn delete(status: &KeyStatus, trend: &TrendMicroClient) -> Result<usiz
         && let Ok(TrendIssue::Create { key_name, .. }) =
             serde_json::from_str(pending.request.as_deref().unwrap_or("{}"))
     {
-        ids.extend(trend.find_by_name(&key_name).await?.iter().map(|k| k.id));
+        let found = trend.find_by_name(&key_name).await?;
+        ids.extend(
+            found
+                .iter()
+                .filter(|k| mark.judge(k.description.as_deref()) == Ownership::Ours)
+                .map(|k| k.id),
+        );
     }
     ids.sort_unstable();
     ids.dedup();
-    for id in &ids {
-        trend.delete(*id).await?;
+    let mut deleted = 0;
+    for id in ids {
+        if retire(trend, id, mark).await? {
+            deleted += 1;
+        }
     }
-    Ok(ids.len())
+    Ok(deleted)
+}
+
+/// Deletes key `id` unless it carries another resource's mark; whether it deleted one.
+async fn retire(trend: &TrendMicroClient, id: i64, mark: &OwnerMark) -> Result<bool, UpstreamError> {
+    let Some(key) = trend.get(id).await? else {
+        return Ok(false);
+    };
+    if mark.judge(key.description.as_deref()) == Ownership::Others {
+        info!(key_id = id, "key carries another resource's mark; left alone");
+        return Ok(false);
+    }
+    trend.delete(id).await?;
+    Ok(true)
 }
 
 /// Trend Micro ids are integers; the status stores them as strings like every kind.

@@ -7,10 +7,11 @@ use tracing::info;
 
 use super::decide::{self, ZenmlIssue};
 use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
+use crate::controller::ownership::{OwnerMark, Ownership, user_description};
 use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{Blocked, Delivery, Run};
+use crate::controller::key_run::{ADOPT_TRIGGER, Blocked, Delivery, Run};
 use crate::controller::schedule;
 use crate::upstream::zenml::{ApiKey, ApiKeyUpdate, IssuedApiKey, ZenmlClient};
 use crate::upstream::{ErrorClass, UpstreamError};
@@ -34,10 +35,19 @@ pub async fn converge(
             return Ok(Err(Blocked::upstream(&what, &error)));
         }
     };
-    let name = key_name(key);
-    if run.status.upstream_id.is_none() && run.status.pending.is_none() {
-        let request = ZenmlIssue::Create { name: name.clone() };
-        record_pending(run, PendingKind::Create, "create", &name, &request).await?;
+    let name = key_name(key, &run.ctx.cluster);
+    match run.adoption() {
+        Some(Ok(wanted)) => {
+            if let Err(blocked) = adopt(run, zenml, &account, &wanted).await? {
+                return Ok(Err(blocked));
+            }
+        }
+        Some(Err(refused)) => return Ok(Err(refused)),
+        None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
+            let request = ZenmlIssue::Create { name: name.clone() };
+            record_pending(run, PendingKind::Create, "create", &name, &request).await?;
+        }
+        None => {}
     }
     if run.status.pending.is_some()
         && let Err(blocked) = issue(run, zenml, &account).await?
@@ -50,6 +60,11 @@ pub async fn converge(
         Ok(observed) => observed,
         Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
     };
+    if let Some(observed) = &observed
+        && run.mark.judge(observed.description.as_deref()) == Ownership::Others
+    {
+        return Ok(Err(Blocked::owned_by_other::<ServiceAccountKey>(&id)));
+    }
     run.status.upstream_state = Some(decide::state_name(observed.as_ref().map(|k| k.active)).into());
 
     // ZenML keys do not expire, so only the interval, a request or a lost Secret rotates.
@@ -83,6 +98,30 @@ pub async fn converge(
     Ok(Ok(run.converged()))
 }
 
+/// Records the adoption of key `wanted` (name or id) as a rotation with no retention: its
+/// secret cannot be shown, so a new one replaces it. Another resource's key is refused.
+async fn adopt(
+    run: &mut Run<'_, ServiceAccountKey>,
+    zenml: &ZenmlClient,
+    account: &str,
+    wanted: &str,
+) -> Result<Result<(), Blocked>, Error> {
+    let existing = match zenml.get(account, wanted).await {
+        Ok(Some(existing)) => existing,
+        Ok(None) => return Ok(Err(run.adoption_refused(wanted, "the service account has no such key"))),
+        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {wanted}"), &error))),
+    };
+    if run.mark.judge(existing.description.as_deref()) == Ownership::Others {
+        return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));
+    }
+    let request = ZenmlIssue::Rotate {
+        id: existing.id.clone(),
+        retain_minutes: 0,
+    };
+    record_pending(run, PendingKind::Create, ADOPT_TRIGGER, &existing.name, &request).await?;
+    Ok(Ok(()))
+}
+
 /// Executes `status.pending` and delivers the secret. The previous secret of a rotation is
 /// retired by ZenML itself at the end of the retain period, so nothing is scheduled here.
 async fn issue(
@@ -92,10 +131,7 @@ async fn issue(
 ) -> Result<Result<(), Blocked>, Error> {
     let issued = match recorded::<ZenmlIssue>(run)? {
         ZenmlIssue::Create { name } => create_or_recover(run, zenml, account, &name).await,
-        ZenmlIssue::Rotate { id, retain_minutes } => zenml
-            .rotate(account, &id, retain_minutes)
-            .await
-            .map_err(|e| Blocked::upstream(&format!("rotating key {id}"), &e)),
+        ZenmlIssue::Rotate { id, retain_minutes } => rotate(run, zenml, account, &id, retain_minutes).await,
     };
     let issued = match issued {
         Ok(issued) => issued,
@@ -113,16 +149,40 @@ async fn issue(
     Ok(Ok(()))
 }
 
-/// Creates key `name`; if it exists already (created before a crash, its secret lost),
-/// rotates it with no retention so the unknown secret dies and a known one replaces it.
+/// Rotates key `id`. A record read from status is checked first: it may have been copied
+/// from another resource, whose key must not be touched.
+async fn rotate(
+    run: &Run<'_, ServiceAccountKey>,
+    zenml: &ZenmlClient,
+    account: &str,
+    id: &str,
+    retain_minutes: u64,
+) -> Result<IssuedApiKey, Blocked> {
+    let failed = |e: UpstreamError| Blocked::upstream(&format!("rotating key {id}"), &e);
+    if !run.pending_recorded_here() {
+        let whose = match zenml.get(account, id).await.map_err(failed)? {
+            Some(key) => run.mark.judge(key.description.as_deref()),
+            None => Ownership::Unmarked,
+        };
+        if !run.may_act_on(id, whose) {
+            return Err(Blocked::owned_by_other::<ServiceAccountKey>(id));
+        }
+    }
+    zenml.rotate(account, id, retain_minutes).await.map_err(failed)
+}
+
+/// Creates key `name`, marked as this resource's; if it exists already and carries this
+/// resource's mark (created before a crash, its secret lost), rotates it with no retention
+/// so the unknown secret dies and a known one replaces it. A key of that name without the
+/// mark is someone else's and stays untouched.
 async fn create_or_recover(
     run: &Run<'_, ServiceAccountKey>,
     zenml: &ZenmlClient,
     account: &str,
     name: &str,
 ) -> Result<IssuedApiKey, Blocked> {
-    let description = run.object.spec.description.as_deref();
-    match zenml.create(account, name, description).await {
+    let description = run.mark.describe(run.object.spec.description.as_deref());
+    match zenml.create(account, name, Some(&description)).await {
         Err(error) if error.class() == ErrorClass::Conflict => {}
         result => return result.map_err(|e| Blocked::upstream(&format!("creating key {name}"), &e)),
     }
@@ -136,6 +196,10 @@ async fn create_or_recover(
             Duration::from_secs(30),
         ));
     };
+    match run.mark.judge(existing.description.as_deref()) {
+        Ownership::Ours => {}
+        whose => return Err(Blocked::name_taken::<ServiceAccountKey>(name, whose, "spec.keyName")),
+    }
     info!(key_id = %existing.id, "key found by name after an interrupted create; replacing its secret");
     zenml.rotate(account, &existing.id, 0).await.map_err(recovering)
 }
@@ -148,12 +212,16 @@ async fn drive(
     observed: &ApiKey,
 ) -> Result<(), Blocked> {
     let spec = &run.object.spec;
+    // The spec's description, else the one upstream, with this resource's mark (stamped
+    // here on a key created before marks existed).
+    let user = spec
+        .description
+        .as_deref()
+        .or(observed.description.as_deref().and_then(user_description));
+    let description = run.mark.describe(user);
     let update = ApiKeyUpdate {
         name: None,
-        description: spec
-            .description
-            .clone()
-            .filter(|d| observed.description.as_ref() != Some(d)),
+        description: Some(description).filter(|d| observed.description.as_ref() != Some(d)),
         active: Some(spec.active).filter(|a| *a != observed.active),
     };
     let id = &observed.id;
@@ -176,11 +244,14 @@ async fn drive(
     Ok(())
 }
 
-/// Deletes the key (and one created before a crash, found by its recorded name).
+/// Deletes the key (and one created before a crash, found by its recorded name and this
+/// resource's mark). A key carrying another resource's mark is left alone.
 pub async fn delete(
     key: &ServiceAccountKey,
     status: &KeyStatus,
     zenml: &ZenmlClient,
+    mark: &OwnerMark,
+    name: &str,
 ) -> Result<usize, Error> {
     let Some(named) = key.spec.service_account.as_deref() else {
         return Ok(0);
@@ -190,9 +261,16 @@ pub async fn delete(
         return Ok(0);
     };
     let account = account.as_str();
-    let mut ids: Vec<String> = status.upstream_id.iter().cloned().collect();
+    let mut ids = Vec::new();
+    if let Some(id) = &status.upstream_id
+        && let Some(found) = zenml.get(account, id).await?
+        && mark.judge(found.description.as_deref()) != Ownership::Others
+    {
+        ids.push(found.id);
+    }
     if status.pending.is_some()
-        && let Some(found) = zenml.get(account, &key_name(key)).await?
+        && let Some(found) = zenml.get(account, name).await?
+        && mark.judge(found.description.as_deref()) == Ownership::Ours
     {
         ids.push(found.id);
     }

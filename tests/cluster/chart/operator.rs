@@ -41,7 +41,11 @@ pub(super) fn spawn_operator(
         .log(&log)
         .with_probes();
     if let Some(namespace) = namespace {
-        command = command.namespace(namespace);
+        // A namespaced install cannot read kube-system: the chart passes the identity Helm
+        // looked up at install (a test with its own control plane stands in one).
+        command = command
+            .namespace(namespace)
+            .env("APIKEY_OPERATOR_CLUSTER_ID", "chart-test-cluster");
     }
     OperatorProcess {
         probes: command.probes(),
