@@ -176,7 +176,11 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
     })
     .await;
     let (_, upstream) = s.upstream(&id).await;
-    assert_eq!(upstream["clientDescription"], "purges the CDN, v2");
+    let description = upstream["clientDescription"].as_str().unwrap();
+    assert!(
+        description.starts_with("purges the CDN, v2 [apikeys.dev/owner="),
+        "the user's description, then the owner mark: {description}"
+    );
     assert_eq!(upstream["isLocked"], true, "the client ends locked");
     assert!(!signs(&first).await);
 

@@ -460,6 +460,16 @@ impl TokenSetup {
     }
 }
 
+/// The identity an operator of the test control plane derives default upstream names and
+/// owner marks from (the kube-system namespace's UID, its default).
+pub async fn cluster_identity(client: &Client) -> apikey_operator::controller::ownership::ClusterIdentity {
+    let kube_system = Api::<k8s_openapi::api::core::v1::Namespace>::all(client.clone())
+        .get("kube-system")
+        .await
+        .expect("the control plane has kube-system");
+    apikey_operator::controller::ownership::ClusterIdentity::new(kube_system.metadata.uid.unwrap())
+}
+
 /// Asserts no 12-character window of any secret in `secrets` appears in the operator log,
 /// the events or the statuses (any such window is enough to call a secret leaked).
 pub fn assert_no_leak<S: AsRef<str>>(secrets: &[S], log: &str, events: &str, statuses: &str) {

@@ -212,7 +212,7 @@ pub async fn scrape(probes: &str) -> Option<BTreeMap<String, f64>> {
     Some(samples)
 }
 
-fn wait_ready(probes: &str) {
+pub fn wait_ready(probes: &str) {
     let url = format!("{probes}/readyz");
     // A thread of its own: this may run inside a test's async runtime.
     let ready = std::thread::spawn(move || {

@@ -188,9 +188,12 @@ async fn trend_key_authenticates_and_the_old_key_stops_exactly_when_it_should() 
     assert_eq!(upstream["roleID"], 1);
     assert_eq!(upstream["locale"], "ja-JP");
     assert_eq!(upstream["timeZone"], "Europe/Berlin");
-    assert_eq!(upstream["description"], "scanner key");
+    // The user's description, then the owner mark; the default name is unambiguous.
+    let cluster = fixtures::cluster_identity(&s.client).await;
+    let mark = cluster.mark(&kube::ResourceExt::uid(&key).unwrap());
+    assert_eq!(upstream["description"], mark.describe(Some("scanner key")));
     assert_eq!(upstream["expiryDate"], 1_893_456_000_000_i64);
-    assert_eq!(upstream["keyName"], format!("{}-scanner", s.namespace));
+    assert_eq!(upstream["keyName"], cluster.default_name(&s.namespace, "scanner", 240));
     let first = s.secret_key("scanner").await;
     assert_eq!(trend_current(&s.credstore, &first).await, 200);
 
@@ -207,7 +210,7 @@ async fn trend_key_authenticates_and_the_old_key_stops_exactly_when_it_should() 
     assert_eq!(trend_current(&s.credstore, &first).await, 200);
     assert_eq!(
         trend_key(&s.credstore, &id).await.unwrap()["description"],
-        "scanner key v2"
+        mark.describe(Some("scanner key v2"))
     );
 
     // With an overlap: a second key, the first deleted when the overlap ends.
@@ -392,14 +395,35 @@ async fn no_service_account_key_appears_in_logs_events_or_status() {
 }
 
 /// What a crash between the upstream create and the status write leaves behind: a key
-/// with the deterministic name whose secret the operator never stored. Recovery must
-/// adopt it and replace that secret, not mint a twin.
+/// with the deterministic name and the resource's owner mark whose secret the operator
+/// never stored. Recovery must adopt it and replace that secret, not mint a twin.
 #[tokio::test]
-async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_replaced() {
+async fn a_key_created_before_a_crash_is_found_by_name_and_mark_and_its_lost_secret_replaced() {
     let s = setup("sakey-recover").await;
     let http = reqwest::Client::new();
+    // The resources exist (paused) first: the mark and the name derive from their UIDs.
+    let paused = json!({"apikeys.dev/paused": "true"});
+    for (name, spec) in [
+        ("zk", json!({"storeRef": {"name": "zenml"}, "serviceAccount": SERVICE_ACCOUNT})),
+        ("tk", json!({"storeRef": {"name": "trend"}, "roleID": 1})),
+    ] {
+        fixtures::apply(
+            &s.client,
+            &s.namespace,
+            json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ServiceAccountKey",
+                   "metadata": {"name": name, "annotations": paused}, "spec": spec}),
+        )
+        .await;
+    }
+    let cluster = fixtures::cluster_identity(&s.client).await;
+    let left_behind = |key: &ServiceAccountKey| {
+        let name = cluster.default_name(&s.namespace, &kube::ResourceExt::name_any(key), 240);
+        let description = cluster.mark(&kube::ResourceExt::uid(key).unwrap()).describe(None);
+        (name, description)
+    };
 
-    // ZenML: a key named like the resource, created by "the operator before the crash".
+    // ZenML: a key named and marked like the resource, created by "the operator before the crash".
+    let (zenml_name, zenml_description) = left_behind(&s.keys.get("zk").await.unwrap());
     let bearer = crate::fixtures::zenml_admin_session(&s.credstore).await;
     let account: Value = http
         .get(format!(
@@ -420,7 +444,7 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_repla
             account["id"].as_str().unwrap()
         ))
         .bearer_auth(&bearer)
-        .json(&json!({"name": format!("{}-zk", s.namespace)}))
+        .json(&json!({"name": zenml_name, "description": zenml_description}))
         .send()
         .await
         .unwrap()
@@ -431,6 +455,7 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_repla
     assert_eq!(zenml_login(&s.credstore, &lost_zenml).await, 200);
 
     // Trend Micro: likewise.
+    let (trend_name, trend_description) = left_behind(&s.keys.get("tk").await.unwrap());
     let orphan_trend: Value = http
         .post(format!("{}/api/apikeys", s.credstore.url))
         .header(
@@ -438,7 +463,7 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_repla
             s.credstore.bootstrap_file("trendmicro.secret-key"),
         )
         .header("api-version", "v1")
-        .json(&json!({"keyName": format!("{}-tk", s.namespace), "roleID": 1}))
+        .json(&json!({"keyName": trend_name, "description": trend_description, "roleID": 1}))
         .send()
         .await
         .unwrap()
@@ -448,15 +473,11 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_its_lost_secret_repla
     let lost_trend = orphan_trend["secretKey"].as_str().unwrap().to_string();
     assert_eq!(trend_current(&s.credstore, &lost_trend).await, 200);
 
-    let zk = s
-        .create_key(
-            "zk",
-            json!({"storeRef": {"name": "zenml"}, "serviceAccount": SERVICE_ACCOUNT}),
-        )
-        .await;
-    let tk = s
-        .create_key("tk", json!({"storeRef": {"name": "trend"}, "roleID": 1}))
-        .await;
+    for name in ["zk", "tk"] {
+        merge(&s.keys, name, json!({"metadata": {"annotations": {"apikeys.dev/paused": null}}})).await;
+    }
+    let zk = wait_for(&s.keys, "zk", "Ready", is_ready).await;
+    let tk = wait_for(&s.keys, "tk", "Ready", is_ready).await;
     assert_eq!(
         status_of(&zk).upstream_id.as_deref(),
         orphan["id"].as_str(),
