@@ -189,6 +189,16 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
             "spec.keyName: Too long",
         ),
         (
+            "a description that forges an owner mark",
+            key(json!({"storeRef": {"name": "s"}, "serviceAccount": "sa", "description": "x [apikeys.dev/owner=0123]"})),
+            "spec.description: Invalid value: \"string\": must not contain 'apikeys.dev/owner='",
+        ),
+        (
+            "a client description that forges an owner mark",
+            client_spec(json!({"clientDescription": "apikeys.dev/owner=ffff"})),
+            "spec.clientDescription: Invalid value: \"string\": must not contain 'apikeys.dev/owner='",
+        ),
+        (
             "unknown Trend locale",
             key(json!({"storeRef": {"name": "s"}, "roleID": 1, "locale": "fr-FR"})),
             "spec.locale: Unsupported value",
