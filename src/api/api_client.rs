@@ -6,7 +6,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{
-    DeletionPolicy, KeyStatus, NO_MARK_MESSAGE, NO_MARK_RULE, RolloutTarget, Rotation, SecretTemplate, StoreRef,
+    DeletionPolicy, KeyStatus, NO_MARK_MESSAGE, NO_MARK_RULE, RolloutTarget, Rotation, SecretTemplate,
+    StoreRef,
 };
 
 /// An Akamai API client. The Secret holds `host`, `client_token`, `client_secret`,

@@ -93,7 +93,9 @@ impl Blocked {
     pub fn name_taken<K: KeyResource>(name: &str, whose: Ownership, field: &str) -> Self {
         let whose = match whose {
             Ownership::Others => "belongs to another resource (it carries another owner mark)",
-            _ => "was not created by this resource (it carries no owner mark: made by hand, or by another tool)",
+            _ => {
+                "was not created by this resource (it carries no owner mark: made by hand, or by another tool)"
+            }
         };
         let message = format!(
             "{} {name:?} already exists upstream and {whose}, so the operator leaves it untouched; set {field} to \
@@ -269,12 +271,12 @@ impl<'a, K: KeyResource> Run<'a, K> {
         )
     }
 
-    /// Whether the operator may rotate, regenerate or otherwise act on upstream object `id`
-    /// whose description makes it `whose` for a pending operation: its own, or an unmarked
-    /// one recorded in status (made before marks existed) or being adopted. A pending record
-    /// read from status proves nothing by itself: it may have been copied from another
-    /// resource.
-    pub fn may_act_on(&self, id: &str, whose: Ownership) -> bool {
+    /// Whether the operator may rotate, regenerate or otherwise act on the upstream object
+    /// with id `id` (also known as `aliases`, e.g. its name) whose description makes it
+    /// `whose`, for a pending operation: its own, or an unmarked one recorded in status (made
+    /// before marks existed) or being adopted. A pending record read from status proves
+    /// nothing by itself: it may have been copied from another resource.
+    pub fn may_act_on(&self, id: &str, aliases: &[&str], whose: Ownership) -> bool {
         match whose {
             Ownership::Ours => true,
             Ownership::Others => false,
@@ -284,7 +286,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
                         .object
                         .annotations()
                         .get(ADOPT_ANNOTATION)
-                        .is_some_and(|wanted| wanted.trim() == id)
+                        .is_some_and(|wanted| wanted.trim() == id || aliases.contains(&wanted.trim()))
                         && self
                             .ctx
                             .stores
@@ -586,7 +588,10 @@ impl<'a, K: KeyResource> Run<'a, K> {
                         K::UPSTREAM_NOUN
                     ),
                 ),
-                false => ("Created", format!("{noun} {new_id} created and written to Secret {name}")),
+                false => (
+                    "Created",
+                    format!("{noun} {new_id} created and written to Secret {name}"),
+                ),
             };
             self.event(EventType::Normal, reason_, "Create", note).await;
             return Ok(());

@@ -163,7 +163,10 @@ mod tests {
         let ours = cluster("c").mark("u");
         let theirs = cluster("c").mark("v");
         let written = ours.describe(Some("billing reports"));
-        assert!(written.starts_with("billing reports [apikeys.dev/owner="), "{written}");
+        assert!(
+            written.starts_with("billing reports [apikeys.dev/owner="),
+            "{written}"
+        );
         assert_eq!(user_description(&written), Some("billing reports"));
         assert_eq!(ours.judge(Some(&written)), Ownership::Ours);
         assert_eq!(theirs.judge(Some(&written)), Ownership::Others);

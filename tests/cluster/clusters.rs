@@ -24,9 +24,7 @@ use crate::support;
 /// The manifests both clusters get: a ZenML key and a Trend Micro key with default names,
 /// an ApiClient with a default name, and a ZenML key whose name is pinned in Git.
 fn manifests(pinned: &str) -> Vec<Value> {
-    let key = |name: &str, spec: Value| {
-        json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ServiceAccountKey", "metadata": {"name": name}, "spec": spec})
-    };
+    let key = |name: &str, spec: Value| json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ServiceAccountKey", "metadata": {"name": name}, "spec": spec});
     vec![
         key(
             "reports",
@@ -78,7 +76,8 @@ async fn secret_data(client: &Client, namespace: &str, name: &str) -> BTreeMap<S
 }
 
 fn upstream_id<K: Resource + serde::Serialize>(object: &K) -> String {
-    let status: KeyStatus = serde_json::from_value(serde_json::to_value(object).unwrap()["status"].clone()).unwrap();
+    let status: KeyStatus =
+        serde_json::from_value(serde_json::to_value(object).unwrap()["status"].clone()).unwrap();
     status.upstream_id.expect("a Ready key records its upstream id")
 }
 
@@ -101,8 +100,16 @@ async fn issued(client: &Client, namespace: &str) -> Issued {
 
 /// Every credential `issued` holds authenticates against the credential store.
 async fn assert_working(credstore: &Credstore, issued: &Issued, whose: &str) {
-    assert_eq!(zenml_login(credstore, &issued.zenml_key).await, 200, "{whose} ZenML key");
-    assert_eq!(trend_current(credstore, &issued.trend_key).await, 200, "{whose} Trend key");
+    assert_eq!(
+        zenml_login(credstore, &issued.zenml_key).await,
+        200,
+        "{whose} ZenML key"
+    );
+    assert_eq!(
+        trend_current(credstore, &issued.trend_key).await,
+        200,
+        "{whose} Trend key"
+    );
     let (status, _) = akamai_get(&issued.edgerc, "/api-clients/self").await;
     assert_eq!(status, 200, "{whose} Akamai credential");
 }
@@ -149,16 +156,31 @@ async fn two_clusters_sharing_one_upstream_never_touch_each_other_s_keys() {
     apply_all(&second, &namespace, &credstore, &pinned).await;
     let in_second = issued(&second, &namespace).await;
 
-    assert_ne!(in_first.zenml_id, in_second.zenml_id, "one ZenML key for two clusters");
-    assert_ne!(in_first.trend_id, in_second.trend_id, "one Trend Micro key for two clusters");
-    assert_ne!(in_first.client_id, in_second.client_id, "one Akamai client for two clusters");
+    assert_ne!(
+        in_first.zenml_id, in_second.zenml_id,
+        "one ZenML key for two clusters"
+    );
+    assert_ne!(
+        in_first.trend_id, in_second.trend_id,
+        "one Trend Micro key for two clusters"
+    );
+    assert_ne!(
+        in_first.client_id, in_second.client_id,
+        "one Akamai client for two clusters"
+    );
     assert_working(&credstore, &in_first, "the first cluster's").await;
     assert_working(&credstore, &in_second, "the second cluster's").await;
 
     let second_keys: Api<ServiceAccountKey> = Api::namespaced(second.clone(), &namespace);
-    let taken = wait_for(&second_keys, "pinned", "NameTaken", |k| not_ready_because(k, "NameTaken")).await;
+    let taken = wait_for(&second_keys, "pinned", "NameTaken", |k| {
+        not_ready_because(k, "NameTaken")
+    })
+    .await;
     let (_, message) = fixtures::condition(&taken, "Ready").unwrap();
-    assert!(message.contains(&pinned) && message.contains("spec.keyName"), "{message}");
+    assert!(
+        message.contains(&pinned) && message.contains("spec.keyName"),
+        "{message}"
+    );
     assert!(
         Api::<Secret>::namespaced(second.clone(), &namespace)
             .get_opt("pinned")
@@ -174,10 +196,23 @@ async fn two_clusters_sharing_one_upstream_never_touch_each_other_s_keys() {
         second_keys.delete(name, &DeleteParams::default()).await.unwrap();
     }
     let second_clients: Api<ApiClient> = Api::namespaced(second.clone(), &namespace);
-    second_clients.delete("purger", &DeleteParams::default()).await.unwrap();
+    second_clients
+        .delete("purger", &DeleteParams::default())
+        .await
+        .unwrap();
     eventually("the second cluster's keys deleted", (true, true), || async {
-        let keys = second_keys.list(&Default::default()).await.unwrap().items.is_empty();
-        let clients = second_clients.list(&Default::default()).await.unwrap().items.is_empty();
+        let keys = second_keys
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty();
+        let clients = second_clients
+            .list(&Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty();
         (keys, clients)
     })
     .await;

@@ -17,5 +17,6 @@ mod processes;
 mod service_account_key;
 mod stores;
 mod support;
+mod tenancy;
 mod upgrade;
 mod validation;

@@ -193,7 +193,10 @@ async fn trend_key_authenticates_and_the_old_key_stops_exactly_when_it_should() 
     let mark = cluster.mark(&kube::ResourceExt::uid(&key).unwrap());
     assert_eq!(upstream["description"], mark.describe(Some("scanner key")));
     assert_eq!(upstream["expiryDate"], 1_893_456_000_000_i64);
-    assert_eq!(upstream["keyName"], cluster.default_name(&s.namespace, "scanner", 240));
+    assert_eq!(
+        upstream["keyName"],
+        cluster.default_name(&s.namespace, "scanner", 240)
+    );
     let first = s.secret_key("scanner").await;
     assert_eq!(trend_current(&s.credstore, &first).await, 200);
 
@@ -404,7 +407,10 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_mark_and_its_lost_sec
     // The resources exist (paused) first: the mark and the name derive from their UIDs.
     let paused = json!({"apikeys.dev/paused": "true"});
     for (name, spec) in [
-        ("zk", json!({"storeRef": {"name": "zenml"}, "serviceAccount": SERVICE_ACCOUNT})),
+        (
+            "zk",
+            json!({"storeRef": {"name": "zenml"}, "serviceAccount": SERVICE_ACCOUNT}),
+        ),
         ("tk", json!({"storeRef": {"name": "trend"}, "roleID": 1})),
     ] {
         fixtures::apply(
@@ -474,7 +480,12 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_mark_and_its_lost_sec
     assert_eq!(trend_current(&s.credstore, &lost_trend).await, 200);
 
     for name in ["zk", "tk"] {
-        merge(&s.keys, name, json!({"metadata": {"annotations": {"apikeys.dev/paused": null}}})).await;
+        merge(
+            &s.keys,
+            name,
+            json!({"metadata": {"annotations": {"apikeys.dev/paused": null}}}),
+        )
+        .await;
     }
     let zk = wait_for(&s.keys, "zk", "Ready", is_ready).await;
     let tk = wait_for(&s.keys, "tk", "Ready", is_ready).await;

@@ -29,7 +29,10 @@ fn status_of(key: &ServiceAccountKey) -> KeyStatus {
 fn zenml_key_url(credstore: &Credstore, key: &str) -> String {
     let bootstrap: Value = serde_json::from_str(&credstore.bootstrap_file("bootstrap.json")).unwrap();
     let account = bootstrap["zenml"]["serviceAccountId"].as_str().unwrap();
-    format!("{}/api/v1/service_accounts/{account}/api_keys/{key}", credstore.url)
+    format!(
+        "{}/api/v1/service_accounts/{account}/api_keys/{key}",
+        credstore.url
+    )
 }
 
 /// The ZenML key `id` as the admin sees it (`None` once deleted).
@@ -41,7 +44,11 @@ async fn zenml_key(credstore: &Credstore, bearer: &str, id: &str) -> Option<Valu
         .await
         .unwrap();
     (response.status() != 404).then_some(())?;
-    assert!(response.status().is_success(), "GET key {id}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "GET key {id}: {}",
+        response.status()
+    );
     Some(response.json().await.unwrap())
 }
 
@@ -58,13 +65,20 @@ async fn strip_marks(credstore: &Credstore, bearer: &str, zenml_id: &str, trend_
     assert!(zenml.status().is_success(), "ZenML update: {}", zenml.status());
     let trend = http
         .post(format!("{}/api/apikeys/{trend_id}", credstore.url))
-        .header("api-secret-key", credstore.bootstrap_file("trendmicro.secret-key"))
+        .header(
+            "api-secret-key",
+            credstore.bootstrap_file("trendmicro.secret-key"),
+        )
         .header("api-version", "v1")
         .json(&json!({"description": text}))
         .send()
         .await
         .unwrap();
-    assert!(trend.status().is_success(), "Trend Micro modify: {}", trend.status());
+    assert!(
+        trend.status().is_success(),
+        "Trend Micro modify: {}",
+        trend.status()
+    );
 }
 
 #[tokio::test]
@@ -98,25 +112,49 @@ async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
     let scanner = wait_for(&keys, "scanner", "Ready", is_ready).await;
     let zenml_id = status_of(&exports).upstream_id.unwrap();
     let trend_id = status_of(&scanner).upstream_id.unwrap();
-    let zenml_secret = fixtures::secret_value(&client, &namespace, "exports", "apiKey").await.unwrap();
-    let trend_secret = fixtures::secret_value(&client, &namespace, "scanner", "apiKey").await.unwrap();
+    let zenml_secret = fixtures::secret_value(&client, &namespace, "exports", "apiKey")
+        .await
+        .unwrap();
+    let trend_secret = fixtures::secret_value(&client, &namespace, "scanner", "apiKey")
+        .await
+        .unwrap();
 
     // The operator stopped, as for an upgrade (here: paused), and the objects as the
     // earlier release left them.
     for name in ["exports", "scanner"] {
-        merge(&keys, name, json!({"metadata": {"annotations": {"apikeys.dev/paused": "true"}}})).await;
+        merge(
+            &keys,
+            name,
+            json!({"metadata": {"annotations": {"apikeys.dev/paused": "true"}}}),
+        )
+        .await;
     }
     let bearer = zenml_admin_session(&credstore).await;
     strip_marks(&credstore, &bearer, &zenml_id, &trend_id, text).await;
-    assert_eq!(zenml_key(&credstore, &bearer, &zenml_id).await.unwrap()["metadata"]["description"], text);
-    assert_eq!(trend_key(&credstore, &trend_id).await.unwrap()["description"], text);
+    assert_eq!(
+        zenml_key(&credstore, &bearer, &zenml_id).await.unwrap()["metadata"]["description"],
+        text
+    );
+    assert_eq!(
+        trend_key(&credstore, &trend_id).await.unwrap()["description"],
+        text
+    );
 
     // The new release takes over: marks stamped, the user's text kept, nothing rotated.
     for name in ["exports", "scanner"] {
-        merge(&keys, name, json!({"metadata": {"annotations": {"apikeys.dev/paused": null}}})).await;
+        merge(
+            &keys,
+            name,
+            json!({"metadata": {"annotations": {"apikeys.dev/paused": null}}}),
+        )
+        .await;
     }
     let cluster = fixtures::cluster_identity(&client).await;
-    let marked = |key: &ServiceAccountKey| cluster.mark(&kube::ResourceExt::uid(key).unwrap()).describe(Some(text));
+    let marked = |key: &ServiceAccountKey| {
+        cluster
+            .mark(&kube::ResourceExt::uid(key).unwrap())
+            .describe(Some(text))
+    };
     let (zenml_marked, trend_marked) = (marked(&exports), marked(&scanner));
     eventually("marks stamped on both keys", (true, true), || async {
         let zenml = zenml_key(&credstore, &bearer, &zenml_id).await.unwrap();
@@ -129,14 +167,31 @@ async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
     .await;
     for name in ["exports", "scanner"] {
         let key = wait_for(&keys, name, "Ready", is_ready).await;
-        assert_eq!(status_of(&key).rotation_count, None, "{name} was rotated by the upgrade");
+        assert_eq!(
+            status_of(&key).rotation_count,
+            None,
+            "{name} was rotated by the upgrade"
+        );
     }
-    assert_eq!(zenml_login(&credstore, &zenml_secret).await, 200, "the delivered ZenML key");
-    assert_eq!(trend_current(&credstore, &trend_secret).await, 200, "the delivered Trend key");
+    assert_eq!(
+        zenml_login(&credstore, &zenml_secret).await,
+        200,
+        "the delivered ZenML key"
+    );
+    assert_eq!(
+        trend_current(&credstore, &trend_secret).await,
+        200,
+        "the delivered Trend key"
+    );
 
     // Rotation and deletion treat them as the resources' own.
     for name in ["exports", "scanner"] {
-        merge(&keys, name, json!({"metadata": {"annotations": {"apikeys.dev/rotate": "after-upgrade"}}})).await;
+        merge(
+            &keys,
+            name,
+            json!({"metadata": {"annotations": {"apikeys.dev/rotate": "after-upgrade"}}}),
+        )
+        .await;
     }
     for name in ["exports", "scanner"] {
         wait_for(&keys, name, "rotated", |k| {
@@ -144,10 +199,14 @@ async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
         })
         .await;
     }
-    let rotated = fixtures::secret_value(&client, &namespace, "exports", "apiKey").await.unwrap();
+    let rotated = fixtures::secret_value(&client, &namespace, "exports", "apiKey")
+        .await
+        .unwrap();
     assert_ne!(rotated, zenml_secret);
     assert_eq!(zenml_login(&credstore, &rotated).await, 200);
-    let rotated_trend = fixtures::secret_value(&client, &namespace, "scanner", "apiKey").await.unwrap();
+    let rotated_trend = fixtures::secret_value(&client, &namespace, "scanner", "apiKey")
+        .await
+        .unwrap();
     assert_eq!(trend_current(&credstore, &rotated_trend).await, 200);
 
     for name in ["exports", "scanner"] {

@@ -263,7 +263,12 @@ async fn adopt(
     let client = match akamai.get_client(wanted).await {
         Ok(Some(client)) => client,
         Ok(None) => return Ok(Err(run.adoption_refused(wanted, "the account has no such client"))),
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading client {wanted}"), &error))),
+        Err(error) => {
+            return Ok(Err(Blocked::upstream(
+                &format!("reading client {wanted}"),
+                &error,
+            )));
+        }
     };
     if run.mark.judge(client.client_description.as_deref()) == Ownership::Others {
         return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));

@@ -14,8 +14,8 @@ use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{ADOPT_TRIGGER, Blocked, Delivery, Run};
-use crate::controller::schedule;
 use crate::controller::ownership::{OwnerMark, Ownership};
+use crate::controller::schedule;
 use crate::upstream::UpstreamError;
 use crate::upstream::trend::{ApiKey, IssuedApiKey, TrendMicroClient};
 
@@ -114,7 +114,10 @@ async fn adopt(
     wanted: &str,
 ) -> Result<Result<(), Blocked>, Error> {
     let Ok(id) = wanted.parse::<i64>() else {
-        return Ok(Err(run.adoption_refused(wanted, "Trend Micro keys are adopted by their numeric ID")));
+        return Ok(Err(run.adoption_refused(
+            wanted,
+            "Trend Micro keys are adopted by their numeric ID",
+        )));
     };
     let existing = match trend.get(id).await {
         Ok(Some(existing)) => existing,
@@ -125,7 +128,14 @@ async fn adopt(
         return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));
     }
     let request = TrendIssue::Regenerate { id };
-    record_pending(run, PendingKind::Create, ADOPT_TRIGGER, &existing.key_name, &request).await?;
+    record_pending(
+        run,
+        PendingKind::Create,
+        ADOPT_TRIGGER,
+        &existing.key_name,
+        &request,
+    )
+    .await?;
     Ok(Ok(()))
 }
 
@@ -172,7 +182,7 @@ async fn regenerate(
             Some(key) => run.mark.judge(key.description.as_deref()),
             None => Ownership::Unmarked,
         };
-        if !run.may_act_on(&id.to_string(), whose) {
+        if !run.may_act_on(&id.to_string(), &[], whose) {
             return Err(Blocked::owned_by_other::<ServiceAccountKey>(&id.to_string()));
         }
     }
@@ -204,7 +214,11 @@ async fn create_or_recover(
             .map_err(|e| Blocked::upstream(&format!("recovering key {name}"), &e));
     }
     if let Some(other) = found.first() {
-        return Err(Blocked::name_taken::<ServiceAccountKey>(name, whose(other), "spec.keyName"));
+        return Err(Blocked::name_taken::<ServiceAccountKey>(
+            name,
+            whose(other),
+            "spec.keyName",
+        ));
     }
     trend
         .create(&decide::trend_settings(&run.object.spec, name, &run.mark))

@@ -7,11 +7,11 @@ use tracing::info;
 
 use super::decide::{self, ZenmlIssue};
 use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
-use crate::controller::ownership::{OwnerMark, Ownership, user_description};
 use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{ADOPT_TRIGGER, Blocked, Delivery, Run};
+use crate::controller::ownership::{OwnerMark, Ownership, user_description};
 use crate::controller::schedule;
 use crate::upstream::zenml::{ApiKey, ApiKeyUpdate, IssuedApiKey, ZenmlClient};
 use crate::upstream::{ErrorClass, UpstreamError};
@@ -108,7 +108,11 @@ async fn adopt(
 ) -> Result<Result<(), Blocked>, Error> {
     let existing = match zenml.get(account, wanted).await {
         Ok(Some(existing)) => existing,
-        Ok(None) => return Ok(Err(run.adoption_refused(wanted, "the service account has no such key"))),
+        Ok(None) => {
+            return Ok(Err(
+                run.adoption_refused(wanted, "the service account has no such key")
+            ));
+        }
         Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {wanted}"), &error))),
     };
     if run.mark.judge(existing.description.as_deref()) == Ownership::Others {
@@ -160,11 +164,11 @@ async fn rotate(
 ) -> Result<IssuedApiKey, Blocked> {
     let failed = |e: UpstreamError| Blocked::upstream(&format!("rotating key {id}"), &e);
     if !run.pending_recorded_here() {
-        let whose = match zenml.get(account, id).await.map_err(failed)? {
-            Some(key) => run.mark.judge(key.description.as_deref()),
-            None => Ownership::Unmarked,
+        let (whose, name) = match zenml.get(account, id).await.map_err(failed)? {
+            Some(key) => (run.mark.judge(key.description.as_deref()), key.name),
+            None => (Ownership::Unmarked, String::new()),
         };
-        if !run.may_act_on(id, whose) {
+        if !run.may_act_on(id, &[&name], whose) {
             return Err(Blocked::owned_by_other::<ServiceAccountKey>(id));
         }
     }
@@ -198,7 +202,13 @@ async fn create_or_recover(
     };
     match run.mark.judge(existing.description.as_deref()) {
         Ownership::Ours => {}
-        whose => return Err(Blocked::name_taken::<ServiceAccountKey>(name, whose, "spec.keyName")),
+        whose => {
+            return Err(Blocked::name_taken::<ServiceAccountKey>(
+                name,
+                whose,
+                "spec.keyName",
+            ));
+        }
     }
     info!(key_id = %existing.id, "key found by name after an interrupted create; replacing its secret");
     zenml.rotate(account, &existing.id, 0).await.map_err(recovering)

@@ -34,7 +34,10 @@ async fn default_names_of_namespaces_and_names_that_join_alike_do_not_meet() {
     ] {
         let store = w.cluster_store(upstream, &[&first, &second], None).await;
         // `<first>-<tail>` == `<second>-b-<tail>`.
-        let pair = [(first.as_str(), tail.to_string()), (second.as_str(), format!("b-{tail}"))];
+        let pair = [
+            (first.as_str(), tail.to_string()),
+            (second.as_str(), format!("b-{tail}")),
+        ];
         assert_eq!(
             format!("{}-{}", pair[0].0, pair[0].1),
             format!("{}-{}", pair[1].0, pair[1].1)
@@ -50,10 +53,7 @@ async fn default_names_of_namespaces_and_names_that_join_alike_do_not_meet() {
             let (upstream_name, description) = w.upstream(upstream, &id).await.unwrap();
             let joined = format!("{ns}-{name}-");
             assert!(upstream_name.starts_with(&joined), "{upstream_name}");
-            assert_eq!(
-                upstream_name,
-                w.cluster.default_name(ns, name, DEFAULT_NAME_MAX)
-            );
+            assert_eq!(upstream_name, w.cluster.default_name(ns, name, DEFAULT_NAME_MAX));
             assert_eq!(description, w.mark(&object), "each marked as its own");
             let cred = w.cred(ns, upstream, name).await.unwrap();
             tally.still_works(&w, &cred, &format!("{ns}/{name}")).await;

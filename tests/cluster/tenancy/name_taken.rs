@@ -32,9 +32,15 @@ async fn same_name_from_another_namespace(prefix: &str, upstream: Upstream, extr
         .await;
     let victim = w.ready(&victim_ns, upstream, "app").await;
     let mut victim_id = status_of(&victim).upstream_id.unwrap();
-    let mut victim_cred = w.cred(&victim_ns, upstream, "app").await.expect("the victim's Secret");
+    let mut victim_cred = w
+        .cred(&victim_ns, upstream, "app")
+        .await
+        .expect("the victim's Secret");
     tally.still_works(&w, &victim_cred, "issued").await;
-    let mut described = w.upstream(upstream, &victim_id).await.expect("the victim's object");
+    let mut described = w
+        .upstream(upstream, &victim_id)
+        .await
+        .expect("the victim's object");
     let marked = format!("{description} {}", w.mark(&victim));
     assert_eq!(described, (taken.clone(), marked.clone()), "named and marked");
     let mut seen = vec![victim_cred.clone()];
@@ -70,7 +76,9 @@ async fn same_name_from_another_namespace(prefix: &str, upstream: Upstream, extr
         .await;
         let fresh = w.cred(&victim_ns, upstream, "app").await.unwrap();
         assert_ne!(fresh, victim_cred, "the Secret holds the new credential");
-        tally.still_works(&w, &fresh, "rotated while the attacker exists").await;
+        tally
+            .still_works(&w, &fresh, "rotated while the attacker exists")
+            .await;
         victim_id = status_of(&rotated).upstream_id.unwrap();
         described = w.upstream(upstream, &victim_id).await.unwrap();
         assert_eq!(described.1, marked, "the new key is the victim's too");
@@ -173,7 +181,9 @@ async fn trend_overlap_name_taken_first_by_an_attacker_is_not_used() {
     let now = w.cred(&victim_ns, Upstream::Trend, "app").await.unwrap();
     assert_ne!(now, squat_cred, "the victim never gets the attacker's key");
     assert_ne!(status_of(&handled).upstream_id, Some(squat_id.clone()));
-    tally.still_works(&w, &now, "rotation with the next name squatted").await;
+    tally
+        .still_works(&w, &now, "rotation with the next name squatted")
+        .await;
     if not_ready_because(&handled, "NameTaken") {
         assert_eq!(now, victim_cred, "nothing was rotated: the Secret is unchanged");
     }
@@ -261,6 +271,9 @@ async fn a_spec_cannot_carry_an_owner_mark() {
         let refused = crate::support::apply(&client, &object, &ns)
             .await
             .expect_err("a description with a mark is refused");
-        assert!(refused.to_string().contains("apikeys.dev/owner="), "{kind}: {refused}");
+        assert!(
+            refused.to_string().contains("apikeys.dev/owner="),
+            "{kind}: {refused}"
+        );
     }
 }
