@@ -33,7 +33,8 @@ pub struct ApiKey {
     pub created: Option<String>,
     pub updated: Option<String>,
     pub description: Option<String>,
-    pub retain_period_minutes: Option<u64>,
+    /// Signed: the real server stores a negative value as given.
+    pub retain_period_minutes: Option<i64>,
     pub last_login: Option<String>,
     pub last_rotated: Option<String>,
 }
@@ -89,7 +90,7 @@ struct KeyMetadata {
     #[serde(default)]
     description: Option<String>,
     #[serde(default)]
-    retain_period_minutes: Option<u64>,
+    retain_period_minutes: Option<i64>,
     #[serde(default)]
     last_login: Option<String>,
     #[serde(default)]
@@ -436,12 +437,16 @@ fn key_path(service_account: &str, key: &str, suffix: &str) -> Result<String, Up
     ))
 }
 
-/// `{"detail": ["ExceptionName", "message"]}`, FastAPI's `{"detail": [{"msg": …}, …]}`, or
-/// `{"detail": "message"}`.
+/// `{"detail": ["ExceptionName", "message"]}`, FastAPI's `{"detail": [{"msg": …}, …]}`,
+/// `{"detail": "message"}`, or the bare `["ExceptionName", "message"]` the real server
+/// answers validation errors (422) and refused keys (401) with.
 fn parse_error(status: u16, body: &[u8]) -> ErrorDetail {
     let detail = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
-        .and_then(|value| value.get("detail").cloned());
+        .and_then(|value| match value {
+            serde_json::Value::Array(_) => Some(value),
+            value => value.get("detail").cloned(),
+        });
     let (code, message) = match detail {
         Some(serde_json::Value::String(message)) => (None, Some(message)),
         Some(serde_json::Value::Array(parts)) => match parts.as_slice() {
@@ -500,6 +505,16 @@ mod tests {
         assert_eq!(
             (plain.class, plain.message.as_str()),
             (ErrorClass::Authentication, "Not authenticated")
+        );
+        // What zenml[server] 0.98.0 answers a body it cannot validate.
+        let bare = parse_error(422, br#"["ValueError","Invalid name: must not be empty"]"#);
+        assert_eq!(
+            (bare.class, bare.code.as_deref(), bare.message.as_str()),
+            (
+                ErrorClass::InvalidRequest,
+                Some("ValueError"),
+                "Invalid name: must not be empty"
+            )
         );
     }
 
