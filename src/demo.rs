@@ -129,6 +129,7 @@ async fn run_until_stopped(options: DemoOptions) -> Result<(), DemoError> {
         concurrency: 16,
         leader_election: None,
         cluster_id: None,
+        system_namespace: "default".into(),
     };
     let operator_task = tokio::spawn(operator::run(operator_client, metrics, options_run));
 

@@ -120,6 +120,12 @@ fn main() -> anyhow::Result<()> {
             election,
         } => {
             apikey_operator::telemetry::init(log_format);
+            // Where the key of status proofs lives: the watched namespace of a namespaced
+            // install (its only permissions), else the operator's own.
+            let system_namespace = namespace
+                .clone()
+                .or_else(|| election.lease_namespace.clone())
+                .unwrap_or_else(|| "default".into());
             let leader_election = election.config(namespace.as_deref(), instance.as_deref())?;
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
@@ -134,6 +140,7 @@ fn main() -> anyhow::Result<()> {
                     concurrency,
                     leader_election,
                     cluster_id,
+                    system_namespace,
                 };
                 apikey_operator::operator::run(client, metrics, options)
                     .await

@@ -19,6 +19,7 @@ use crate::api::{
 use crate::controller::key_run::KeyResource;
 use crate::controller::ownership::ClusterIdentity;
 use crate::controller::reconcile_key::{self, KeyKind};
+use crate::controller::status_proof::{self, StatusKey};
 use crate::controller::store::StoreObject;
 use crate::controller::stores::Stores;
 use crate::controller::target_secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
@@ -42,6 +43,8 @@ pub struct Options {
     /// The cluster identity upstream names and owner marks are derived from; `None` reads
     /// the `kube-system` namespace's UID.
     pub cluster_id: Option<String>,
+    /// The operator's own namespace: where the key of status proofs is kept.
+    pub system_namespace: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +57,15 @@ pub enum Error {
         "cannot read namespace kube-system to derive the cluster identity; grant `get` on it or set --cluster-id (chart value clusterId)"
     )]
     ClusterIdentity(#[source] kube::Error),
+    #[error(
+        "cannot read or create Secret {name} in namespace {namespace} (the key of status proofs); grant get and create on Secrets there"
+    )]
+    StatusKey {
+        name: &'static str,
+        namespace: String,
+        #[source]
+        source: kube::Error,
+    },
 }
 
 fn namespaced<K>(client: &Client, namespace: Option<&str>) -> Api<K>
@@ -92,6 +104,13 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> Res
     let cluster = ClusterIdentity::resolve(&client, options.cluster_id)
         .await
         .map_err(Error::ClusterIdentity)?;
+    let status_key = StatusKey::load_or_create(&client, &options.system_namespace)
+        .await
+        .map_err(|source| Error::StatusKey {
+            name: status_proof::SECRET_NAME,
+            namespace: options.system_namespace.clone(),
+            source,
+        })?;
     let readiness = Arc::new(Readiness::default());
     let server = health::serve(
         options.listen,
@@ -107,6 +126,7 @@ pub async fn run(client: Client, metrics: Arc<Metrics>, options: Options) -> Res
         concurrency: options.concurrency,
         readiness: readiness.clone(),
         cluster,
+        status_key,
     };
     let work = async {
         match options.leader_election {
@@ -138,6 +158,7 @@ struct Controllers {
     concurrency: u16,
     readiness: Arc<Readiness>,
     cluster: ClusterIdentity,
+    status_key: StatusKey,
 }
 
 impl Controllers {
@@ -219,6 +240,7 @@ impl Controllers {
             metrics.clone(),
             instance.clone(),
             self.cluster.clone(),
+            self.status_key.clone(),
         ));
 
         let ready = {

@@ -228,6 +228,12 @@ pub struct KeyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["id"]))]
     pub retiring: Vec<RetiringCredential>,
+    /// A keyed hash the operator writes over this resource's UID and the upstream ids above
+    /// (`upstreamId`, `credentialId`, `retiring`). A status whose ids it does not match was
+    /// not written by the operator, and the operator does not act on them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub owner_proof: Option<String>,
 }
 
 /// The values of the two rotation triggers.

@@ -9,6 +9,7 @@ use tracing::warn;
 
 use super::own_writes::OwnWrites;
 use super::ownership::ClusterIdentity;
+use super::status_proof::StatusKey;
 use super::stores::Stores;
 use crate::metrics::Metrics;
 use crate::upstream::{ClientOptions, RateLimiters};
@@ -24,6 +25,8 @@ pub struct Context {
     pub own_writes: OwnWrites,
     /// Mixed into default upstream names, owner marks and idempotency keys.
     pub cluster: ClusterIdentity,
+    /// Proves that a key resource's status was written by the operator.
+    pub status_key: StatusKey,
 }
 
 impl Context {
@@ -33,6 +36,7 @@ impl Context {
         metrics: Arc<Metrics>,
         instance: Option<String>,
         cluster: ClusterIdentity,
+        status_key: StatusKey,
     ) -> Self {
         let reporter = Reporter {
             controller: "apikey-operator".into(),
@@ -50,6 +54,7 @@ impl Context {
             metrics,
             own_writes: OwnWrites::default(),
             cluster,
+            status_key,
         }
     }
 

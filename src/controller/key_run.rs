@@ -210,6 +210,9 @@ pub struct Run<'a, K: KeyResource> {
     /// Whether `status.pending` was recorded by this run (else it was read from the stored
     /// status, which is not proof of anything: see [`Run::may_act_on`]).
     recorded_here: bool,
+    /// Whether the stored status was proven to be the operator's (see
+    /// [`super::status_proof`]): only then does a save prove the status it writes.
+    trusted: bool,
 }
 
 impl<'a, K: KeyResource> Run<'a, K> {
@@ -230,7 +233,14 @@ impl<'a, K: KeyResource> Run<'a, K> {
             announced: false,
             mark: ctx.cluster.mark(&owner_uid(object)),
             recorded_here: false,
+            trusted: false,
         }
+    }
+
+    /// Records that the stored status is the operator's own, so the ids it holds may be
+    /// acted on and the statuses this run writes are proven.
+    pub fn trust(&mut self) {
+        self.trusted = true;
     }
 
     /// The upstream object `apikeys.dev/adopt` names, while this resource has none of its
@@ -320,6 +330,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
 
     /// Writes the status if it changed since it was last written.
     pub async fn save(&mut self) -> Result<(), Error> {
+        if self.trusted {
+            self.status.owner_proof = self.ctx.status_key.sign(&owner_uid(self.object), &self.status);
+        }
         if self.status != self.written {
             key_status::patch(&self.api, self.object, &self.status, &mut self.resource_version).await?;
             self.written = self.status.clone();

@@ -13,6 +13,7 @@ pub mod reconcile_key;
 pub mod rollout;
 pub mod schedule;
 pub mod service_account_key;
+pub mod status_proof;
 pub mod store;
 pub mod stores;
 pub mod target_secret;

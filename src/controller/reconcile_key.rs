@@ -120,7 +120,15 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
     run.status.observed_generation = object.meta().generation;
     run.status.secret_name = Some(run.secret_name());
 
-    let action = match converge(&mut run).await? {
+    let proven = status_is_proven(object, ctx).await?;
+    let outcome = match proven {
+        true => {
+            run.trust();
+            converge(&mut run).await?
+        }
+        false => Err(unproven::<K>()),
+    };
+    let action = match outcome {
         Ok(wake) => Action::requeue(wake.min(RESYNC_INTERVAL)),
         Err(blocked) => {
             run.set(blocked.condition, false, blocked.reason, blocked.message);
@@ -145,6 +153,39 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
         run.event(type_, &ready.reason, "Reconcile", ready.message).await;
     }
     Ok(action)
+}
+
+/// Whether the upstream ids in the stored status were written by the operator: its proof
+/// matches, or (a status from before proofs) the API server records no write to it since
+/// the proof key was made. The latter needs `managedFields`, which the cache drops.
+async fn status_is_proven<K: KeyKind>(object: &K, ctx: &Context) -> Result<bool, Error> {
+    let status = object.key_status().cloned().unwrap_or_default();
+    if ctx.status_key.proves(&owner_uid(object), &status) {
+        return Ok(true);
+    }
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let fresh = api.get(&object.name_any()).await.map_err(Error::Kube)?;
+    let proven = ctx.status_key.predates(fresh.meta());
+    if !proven {
+        tracing::warn!("status carries upstream ids the operator did not write; not acting on them");
+    }
+    Ok(proven)
+}
+
+fn unproven<K: KeyKind>() -> Blocked {
+    let message = format!(
+        "the upstream ids in this {}'s status were not written by the operator (status.ownerProof does not match \
+         them: the status was copied or edited), so the operator does not act on them; delete this {} and apply \
+         it anew",
+        K::KIND,
+        K::KIND
+    );
+    Blocked::new(
+        conditions::UPSTREAM_SYNCED,
+        reason::STATUS_NOT_PROVEN,
+        message,
+        RESYNC_INTERVAL,
+    )
 }
 
 /// Checks the target Secret may be written and the store is usable, then hands over.
@@ -211,6 +252,23 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
         return Ok(Action::await_change());
     }
 
+    if !status_is_proven(object, ctx).await? {
+        let note = format!(
+            "deleted Secret {name} without touching the upstream: the ids in this {}'s status were not written by \
+             the operator",
+            K::KIND
+        );
+        target_secret::delete(&secrets, &name, &owner_uid(object)).await?;
+        ctx.event(
+            &object.object_ref(&()),
+            EventType::Warning,
+            reason::STATUS_NOT_PROVEN,
+            "Delete",
+            note,
+        )
+        .await;
+        return Ok(Action::await_change());
+    }
     let upstream = match ctx
         .stores
         .resolve(&ctx.client, K::KIND, &namespace, common.store_ref, K::PROVIDERS)

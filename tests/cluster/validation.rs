@@ -190,7 +190,9 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
         ),
         (
             "a description that forges an owner mark",
-            key(json!({"storeRef": {"name": "s"}, "serviceAccount": "sa", "description": "x [apikeys.dev/owner=0123]"})),
+            key(
+                json!({"storeRef": {"name": "s"}, "serviceAccount": "sa", "description": "x [apikeys.dev/owner=0123]"}),
+            ),
             "spec.description: Invalid value: \"string\": must not contain 'apikeys.dev/owner='",
         ),
         (

@@ -1,0 +1,142 @@
+//! The upstream side of the tenancy tests: credentials and how they authenticate, upstream
+//! objects as the store admin sees them, and keys made by hand.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::{SERVICE_ACCOUNT, Upstream, World};
+use crate::fixtures;
+use crate::processes::Credstore;
+
+/// A credential read from a key resource's Secret (or issued by hand upstream).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Cred {
+    Zenml(String),
+    Trend(String),
+    Akamai(BTreeMap<String, String>),
+    Prefactor(String),
+}
+
+impl Cred {
+    /// Whether the upstream accepts it.
+    pub async fn works(&self, credstore: &Credstore) -> bool {
+        match self {
+            Cred::Zenml(key) => fixtures::zenml_login(credstore, key).await == 200,
+            Cred::Trend(key) => fixtures::trend_current(credstore, key).await == 200,
+            Cred::Akamai(edgerc) => fixtures::akamai_get(edgerc, "/api-clients/self").await.0 == 200,
+            Cred::Prefactor(token) => fixtures::ping(credstore, token).await == 200,
+        }
+    }
+
+    /// The part no log, event or status may show.
+    pub fn secret(&self) -> String {
+        match self {
+            Cred::Zenml(s) | Cred::Trend(s) | Cred::Prefactor(s) => s.clone(),
+            Cred::Akamai(edgerc) => edgerc["client_secret"].clone(),
+        }
+    }
+}
+
+impl World {
+    /// The upstream object `id` as the store admin sees it: its name and description (a
+    /// Prefactor token: its id and state), or `None` when it is gone.
+    pub async fn upstream(&self, upstream: Upstream, id: &str) -> Option<(String, String)> {
+        let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        match upstream {
+            Upstream::Zenml => {
+                let (bearer, account) = self.zenml_account().await;
+                let response = reqwest::Client::new()
+                    .get(format!(
+                        "{}/api/v1/service_accounts/{account}/api_keys/{id}",
+                        self.credstore.url
+                    ))
+                    .bearer_auth(bearer)
+                    .send()
+                    .await
+                    .unwrap();
+                if response.status() == 404 {
+                    return None;
+                }
+                let key: Value = response.json().await.unwrap();
+                Some((text(&key["name"]), text(&key["metadata"]["description"])))
+            }
+            Upstream::Trend => {
+                let key = fixtures::trend_key(&self.credstore, id).await?;
+                Some((text(&key["keyName"]), text(&key["description"])))
+            }
+            Upstream::Akamai => {
+                let admin = fixtures::akamai_admin(&self.credstore);
+                let (code, client) = fixtures::akamai_get(&admin, &format!("/api-clients/{id}")).await;
+                (code == 200).then(|| (text(&client["clientName"]), text(&client["clientDescription"])))
+            }
+            Upstream::Prefactor => {
+                let token = fixtures::upstream_token(&self.credstore, id).await?;
+                Some((text(&token["id"]), text(&token["status"])))
+            }
+        }
+    }
+
+    /// A ZenML admin session and the id of the operator's service account.
+    async fn zenml_account(&self) -> (String, String) {
+        let bearer = fixtures::zenml_admin_session(&self.credstore).await;
+        let account: Value = reqwest::Client::new()
+            .get(format!(
+                "{}/api/v1/service_accounts/{SERVICE_ACCOUNT}",
+                self.credstore.url
+            ))
+            .bearer_auth(&bearer)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (bearer, account["id"].as_str().unwrap().to_string())
+    }
+
+    /// A key made by hand upstream (by the store admin, not the operator): its id and
+    /// secret.
+    pub async fn hand_made(&self, upstream: Upstream, name: &str, description: &str) -> (String, Cred) {
+        let http = reqwest::Client::new();
+        match upstream {
+            Upstream::Zenml => {
+                let (bearer, account) = self.zenml_account().await;
+                let key: Value = http
+                    .post(format!(
+                        "{}/api/v1/service_accounts/{account}/api_keys",
+                        self.credstore.url
+                    ))
+                    .bearer_auth(bearer)
+                    .json(&json!({"name": name, "description": description}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let secret = key["body"]["key"].as_str().expect("a ZenML key").to_string();
+                (key["id"].as_str().unwrap().to_string(), Cred::Zenml(secret))
+            }
+            Upstream::Trend => {
+                let key: Value = http
+                    .post(format!("{}/api/apikeys", self.credstore.url))
+                    .header(
+                        "api-secret-key",
+                        self.credstore.bootstrap_file("trendmicro.secret-key"),
+                    )
+                    .header("api-version", "v1")
+                    .json(&json!({"keyName": name, "roleID": 1, "description": description}))
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let secret = key["secretKey"].as_str().expect("a Trend Micro key").to_string();
+                (key["ID"].to_string(), Cred::Trend(secret))
+            }
+            other => unreachable!("no hand-made {other:?} objects in these tests"),
+        }
+    }
+}
