@@ -126,7 +126,7 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
             run.trust();
             converge(&mut run).await?
         }
-        false => Err(unproven::<K>()),
+        false => Err(unproven::<K>(&run.written)),
     };
     let action = match outcome {
         Ok(wake) => Action::requeue(wake.min(RESYNC_INTERVAL)),
@@ -172,12 +172,20 @@ async fn status_is_proven<K: KeyKind>(object: &K, ctx: &Context) -> Result<bool,
     Ok(proven)
 }
 
-fn unproven<K: KeyKind>() -> Blocked {
+fn unproven<K: KeyKind>(status: &KeyStatus) -> Blocked {
+    let ids: Vec<&str> = status
+        .upstream_id
+        .iter()
+        .chain(&status.credential_id)
+        .chain(status.retiring.iter().map(|r| &r.id))
+        .map(String::as_str)
+        .collect();
     let message = format!(
-        "the upstream ids in this {}'s status were not written by the operator (status.ownerProof does not match \
-         them: the status was copied or edited), so the operator does not act on them; delete this {} and apply \
-         it anew",
+        "the upstream ids in this {}'s status ({}) were not written by the operator (status.ownerProof does not \
+         match them: the status was copied or edited), so the operator does not act on them; delete this {} and \
+         apply it anew",
         K::KIND,
+        ids.join(", "),
         K::KIND
     );
     Blocked::new(

@@ -176,7 +176,13 @@ async fn two_clusters_sharing_one_upstream_never_touch_each_other_s_keys() {
         not_ready_because(k, "NameTaken")
     })
     .await;
-    let (_, message) = fixtures::condition(&taken, "Ready").unwrap();
+    let message = serde_json::to_value(&taken).unwrap()["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .map(|c| c["message"].as_str().unwrap().to_string())
+        .unwrap();
     assert!(
         message.contains(&pinned) && message.contains("spec.keyName"),
         "{message}"

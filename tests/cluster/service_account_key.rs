@@ -229,7 +229,7 @@ async fn trend_key_authenticates_and_the_old_key_stops_exactly_when_it_should() 
     assert_ne!(second_id, id, "an overlap takes a second key");
     assert_eq!(
         trend_key(&s.credstore, &second_id).await.unwrap()["keyName"],
-        format!("{}-scanner-r1", s.namespace)
+        format!("{}-r1", cluster.default_name(&s.namespace, "scanner", 240))
     );
     let retire_at = status
         .retiring

@@ -81,7 +81,8 @@ async fn a_pending_create_copied_from_another_api_token_mints_a_token_of_its_own
 
 /// The attacker copies the victim's whole status and adds a pending rotation of the
 /// victim's object (ZenML rotate, Trend Micro regenerate, Akamai new credential with every
-/// existing one "lost"): `UpstreamOwnedByOther`, and the victim's credential keeps working,
+/// existing one "lost"): its ids carry the victim's proof, not the attacker's, so
+/// `StatusNotProven`, and the victim's credential keeps working,
 /// also after the attacker is deleted.
 async fn copied_status_touches_nothing(prefix: &str, up: Upstream) {
     let w = World::new(prefix).await;
@@ -135,8 +136,8 @@ async fn copied_status_touches_nothing(prefix: &str, up: Upstream) {
     .await;
     w.forge_status(&attacker_ns, up, "thief", status).await;
     w.unpause(&attacker_ns, up, "thief").await;
-    let attacker = w.blocked(&attacker_ns, up, "thief", "UpstreamOwnedByOther").await;
-    assert_blocked(&attacker, "UpstreamOwnedByOther");
+    let attacker = w.blocked(&attacker_ns, up, "thief", "StatusNotProven").await;
+    assert_blocked(&attacker, "StatusNotProven");
     let why = message(&attacker, "Ready");
     assert!(why.contains(&id), "the message names the object: {why}");
     assert_eq!(w.cred(&attacker_ns, up, "thief").await, None, "no Secret");
