@@ -132,8 +132,11 @@ impl StatusKey {
             .flatten()
             .filter(|entry| entry.subresource.as_deref() == Some("status"))
             .peekable();
+        // Both times are whole seconds: a write in the second the key was made counts as
+        // before it (the release before proofs stops before its replacement starts; a
+        // forger would have to hit that one second).
         status_writes.peek().is_some()
-            && status_writes.all(|entry| entry.time.as_ref().is_some_and(|t| t.0 < self.created))
+            && status_writes.all(|entry| entry.time.as_ref().is_some_and(|t| t.0 <= self.created))
     }
 }
 

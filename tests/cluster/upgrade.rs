@@ -1,22 +1,34 @@
-//! Upgrading from the release before owner marks: its upstream objects carry the user's
-//! description and no mark, and their ids are in the resources' status. The operator stamps
-//! the mark on them (it trusts what the status records), the delivered keys keep working
-//! without a rotation, and rotation and deletion then treat them as the resource's own.
+//! Upgrading from the release before owner marks and status proofs.
 //!
-//! The earlier release's state is made by hand rather than by running its binary: a clone of
-//! the repository need not hold the history to build it from, and a second full build would
-//! cost CI minutes. The state is exact where it matters: a key created and delivered as
-//! before, whose upstream description is then set back to the user's plain text, which is
-//! all the earlier release ever wrote there.
+//! - `statuses_from_the_release_before_proofs_are_trusted_and_proven`: that release's state
+//!   written on a control plane no operator of this release has run on (its upstream objects
+//!   under its default names without marks, its Secrets, its statuses without `ownerProof`),
+//!   then this release's operator started: it trusts those statuses, proves them, stamps the
+//!   marks, rotates nothing, and the delivered credentials keep working.
+//! - `keys_of_the_release_before_marks_are_stamped_and_keep_working`: keys whose upstream
+//!   descriptions lose their marks (as that release wrote them) are stamped again, rotate and
+//!   are deleted as the resources' own.
+//!
+//! The earlier release's state is written by the test rather than by running its binary: a
+//! clone of the repository need not hold the history to build it from, and a second full
+//! build would cost CI minutes. The state is exact where it matters: the fields that release
+//! wrote, under its names, and nothing it did not write.
 
-use apikey_operator::api::{KeyStatus, ServiceAccountKey};
-use kube::api::{Api, DeleteParams};
+use std::path::PathBuf;
+
+use apikey_operator::api::{ApiToken, KeyStatus, SecretTemplate, ServiceAccountKey};
+use apikey_operator::controller::target_secret::{self, Material};
+use apikey_operator::localcluster::LocalCluster;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Client;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use crate::fixtures::{
     self, eventually, is_ready, merge, trend_current, trend_key, wait_for, zenml_admin_session, zenml_login,
 };
-use crate::processes::{self, Credstore};
+use crate::processes::{self, Credstore, OperatorCommand};
 use crate::support;
 
 const SERVICE_ACCOUNT: &str = "apikey-operator";
@@ -219,4 +231,261 @@ async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
         )
     })
     .await;
+}
+
+/// The state the release before marks and proofs leaves, written before any operator of
+/// this release has run on the cluster (a control plane of the test's own): upstream keys
+/// and a token under that release's default names, without marks; Secrets and statuses as
+/// it wrote them, without `ownerProof`. The new operator trusts those statuses (nobody wrote
+/// them since its proof key was made), stamps marks and proofs, and nothing is rotated.
+#[tokio::test]
+async fn statuses_from_the_release_before_proofs_are_trusted_and_proven() {
+    let (cluster, dir) = own_control_plane("upgrade-legacy").await;
+    let client = cluster.client().await.unwrap();
+    let namespace = "legacy";
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();
+    Api::<Namespace>::all(client.clone())
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let credstore = processes::private_credstore("upgrade-legacy");
+    fixtures::zenml_store(&client, namespace, "zenml", &credstore).await;
+    fixtures::trend_store(&client, namespace, "trend", &credstore).await;
+    fixtures::prefactor_store(&client, namespace, "prefactor", &credstore).await;
+
+    let text = "billing exports";
+    let bearer = zenml_admin_session(&credstore).await;
+    let legacy = [
+        Legacy::zenml(&credstore, &bearer, &format!("{namespace}-exports"), text).await,
+        Legacy::trend(&credstore, &format!("{namespace}-scanner"), text).await,
+        Legacy::prefactor(&credstore).await,
+    ];
+    for (resource, spec, issued) in [
+        (
+            "exports",
+            json!({"storeRef": {"name": "zenml"}, "serviceAccount": SERVICE_ACCOUNT, "description": text}),
+            &legacy[0],
+        ),
+        (
+            "scanner",
+            json!({"storeRef": {"name": "trend"}, "roleID": 1, "description": text}),
+            &legacy[1],
+        ),
+        (
+            "billing",
+            json!({"storeRef": {"name": "prefactor"}, "scope": "account"}),
+            &legacy[2],
+        ),
+    ] {
+        issued.write(&client, namespace, resource, spec).await;
+    }
+    // Statuses and operator in different seconds: managedFields times are whole seconds.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let operator = OperatorCommand::new(cluster.kubeconfig())
+        .with_probes()
+        .log(&dir.join("operator.log"));
+    let probes = operator.probes();
+    let mut operator = operator.spawn();
+    processes::wait_ready(&probes);
+
+    let keys: Api<ServiceAccountKey> = Api::namespaced(client.clone(), namespace);
+    let tokens: Api<ApiToken> = Api::namespaced(client.clone(), namespace);
+    let proven = |status: Option<&KeyStatus>| {
+        status.is_some_and(|s| s.owner_proof.is_some() && s.rotation_count.is_none())
+    };
+    let exports = wait_for(&keys, "exports", "Ready and proven", |k| {
+        is_ready(k) && proven(k.status.as_ref())
+    })
+    .await;
+    let scanner = wait_for(&keys, "scanner", "Ready and proven", |k| {
+        is_ready(k) && proven(k.status.as_ref())
+    })
+    .await;
+    wait_for(&tokens, "billing", "Ready and proven", |t| {
+        is_ready(t) && proven(t.status.as_ref())
+    })
+    .await;
+
+    let identity = fixtures::cluster_identity(&client).await;
+    let marked = |key: &ServiceAccountKey| {
+        identity
+            .mark(&kube::ResourceExt::uid(key).unwrap())
+            .describe(Some(text))
+    };
+    let (zenml_marked, trend_marked) = (marked(&exports), marked(&scanner));
+    eventually("marks stamped on both keys", (true, true), || async {
+        let zenml = zenml_key(&credstore, &bearer, &legacy[0].id).await.unwrap();
+        let trend = trend_key(&credstore, &legacy[1].id).await.unwrap();
+        (
+            zenml["metadata"]["description"] == zenml_marked.as_str(),
+            trend["description"] == trend_marked.as_str(),
+        )
+    })
+    .await;
+    assert_eq!(
+        zenml_login(&credstore, &legacy[0].secret).await,
+        200,
+        "the delivered ZenML key"
+    );
+    assert_eq!(
+        trend_current(&credstore, &legacy[1].secret).await,
+        200,
+        "the delivered Trend key"
+    );
+    assert_eq!(
+        fixtures::ping(&credstore, &legacy[2].secret).await,
+        200,
+        "the delivered token"
+    );
+
+    // The token, the one kind without marks, is the resource's own from now on: its
+    // deletion revokes and deletes it upstream.
+    tokens.delete("billing", &DeleteParams::default()).await.unwrap();
+    eventually("the legacy token deleted upstream", true, || async {
+        fixtures::upstream_token(&credstore, &legacy[2].id)
+            .await
+            .is_none()
+    })
+    .await;
+    let _ = operator.kill();
+    let _ = operator.wait();
+}
+
+/// An upstream credential the release before marks issued, and how it delivered it.
+struct Legacy {
+    id: String,
+    secret: String,
+    secret_key: &'static str,
+    kind: &'static str,
+}
+
+impl Legacy {
+    async fn zenml(credstore: &Credstore, bearer: &str, name: &str, description: &str) -> Self {
+        let created: Value = reqwest::Client::new()
+            .post(zenml_key_url(credstore, "").trim_end_matches('/').to_string())
+            .bearer_auth(bearer)
+            .json(&json!({"name": name, "description": description}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Legacy {
+            id: created["id"].as_str().unwrap().into(),
+            secret: created["body"]["key"].as_str().unwrap().into(),
+            secret_key: "apiKey",
+            kind: "ServiceAccountKey",
+        }
+    }
+
+    async fn trend(credstore: &Credstore, name: &str, description: &str) -> Self {
+        let created: Value = reqwest::Client::new()
+            .post(format!("{}/api/apikeys", credstore.url))
+            .header(
+                "api-secret-key",
+                credstore.bootstrap_file("trendmicro.secret-key"),
+            )
+            .header("api-version", "v1")
+            .json(&json!({"keyName": name, "description": description, "roleID": 1}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Legacy {
+            id: created["ID"].to_string(),
+            secret: created["secretKey"].as_str().unwrap().into(),
+            secret_key: "apiKey",
+            kind: "ServiceAccountKey",
+        }
+    }
+
+    async fn prefactor(credstore: &Credstore) -> Self {
+        let created: Value = reqwest::Client::new()
+            .post(format!("{}/api/v1/api_token", credstore.url))
+            .bearer_auth(&credstore.prefactor_token)
+            .json(&json!({"details": {"token_scope": "account"}, "idempotency_key": "legacy-create"}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Legacy {
+            id: created["details"]["id"].as_str().unwrap().into(),
+            secret: created["token"].as_str().unwrap().into(),
+            secret_key: "token",
+            kind: "ApiToken",
+        }
+    }
+
+    /// The resource `name` with `spec`, its finalizer, its Secret and its status, as the
+    /// earlier release wrote them.
+    async fn write(&self, client: &Client, namespace: &str, name: &str, spec: Value) {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &self.resource());
+        let object: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "apikeys.dev/v1alpha1", "kind": self.kind,
+            "metadata": {"name": name, "finalizers": ["apikeys.dev/cleanup"]}, "spec": spec,
+        }))
+        .unwrap();
+        let created = api.create(&PostParams::default(), &object).await.unwrap();
+        let owner = OwnerReference {
+            api_version: "apikeys.dev/v1alpha1".into(),
+            kind: self.kind.into(),
+            name: name.into(),
+            uid: created.metadata.uid.clone().unwrap(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        };
+        let material = Material {
+            credential_id: self.id.clone(),
+            entries: vec![(self.secret_key, self.secret.clone())],
+        };
+        let secret = target_secret::desired(name, namespace, owner, &SecretTemplate::default(), &material);
+        Api::<Secret>::namespaced(client.clone(), namespace)
+            .create(&PostParams::default(), &secret)
+            .await
+            .unwrap();
+        let status = json!({
+            "apiVersion": "apikeys.dev/v1alpha1", "kind": self.kind, "metadata": {"name": name},
+            "status": {
+                "observedGeneration": created.metadata.generation,
+                "upstreamId": self.id, "credentialId": self.id, "upstreamState": "active",
+                "secretName": name, "secretFingerprint": material.fingerprint(),
+                "lastRotationTime": "2026-11-01T00:00:00Z",
+                "handledRotationRequests": {},
+            },
+        });
+        api.patch_status(
+            name,
+            &PatchParams::apply("apikey-operator").force(),
+            &Patch::Apply(status),
+        )
+        .await
+        .unwrap();
+    }
+
+    fn resource(&self) -> ApiResource {
+        match self.kind {
+            "ApiToken" => ApiResource::erase::<ApiToken>(&()),
+            _ => ApiResource::erase::<ServiceAccountKey>(&()),
+        }
+    }
+}
+
+/// A control plane of the test's own, so that no operator has run on it before.
+async fn own_control_plane(name: &str) -> (LocalCluster, PathBuf) {
+    let dir = support::control_plane()
+        .dir
+        .join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let cluster = LocalCluster::start(&support::control_plane().assets, &dir.join("control-plane"))
+        .await
+        .unwrap_or_else(|e| panic!("starting a control plane: {e}"));
+    cluster.install_crds(&apikey_operator::api::crds()).await.unwrap();
+    (cluster, dir)
 }
