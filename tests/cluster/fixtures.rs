@@ -460,6 +460,74 @@ impl TokenSetup {
     }
 }
 
+/// `/api/v1/service_accounts/<id>/api_keys/<key>` on the service account (`apikey-operator`)
+/// the operator's keys are made on.
+pub fn zenml_key_url(credstore: &Credstore, key: &str) -> String {
+    let bootstrap: Value = serde_json::from_str(&credstore.bootstrap_file("bootstrap.json")).unwrap();
+    let account = bootstrap["zenml"]["serviceAccountId"].as_str().unwrap();
+    format!(
+        "{}/api/v1/service_accounts/{account}/api_keys/{key}",
+        credstore.url
+    )
+}
+
+/// A ZenML key of that service account as the admin sees it, or `None` when it is gone.
+pub async fn zenml_key(credstore: &Credstore, id: &str) -> Option<Value> {
+    let response = reqwest::Client::new()
+        .get(zenml_key_url(credstore, id))
+        .bearer_auth(zenml_admin_session(credstore).await)
+        .send()
+        .await
+        .unwrap();
+    if response.status() == 404 {
+        return None;
+    }
+    assert!(
+        response.status().is_success(),
+        "GET key {id}: {}",
+        response.status()
+    );
+    Some(response.json().await.unwrap())
+}
+
+/// A ZenML key made by hand on the operator's service account (`apikey-operator`) by the
+/// store's admin, not by the operator: its id and secret.
+pub async fn hand_made_zenml_key(credstore: &Credstore, name: &str, description: &str) -> (String, String) {
+    let url = zenml_key_url(credstore, "");
+    let key: Value = reqwest::Client::new()
+        .post(url.trim_end_matches('/'))
+        .bearer_auth(zenml_admin_session(credstore).await)
+        .json(&json!({"name": name, "description": description}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = key["body"]["key"].as_str().expect("a ZenML key").to_string();
+    (key["id"].as_str().unwrap().to_string(), secret)
+}
+
+/// A Trend Micro key (role 1) made by hand by the store's admin: its id and secret.
+pub async fn hand_made_trend_key(credstore: &Credstore, name: &str, description: &str) -> (String, String) {
+    let key: Value = reqwest::Client::new()
+        .post(format!("{}/api/apikeys", credstore.url))
+        .header(
+            "api-secret-key",
+            credstore.bootstrap_file("trendmicro.secret-key"),
+        )
+        .header("api-version", "v1")
+        .json(&json!({"keyName": name, "roleID": 1, "description": description}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = key["secretKey"].as_str().expect("a Trend Micro key").to_string();
+    (key["ID"].to_string(), secret)
+}
+
 /// The identity an operator of the test control plane derives default upstream names and
 /// owner marks from (the kube-system namespace's UID, its default).
 pub async fn cluster_identity(client: &Client) -> apikey_operator::controller::ownership::ClusterIdentity {

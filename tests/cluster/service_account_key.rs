@@ -403,7 +403,6 @@ async fn no_service_account_key_appears_in_logs_events_or_status() {
 #[tokio::test]
 async fn a_key_created_before_a_crash_is_found_by_name_and_mark_and_its_lost_secret_replaced() {
     let s = setup("sakey-recover").await;
-    let http = reqwest::Client::new();
     // The resources exist (paused) first: the mark and the name derive from their UIDs.
     let paused = json!({"apikeys.dev/paused": "true"});
     for (name, spec) in [
@@ -428,55 +427,15 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_mark_and_its_lost_sec
         (name, description)
     };
 
-    // ZenML: a key named and marked like the resource, created by "the operator before the crash".
+    // ZenML and Trend Micro: a key named and marked like the resource, created by "the
+    // operator before the crash".
     let (zenml_name, zenml_description) = left_behind(&s.keys.get("zk").await.unwrap());
-    let bearer = crate::fixtures::zenml_admin_session(&s.credstore).await;
-    let account: Value = http
-        .get(format!(
-            "{}/api/v1/service_accounts/{SERVICE_ACCOUNT}",
-            s.credstore.url
-        ))
-        .bearer_auth(&bearer)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let orphan: Value = http
-        .post(format!(
-            "{}/api/v1/service_accounts/{}/api_keys",
-            s.credstore.url,
-            account["id"].as_str().unwrap()
-        ))
-        .bearer_auth(&bearer)
-        .json(&json!({"name": zenml_name, "description": zenml_description}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let lost_zenml = orphan["body"]["key"].as_str().unwrap().to_string();
+    let (zenml_id, lost_zenml) =
+        fixtures::hand_made_zenml_key(&s.credstore, &zenml_name, &zenml_description).await;
     assert_eq!(zenml_login(&s.credstore, &lost_zenml).await, 200);
-
-    // Trend Micro: likewise.
     let (trend_name, trend_description) = left_behind(&s.keys.get("tk").await.unwrap());
-    let orphan_trend: Value = http
-        .post(format!("{}/api/apikeys", s.credstore.url))
-        .header(
-            "api-secret-key",
-            s.credstore.bootstrap_file("trendmicro.secret-key"),
-        )
-        .header("api-version", "v1")
-        .json(&json!({"keyName": trend_name, "description": trend_description, "roleID": 1}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let lost_trend = orphan_trend["secretKey"].as_str().unwrap().to_string();
+    let (trend_id, lost_trend) =
+        fixtures::hand_made_trend_key(&s.credstore, &trend_name, &trend_description).await;
     assert_eq!(trend_current(&s.credstore, &lost_trend).await, 200);
 
     for name in ["zk", "tk"] {
@@ -490,13 +449,13 @@ async fn a_key_created_before_a_crash_is_found_by_name_and_mark_and_its_lost_sec
     let zk = wait_for(&s.keys, "zk", "Ready", is_ready).await;
     let tk = wait_for(&s.keys, "tk", "Ready", is_ready).await;
     assert_eq!(
-        status_of(&zk).upstream_id.as_deref(),
-        orphan["id"].as_str(),
+        status_of(&zk).upstream_id,
+        Some(zenml_id),
         "the ZenML key is adopted"
     );
     assert_eq!(
         status_of(&tk).upstream_id,
-        Some(orphan_trend["ID"].to_string()),
+        Some(trend_id),
         "the Trend Micro key is adopted"
     );
     assert_ne!(

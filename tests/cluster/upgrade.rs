@@ -26,7 +26,8 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParam
 use serde_json::{Value, json};
 
 use crate::fixtures::{
-    self, eventually, is_ready, merge, trend_current, trend_key, wait_for, zenml_admin_session, zenml_login,
+    self, eventually, is_ready, merge, trend_current, trend_key, wait_for, zenml_admin_session, zenml_key,
+    zenml_login,
 };
 use crate::processes::{self, Credstore, OperatorCommand};
 use crate::support;
@@ -37,38 +38,11 @@ fn status_of(key: &ServiceAccountKey) -> KeyStatus {
     key.status.clone().unwrap_or_default()
 }
 
-/// `/api/v1/service_accounts/<id>/api_keys/<key>` of the account keys are made on.
-fn zenml_key_url(credstore: &Credstore, key: &str) -> String {
-    let bootstrap: Value = serde_json::from_str(&credstore.bootstrap_file("bootstrap.json")).unwrap();
-    let account = bootstrap["zenml"]["serviceAccountId"].as_str().unwrap();
-    format!(
-        "{}/api/v1/service_accounts/{account}/api_keys/{key}",
-        credstore.url
-    )
-}
-
-/// The ZenML key `id` as the admin sees it (`None` once deleted).
-async fn zenml_key(credstore: &Credstore, bearer: &str, id: &str) -> Option<Value> {
-    let response = reqwest::Client::new()
-        .get(zenml_key_url(credstore, id))
-        .bearer_auth(bearer)
-        .send()
-        .await
-        .unwrap();
-    (response.status() != 404).then_some(())?;
-    assert!(
-        response.status().is_success(),
-        "GET key {id}: {}",
-        response.status()
-    );
-    Some(response.json().await.unwrap())
-}
-
 /// Sets the upstream descriptions back to what the earlier release wrote: the user's text.
 async fn strip_marks(credstore: &Credstore, bearer: &str, zenml_id: &str, trend_id: &str, text: &str) {
     let http = reqwest::Client::new();
     let zenml = http
-        .put(zenml_key_url(credstore, zenml_id))
+        .put(fixtures::zenml_key_url(credstore, zenml_id))
         .bearer_auth(bearer)
         .json(&json!({"description": text}))
         .send()
@@ -144,7 +118,7 @@ async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
     let bearer = zenml_admin_session(&credstore).await;
     strip_marks(&credstore, &bearer, &zenml_id, &trend_id, text).await;
     assert_eq!(
-        zenml_key(&credstore, &bearer, &zenml_id).await.unwrap()["metadata"]["description"],
+        zenml_key(&credstore, &zenml_id).await.unwrap()["metadata"]["description"],
         text
     );
     assert_eq!(
@@ -169,7 +143,7 @@ async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
     };
     let (zenml_marked, trend_marked) = (marked(&exports), marked(&scanner));
     eventually("marks stamped on both keys", (true, true), || async {
-        let zenml = zenml_key(&credstore, &bearer, &zenml_id).await.unwrap();
+        let zenml = zenml_key(&credstore, &zenml_id).await.unwrap();
         let trend = trend_key(&credstore, &trend_id).await.unwrap();
         (
             zenml["metadata"]["description"] == zenml_marked.as_str(),
@@ -226,7 +200,7 @@ async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
     }
     eventually("both keys deleted upstream", (true, true), || async {
         (
-            zenml_key(&credstore, &bearer, &zenml_id).await.is_none(),
+            zenml_key(&credstore, &zenml_id).await.is_none(),
             trend_key(&credstore, &trend_id).await.is_none(),
         )
     })
@@ -254,9 +228,8 @@ async fn statuses_from_the_release_before_proofs_are_trusted_and_proven() {
     fixtures::prefactor_store(&client, namespace, "prefactor", &credstore).await;
 
     let text = "billing exports";
-    let bearer = zenml_admin_session(&credstore).await;
     let legacy = [
-        Legacy::zenml(&credstore, &bearer, &format!("{namespace}-exports"), text).await,
+        Legacy::zenml(&credstore, &format!("{namespace}-exports"), text).await,
         Legacy::trend(&credstore, &format!("{namespace}-scanner"), text).await,
         Legacy::prefactor(&credstore).await,
     ];
@@ -315,7 +288,7 @@ async fn statuses_from_the_release_before_proofs_are_trusted_and_proven() {
     };
     let (zenml_marked, trend_marked) = (marked(&exports), marked(&scanner));
     eventually("marks stamped on both keys", (true, true), || async {
-        let zenml = zenml_key(&credstore, &bearer, &legacy[0].id).await.unwrap();
+        let zenml = zenml_key(&credstore, &legacy[0].id).await.unwrap();
         let trend = trend_key(&credstore, &legacy[1].id).await.unwrap();
         (
             zenml["metadata"]["description"] == zenml_marked.as_str(),
@@ -361,43 +334,21 @@ struct Legacy {
 }
 
 impl Legacy {
-    async fn zenml(credstore: &Credstore, bearer: &str, name: &str, description: &str) -> Self {
-        let created: Value = reqwest::Client::new()
-            .post(zenml_key_url(credstore, "").trim_end_matches('/').to_string())
-            .bearer_auth(bearer)
-            .json(&json!({"name": name, "description": description}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    async fn zenml(credstore: &Credstore, name: &str, description: &str) -> Self {
+        let (id, secret) = fixtures::hand_made_zenml_key(credstore, name, description).await;
         Legacy {
-            id: created["id"].as_str().unwrap().into(),
-            secret: created["body"]["key"].as_str().unwrap().into(),
+            id,
+            secret,
             secret_key: "apiKey",
             kind: "ServiceAccountKey",
         }
     }
 
     async fn trend(credstore: &Credstore, name: &str, description: &str) -> Self {
-        let created: Value = reqwest::Client::new()
-            .post(format!("{}/api/apikeys", credstore.url))
-            .header(
-                "api-secret-key",
-                credstore.bootstrap_file("trendmicro.secret-key"),
-            )
-            .header("api-version", "v1")
-            .json(&json!({"keyName": name, "description": description, "roleID": 1}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (id, secret) = fixtures::hand_made_trend_key(credstore, name, description).await;
         Legacy {
-            id: created["ID"].to_string(),
-            secret: created["secretKey"].as_str().unwrap().into(),
+            id,
+            secret,
             secret_key: "apiKey",
             kind: "ServiceAccountKey",
         }

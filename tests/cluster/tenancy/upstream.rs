@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::{SERVICE_ACCOUNT, Upstream, World};
+use super::{Upstream, World};
 use crate::fixtures;
 use crate::processes::Credstore;
 
@@ -45,20 +45,7 @@ impl World {
         let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
         match upstream {
             Upstream::Zenml => {
-                let (bearer, account) = self.zenml_account().await;
-                let response = reqwest::Client::new()
-                    .get(format!(
-                        "{}/api/v1/service_accounts/{account}/api_keys/{id}",
-                        self.credstore.url
-                    ))
-                    .bearer_auth(bearer)
-                    .send()
-                    .await
-                    .unwrap();
-                if response.status() == 404 {
-                    return None;
-                }
-                let key: Value = response.json().await.unwrap();
+                let key = fixtures::zenml_key(&self.credstore, id).await?;
                 Some((text(&key["name"]), text(&key["metadata"]["description"])))
             }
             Upstream::Trend => {
@@ -77,64 +64,17 @@ impl World {
         }
     }
 
-    /// A ZenML admin session and the id of the operator's service account.
-    async fn zenml_account(&self) -> (String, String) {
-        let bearer = fixtures::zenml_admin_session(&self.credstore).await;
-        let account: Value = reqwest::Client::new()
-            .get(format!(
-                "{}/api/v1/service_accounts/{SERVICE_ACCOUNT}",
-                self.credstore.url
-            ))
-            .bearer_auth(&bearer)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (bearer, account["id"].as_str().unwrap().to_string())
-    }
-
     /// A key made by hand upstream (by the store admin, not the operator): its id and
     /// secret.
     pub async fn hand_made(&self, upstream: Upstream, name: &str, description: &str) -> (String, Cred) {
-        let http = reqwest::Client::new();
         match upstream {
             Upstream::Zenml => {
-                let (bearer, account) = self.zenml_account().await;
-                let key: Value = http
-                    .post(format!(
-                        "{}/api/v1/service_accounts/{account}/api_keys",
-                        self.credstore.url
-                    ))
-                    .bearer_auth(bearer)
-                    .json(&json!({"name": name, "description": description}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let secret = key["body"]["key"].as_str().expect("a ZenML key").to_string();
-                (key["id"].as_str().unwrap().to_string(), Cred::Zenml(secret))
+                let (id, secret) = fixtures::hand_made_zenml_key(&self.credstore, name, description).await;
+                (id, Cred::Zenml(secret))
             }
             Upstream::Trend => {
-                let key: Value = http
-                    .post(format!("{}/api/apikeys", self.credstore.url))
-                    .header(
-                        "api-secret-key",
-                        self.credstore.bootstrap_file("trendmicro.secret-key"),
-                    )
-                    .header("api-version", "v1")
-                    .json(&json!({"keyName": name, "roleID": 1, "description": description}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let secret = key["secretKey"].as_str().expect("a Trend Micro key").to_string();
-                (key["ID"].to_string(), Cred::Trend(secret))
+                let (id, secret) = fixtures::hand_made_trend_key(&self.credstore, name, description).await;
+                (id, Cred::Trend(secret))
             }
             other => unreachable!("no hand-made {other:?} objects in these tests"),
         }
