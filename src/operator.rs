@@ -1,5 +1,6 @@
 //! `apikey-operator run`: the controllers, the probes and metrics, and a clean shutdown.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,8 @@ use tracing::info;
 use crate::api::{
     ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind,
 };
+use crate::controller::context::Shared;
+use crate::controller::inventory::{KeyInventory, UsageTriggers};
 use crate::controller::key_run::KeyResource;
 use crate::controller::ownership::ClusterIdentity;
 use crate::controller::reconcile_key::{self, KeyKind};
@@ -234,13 +237,19 @@ impl Controllers {
         metrics.track(<ApiClient as KeyResource>::KIND, clients.clone());
 
         let stores = Stores::new(namespaced_stores.clone(), cluster_stores.clone());
+        let (usage, usage_changed) = UsageTriggers::new();
+        let shared = Shared {
+            cluster: self.cluster.clone(),
+            status_key: self.status_key.clone(),
+            inventory: KeyInventory::new(tokens.clone(), sakeys.clone(), clients.clone()),
+            usage,
+        };
         let ctx = Arc::new(Context::new(
             client.clone(),
             stores,
             metrics.clone(),
             instance.clone(),
-            self.cluster.clone(),
-            self.status_key.clone(),
+            shared,
         ));
 
         let ready = {
@@ -273,6 +282,7 @@ impl Controllers {
         };
 
         let stores_run = stores_controller
+            .reconcile_on(usage_changed.namespaced)
             .shutdown_on_signal()
             .run(
                 store::reconcile::<CredentialStore>,
@@ -283,6 +293,7 @@ impl Controllers {
         let cluster_stores_run = async {
             if let Some(controller) = cluster_stores_controller {
                 controller
+                    .reconcile_on(usage_changed.cluster)
                     .shutdown_on_signal()
                     .run(
                         store::reconcile::<ClusterCredentialStore>,
@@ -366,9 +377,8 @@ fn key_controller<K: KeyKind>(
         .owns(namespaced::<Secret>(client, namespace), own_secrets)
         .trigger_backoff(trigger_backoff());
     let keys = controller.store();
-    let controller = controller.watches(
-        namespaced::<CredentialStore>(client, namespace),
-        watcher::Config::default(),
+    let controller = controller.watches_stream(
+        store_transitions(namespaced::<CredentialStore>(client, namespace)),
         move |s| {
             keys_using_store(
                 &keys,
@@ -382,11 +392,49 @@ fn key_controller<K: KeyKind>(
         return controller;
     }
     let keys = controller.store();
-    controller.watches(
-        Api::<ClusterCredentialStore>::all(client.clone()),
-        watcher::Config::default(),
+    controller.watches_stream(
+        store_transitions(Api::<ClusterCredentialStore>::all(client.clone())),
         move |s| keys_using_store(&keys, StoreKind::ClusterCredentialStore, None, &s.name_any()),
     )
+}
+
+/// The events of stores that matter to their keys: a spec change (the generation), a change
+/// of `Ready`, a deletion. Not the usage counts and probe times the store controller
+/// writes as keys come and go: each would wake every key of the store.
+fn store_transitions<S: StoreObject>(
+    api: Api<S>,
+) -> impl futures::Stream<Item = Result<S, watcher::Error>> + Send {
+    let mut seen: HashMap<String, u64> = HashMap::new();
+    watcher(api, watcher::Config::default())
+        .backoff(trigger_backoff())
+        .filter_map(move |event| {
+            let relevant = match event {
+                Ok(watcher::Event::Apply(store) | watcher::Event::InitApply(store)) => {
+                    let state = transition_state(&store);
+                    (seen.insert(store.uid().unwrap_or_default(), state) != Some(state)).then_some(Ok(store))
+                }
+                Ok(watcher::Event::Delete(store)) => {
+                    seen.remove(&store.uid().unwrap_or_default());
+                    Some(Ok(store))
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(error) => Some(Err(error)),
+            };
+            future::ready(relevant)
+        })
+}
+
+fn transition_state<S: StoreObject>(store: &S) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let ready = store
+        .store_status()
+        .and_then(|s| {
+            crate::controller::conditions::find(&s.conditions, crate::controller::conditions::READY)
+        })
+        .map(|c| (c.status.clone(), c.reason.clone()));
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (store.meta().generation, ready).hash(&mut hasher);
+    hasher.finish()
 }
 
 async fn run_keys<K: KeyKind>(controller: Controller<K>, ctx: Arc<Context>, concurrency: u16) {

@@ -4,6 +4,7 @@ mod api_client;
 mod api_token;
 mod common;
 mod no_defaults;
+mod policy;
 pub mod reference;
 mod service_account_key;
 mod store;
@@ -20,11 +21,14 @@ pub use common::{
     DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget, Rotation,
     RotationRequests, SecretTemplate, StoreKind, StoreRef, WorkloadKind,
 };
+pub use policy::{
+    AkamaiRule, ApiLimit, GroupLimit, PolicyRule, PrefactorRule, StorePolicy, TrendMicroRule, ZenmlRule,
+};
 pub use service_account_key::{Locale, ServiceAccountKey, ServiceAccountKeySpec};
 pub use store::{
     AkamaiProvider, ClusterCredentialStore, ClusterCredentialStoreSpec, Connection, CredentialStore,
-    CredentialStoreSpec, PrefactorProvider, Provider, RateLimit, SecretRef, StoreStatus, TrendMicroProvider,
-    ZenmlProvider,
+    CredentialStoreSpec, PrefactorProvider, Provider, RateLimit, SecretRef, StoreStatus, StoreUsage,
+    TrendMicroProvider, ZenmlProvider,
 };
 
 /// The API group of every kind.

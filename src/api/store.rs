@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::DNS_LABEL_PATTERN;
+use super::policy::StorePolicy;
 
 /// Exactly one provider block must be set: the CEL rule on both store specs.
 const ONE_PROVIDER_RULE: &str =
@@ -31,6 +32,8 @@ const SECRET_NAMESPACE_RULE: &str = "(!has(self.akamai) || has(self.akamai.crede
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".status.provider"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Keys","type":"integer","jsonPath":".status.usage.total"}"#,
+    printcolumn = r#"{"name":"Violating","type":"integer","jsonPath":".status.usage.violating"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -50,6 +53,10 @@ pub struct CredentialStoreSpec {
     /// with the annotation `apikeys.dev/adopt: <upstream id>`. Unset: they may not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adoption: Option<Adoption>,
+    /// What keys may ask for through this store. Unset: anything its credential can do; a
+    /// key of a namespace no rule matches is not constrained either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<StorePolicy>,
 }
 
 /// Adoption through a CredentialStore.
@@ -89,6 +96,8 @@ impl ClusterAdoption {
     printcolumn = r#"{"name":"Provider","type":"string","jsonPath":".status.provider"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Keys","type":"integer","jsonPath":".status.usage.total"}"#,
+    printcolumn = r#"{"name":"Violating","type":"integer","jsonPath":".status.usage.violating"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[schemars(extend("x-kubernetes-validations" = [
@@ -120,6 +129,10 @@ pub struct ClusterCredentialStoreSpec {
     /// `apikeys.dev/adopt: <upstream id>`. Unset: none may.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adoption: Option<ClusterAdoption>,
+    /// What keys may ask for through this store. Unset: anything its credential can do.
+    /// Set: a key of a namespace no rule matches is refused (`PolicyViolation`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<StorePolicy>,
 }
 
 fn allowed_namespaces_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -268,4 +281,20 @@ pub struct StoreStatus {
     /// When the upstream was last probed successfully.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_probe_time: Option<Time>,
+    /// The key resources using this store, and how many of them its policy refuses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<StoreUsage>,
+}
+
+/// How a store is used, counted from the key resources that reference it.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreUsage {
+    pub api_tokens: u32,
+    pub service_account_keys: u32,
+    pub api_clients: u32,
+    /// All key resources using the store.
+    pub total: u32,
+    /// Those refused by the store's policy (`Ready=False`, reason `PolicyViolation`).
+    pub violating: u32,
 }

@@ -56,6 +56,8 @@ pub mod reason {
     pub const NAME_TAKEN: &str = "NameTaken";
     /// An id recorded in status names an upstream object carrying another resource's mark.
     pub const OWNED_BY_OTHER: &str = "UpstreamOwnedByOther";
+    /// The key asks for something its store's policy does not allow.
+    pub const POLICY_VIOLATION: &str = "PolicyViolation";
     /// The upstream ids in status carry no valid proof that the operator wrote them.
     pub const STATUS_NOT_PROVEN: &str = "StatusNotProven";
     /// `apikeys.dev/adopt` names an object the store or its owner does not let this resource take.

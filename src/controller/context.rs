@@ -7,6 +7,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tracing::warn;
 
+use super::inventory::{KeyInventory, UsageTriggers};
 use super::own_writes::OwnWrites;
 use super::ownership::ClusterIdentity;
 use super::status_proof::StatusKey;
@@ -27,6 +28,18 @@ pub struct Context {
     pub cluster: ClusterIdentity,
     /// Proves that a key resource's status was written by the operator.
     pub status_key: StatusKey,
+    /// Every key resource, for store usage and policy quotas.
+    pub inventory: KeyInventory,
+    /// Tells the store controllers a store's usage changed.
+    pub usage: UsageTriggers,
+}
+
+/// What the key controllers and store controllers share besides the client.
+pub struct Shared {
+    pub cluster: ClusterIdentity,
+    pub status_key: StatusKey,
+    pub inventory: KeyInventory,
+    pub usage: UsageTriggers,
 }
 
 impl Context {
@@ -35,8 +48,7 @@ impl Context {
         stores: Stores,
         metrics: Arc<Metrics>,
         instance: Option<String>,
-        cluster: ClusterIdentity,
-        status_key: StatusKey,
+        shared: Shared,
     ) -> Self {
         let reporter = Reporter {
             controller: "apikey-operator".into(),
@@ -53,8 +65,10 @@ impl Context {
             },
             metrics,
             own_writes: OwnWrites::default(),
-            cluster,
-            status_key,
+            cluster: shared.cluster,
+            status_key: shared.status_key,
+            inventory: shared.inventory,
+            usage: shared.usage,
         }
     }
 

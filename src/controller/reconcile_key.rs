@@ -7,7 +7,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
@@ -20,10 +21,15 @@ use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, owner_uid, secr
 use super::key_status::{self, FINALIZER};
 use super::own_writes::CachedVersion;
 use super::ownership::ClusterIdentity;
+use super::policy;
+use super::stores::StoreKey;
 use super::{Context, Error, target_secret};
 use crate::api::{DeletionPolicy, KeyStatus};
 use crate::failpoint;
 use crate::upstream::UpstreamClient;
+
+/// A key over its store's quota looks again this soon: another key's deletion lets it in.
+const QUOTA_RETRY: Duration = Duration::from_secs(30);
 
 /// What a key kind adds to the shared loop.
 pub trait KeyKind: KeyResource {
@@ -38,6 +44,16 @@ pub trait KeyKind: KeyResource {
         run: &mut Run<'_, Self>,
         upstream: &UpstreamClient,
     ) -> impl Future<Output = Result<Result<Duration, Blocked>, Error>> + Send;
+
+    /// What the resource asks of its store, for the store's policy: the upstream name it
+    /// uses, expiry, rotation and the provider's fields. `store_account` is a Prefactor
+    /// store's `accountId`.
+    fn policy_request<'a>(
+        &'a self,
+        upstream: &UpstreamClient,
+        cluster: &ClusterIdentity,
+        store_account: Option<&'a str>,
+    ) -> policy::Request<'a>;
 
     /// Removes every credential this resource created upstream (current, retiring and a
     /// pending one found again by its recorded key and mark); returns how many. Objects
@@ -142,6 +158,12 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
     let ready = conditions::find(&run.status.conditions, conditions::READY).cloned();
     let flipped = previous_ready.as_ref().map(|c| (&c.status, &c.reason))
         != ready.as_ref().map(|c| (&c.status, &c.reason));
+    // The store counts its keys and those its policy refuses.
+    let refused = |c: &Option<Condition>| c.as_ref().is_some_and(|c| c.reason == reason::POLICY_VIOLATION);
+    if previous_ready.is_none() || refused(&previous_ready) != refused(&ready) {
+        ctx.usage
+            .changed(&StoreKey::referenced(&run.namespace, object.common().store_ref));
+    }
     // A Created or Rotated event already says the resource is Ready: one event, not two.
     let announced = run.announced() && ready.as_ref().is_some_and(|c| c.status == "True");
     if let (true, false, Some(ready)) = (flipped, announced, ready) {
@@ -243,7 +265,77 @@ async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, B
         reason::RECONCILED,
         "the store is ready".into(),
     );
+    if let Some(refused) = check_policy(run, &upstream).await? {
+        return Ok(Err(refused));
+    }
     K::converge(run, &upstream).await
+}
+
+/// The store's policy, checked before anything happens upstream: a refusal names the
+/// store, the rule and the field. A quota refusal is looked at again soon, as deleting
+/// another key lets this one through.
+async fn check_policy<K: KeyKind>(
+    run: &Run<'_, K>,
+    upstream: &UpstreamClient,
+) -> Result<Option<Blocked>, Error> {
+    let object = run.object;
+    let store_ref = object.common().store_ref;
+    let Some(view) = run.ctx.stores.policy_of(&run.namespace, store_ref) else {
+        return Ok(None);
+    };
+    let labels = match policy::needs_labels(&view.policy) {
+        true => Api::<Namespace>::all(run.ctx.client.clone())
+            .get(&run.namespace)
+            .await
+            .map_err(Error::Kube)?
+            .metadata
+            .labels
+            .unwrap_or_default(),
+        false => Default::default(),
+    };
+    let refused = |message: String, retry| {
+        Some(Blocked::new(
+            conditions::UPSTREAM_SYNCED,
+            reason::POLICY_VIOLATION,
+            message,
+            retry,
+        ))
+    };
+    let rule = match policy::applies(Some(&view.policy), view.cluster_store, &run.namespace, &labels) {
+        policy::Applies::Unrestricted => return Ok(None),
+        policy::Applies::NoRule => {
+            let message = format!(
+                "{} has a policy and none of its rules applies to namespace {}; ask the store's owner to add one",
+                view.store, run.namespace
+            );
+            return Ok(refused(message, RESYNC_INTERVAL));
+        }
+        policy::Applies::Rule(rule) => rule,
+    };
+    let request = object.policy_request(upstream, &run.ctx.cluster, view.prefactor_account.as_deref());
+    if let Err(violation) = policy::check(rule, &request, run.now) {
+        let message = format!(
+            "{} policy rule {:?}: {} {}; change {} or ask the store's owner to allow it",
+            view.store, rule.name, violation.field, violation.detail, violation.field
+        );
+        return Ok(refused(message, RESYNC_INTERVAL));
+    }
+    if let Some(max) = rule.max_keys_per_namespace {
+        let store = StoreKey::referenced(&run.namespace, store_ref);
+        let before = run
+            .ctx
+            .inventory
+            .position(&store, &run.namespace, K::KIND, &object.name_any());
+        if before >= max as usize {
+            let message = format!(
+                "{} policy rule {:?}: namespace {} already holds {max} keys through this store \
+                 (maxKeysPerNamespace); delete one or ask the store's owner for more",
+                view.store, rule.name, run.namespace
+            );
+            return Ok(refused(message, QUOTA_RETRY));
+        }
+    }
+    Ok(None)
 }
 
 /// Deletion: with `Delete`, everything this resource created upstream is removed and the
@@ -255,6 +347,8 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
     let status = object.key_status().cloned().unwrap_or_default();
     let common = object.common();
     ctx.own_writes.forget(&owner_uid(object));
+    ctx.usage
+        .changed(&StoreKey::referenced(&namespace, common.store_ref));
     if common.deletion_policy == DeletionPolicy::Orphan {
         release_secret(&secrets, &name, &owner_uid(object)).await?;
         return Ok(Action::await_change());

@@ -134,7 +134,12 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
             generation,
             secret_version.as_deref(),
         );
+    let usage = Some(ctx.inventory.usage(&key));
     if unchanged {
+        if old_status.usage != usage {
+            let status = StoreStatus { usage, ..old_status };
+            patch_status(&*store, &ctx, &status).await?;
+        }
         return Ok(Action::requeue(REPROBE_INTERVAL));
     }
 
@@ -158,6 +163,7 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
     let mut status = old_status.clone();
     status.provider = Some(provider_name(store.provider()).to_string());
     status.observed_generation = generation;
+    status.usage = usage;
     let was_ready = conditions::is_true(&old_status.conditions, conditions::READY);
     conditions::set(
         &mut status.conditions,

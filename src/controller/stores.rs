@@ -14,7 +14,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 
 use super::conditions::{self, reason};
-use crate::api::{ClusterCredentialStore, CredentialStore, Provider, StoreKind, StoreRef};
+use crate::api::{ClusterCredentialStore, CredentialStore, Provider, StoreKind, StorePolicy, StoreRef};
 use crate::upstream::UpstreamClient;
 
 /// Identifies a store: its kind, namespace (for CredentialStores) and name.
@@ -42,6 +42,16 @@ impl StoreKey {
             None => format!("ClusterCredentialStore {}", self.name),
         }
     }
+}
+
+/// A store's policy and what checking a key against it needs.
+pub struct PolicyView {
+    pub policy: StorePolicy,
+    /// The store, for messages (`ClusterCredentialStore shared`).
+    pub store: String,
+    pub cluster_store: bool,
+    /// A Prefactor store's `accountId`: the account of tokens that name none.
+    pub prefactor_account: Option<String>,
 }
 
 /// A connected store, with the state it was connected from.
@@ -205,6 +215,28 @@ impl Stores {
         }
     }
 
+    /// The policy of the store `store_ref` names, as cached, with what checking it needs.
+    pub fn policy_of(&self, namespace: &str, store_ref: &StoreRef) -> Option<PolicyView> {
+        let (policy, provider) = match store_ref.kind {
+            StoreKind::CredentialStore => {
+                let store = self
+                    .namespaced
+                    .get(&ObjectRef::new(&store_ref.name).within(namespace))?;
+                (store.spec.policy.clone()?, store.spec.provider.clone())
+            }
+            StoreKind::ClusterCredentialStore => {
+                let store = self.cluster.as_ref()?.get(&ObjectRef::new(&store_ref.name))?;
+                (store.spec.policy.clone()?, store.spec.provider.clone())
+            }
+        };
+        Some(PolicyView {
+            policy,
+            store: StoreKey::referenced(namespace, store_ref).display(),
+            cluster_store: store_ref.kind == StoreKind::ClusterCredentialStore,
+            prefactor_account: provider.prefactor.and_then(|p| p.account_id),
+        })
+    }
+
     /// Whether the store `store_ref` names, as cached, lets key resources in `namespace`
     /// adopt existing upstream objects (`spec.adoption`; off when unset).
     pub fn allows_adoption(&self, namespace: &str, store_ref: &StoreRef) -> bool {
@@ -324,7 +356,7 @@ async fn allows_namespace(
 }
 
 /// Label-selector matching (`matchLabels` and `matchExpressions`).
-fn selector_matches(
+pub(crate) fn selector_matches(
     selector: &k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector,
     labels: &std::collections::BTreeMap<String, String>,
 ) -> bool {

@@ -15,6 +15,7 @@ use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, default_upstream_name, owner_uid};
 use crate::controller::ownership::{ClusterIdentity, Ownership, user_description};
+use crate::controller::policy;
 use crate::controller::reconcile_key::KeyKind;
 use crate::failpoint;
 use crate::upstream::akamai::{ApiClient as Client, Credential, CredentialStatus};
@@ -29,6 +30,23 @@ impl KeyKind for ApiClient {
     ) -> Result<Result<Duration, Blocked>, Error> {
         let akamai = upstream.akamai().expect("resolve checked the provider");
         converge(run, akamai).await
+    }
+
+    fn policy_request<'a>(
+        &'a self,
+        _upstream: &UpstreamClient,
+        cluster: &ClusterIdentity,
+        _store_account: Option<&'a str>,
+    ) -> policy::Request<'a> {
+        policy::Request {
+            upstream_name: Some(client_name(self, cluster)),
+            expiry: (
+                "spec.credential.expiresAt",
+                self.spec.credential.expires_at.as_ref().map(|t| t.0),
+            ),
+            rotation_interval: self.spec.rotation.as_ref().and_then(|r| r.interval.as_deref()),
+            provider: policy::ProviderRequest::Akamai(&self.spec),
+        }
     }
 
     async fn delete_upstream(

@@ -15,6 +15,7 @@ use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, idempotency_key, owner_uid};
 use crate::controller::ownership::ClusterIdentity;
+use crate::controller::policy;
 use crate::controller::reconcile_key::KeyKind;
 use crate::controller::schedule::ROTATE_ANNOTATION;
 use crate::failpoint;
@@ -30,6 +31,24 @@ impl KeyKind for ApiToken {
     ) -> Result<Result<Duration, Blocked>, Error> {
         let prefactor = upstream.prefactor().expect("resolve checked the provider");
         converge(run, prefactor).await
+    }
+
+    fn policy_request<'a>(
+        &'a self,
+        _upstream: &UpstreamClient,
+        _cluster: &ClusterIdentity,
+        store_account: Option<&'a str>,
+    ) -> policy::Request<'a> {
+        policy::Request {
+            upstream_name: None,
+            expiry: ("spec.expiresAt", self.spec.expires_at.as_ref().map(|t| t.0)),
+            rotation_interval: self.spec.rotation.as_ref().and_then(|r| r.interval.as_deref()),
+            provider: policy::ProviderRequest::Prefactor {
+                scope: self.spec.scope,
+                environment_id: self.spec.environment_id.as_deref(),
+                account_id: self.spec.account_id.as_deref().or(store_account),
+            },
+        }
     }
 
     async fn delete_upstream(

@@ -29,6 +29,7 @@ use crate::controller::key_run::{
     Blocked, Common, KeyResource, RESYNC_INTERVAL, Run, default_upstream_name, owner_uid,
 };
 use crate::controller::ownership::ClusterIdentity;
+use crate::controller::policy;
 use crate::controller::reconcile_key::KeyKind;
 use crate::controller::schedule::ROTATE_ANNOTATION;
 use crate::upstream::UpstreamClient;
@@ -87,6 +88,28 @@ impl KeyKind for ServiceAccountKey {
             }
         } else {
             Ok(Err(wrong_provider(upstream)))
+        }
+    }
+
+    fn policy_request<'a>(
+        &'a self,
+        upstream: &UpstreamClient,
+        cluster: &ClusterIdentity,
+        _store_account: Option<&'a str>,
+    ) -> policy::Request<'a> {
+        let provider = match upstream.trend_micro() {
+            Some(_) => policy::ProviderRequest::TrendMicro {
+                role_id: self.spec.role_id,
+            },
+            None => policy::ProviderRequest::Zenml {
+                service_account: self.spec.service_account.as_deref(),
+            },
+        };
+        policy::Request {
+            upstream_name: Some(key_name(self, cluster)),
+            expiry: ("spec.expiresAt", self.spec.expires_at.as_ref().map(|t| t.0)),
+            rotation_interval: self.spec.rotation.as_ref().and_then(|r| r.interval.as_deref()),
+            provider,
         }
     }
 
