@@ -189,6 +189,23 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
             "spec.keyName: Too long",
         ),
         (
+            "a policy rule that names no namespaces",
+            store(json!({"prefactor": prefactor("https://p.example"), "policy": {"rules": [{"name": "r"}]}})),
+            "a rule must name namespaces or set a namespaceSelector",
+        ),
+        (
+            "a policy lifetime that is not a duration",
+            store(json!({"prefactor": prefactor("https://p.example"),
+                         "policy": {"rules": [{"name": "r", "namespaces": ["*"], "maxLifetime": "30 days"}]}})),
+            "spec.policy.rules[0].maxLifetime",
+        ),
+        (
+            "a policy network that is not a CIDR",
+            store(json!({"prefactor": prefactor("https://p.example"),
+                         "policy": {"rules": [{"name": "r", "namespaces": ["*"], "akamai": {"ipAclWithin": ["10.0.0.0"]}}]}})),
+            "ipAclWithin entries must be CIDR blocks such as 10.0.0.0/8",
+        ),
+        (
             "a description that forges an owner mark",
             key(
                 json!({"storeRef": {"name": "s"}, "serviceAccount": "sa", "description": "x [apikeys.dev/owner=0123]"}),
