@@ -291,16 +291,18 @@ impl<'a, K: KeyResource> Run<'a, K> {
             Ownership::Ours => true,
             Ownership::Others => false,
             Ownership::Unmarked => {
-                self.status.upstream_id.as_deref() == Some(id)
-                    || self
-                        .object
-                        .annotations()
-                        .get(ADOPT_ANNOTATION)
-                        .is_some_and(|wanted| wanted.trim() == id || aliases.contains(&wanted.trim()))
-                        && self
-                            .ctx
-                            .stores
-                            .allows_adoption(&self.namespace, self.object.common().store_ref)
+                let recorded = self.status.upstream_id.as_deref() == Some(id);
+                let named_for_adoption = self
+                    .object
+                    .annotations()
+                    .get(ADOPT_ANNOTATION)
+                    .is_some_and(|wanted| wanted.trim() == id || aliases.contains(&wanted.trim()));
+                let adopting = named_for_adoption
+                    && self
+                        .ctx
+                        .stores
+                        .allows_adoption(&self.namespace, self.object.common().store_ref);
+                recorded || adopting
             }
         }
     }
