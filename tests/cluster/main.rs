@@ -13,6 +13,7 @@ mod gitops;
 mod harness;
 mod observability;
 mod plugin;
+mod policy;
 mod processes;
 mod service_account_key;
 mod stores;
