@@ -50,47 +50,12 @@ pub fn creates_between(before: &Value, after: &Value, upstream: Upstream) -> u64
         .sum()
 }
 
-/// The provider block of a store on the test's credential store, its admin Secret in
-/// `secret_namespace` (a ClusterCredentialStore's reference names it; a CredentialStore's
-/// Secret is in its own namespace).
-async fn provider(
-    world: &World,
-    upstream: Upstream,
-    secret: &str,
-    secret_namespace: &str,
-    cluster: bool,
-) -> Value {
-    let cs = &world.credstore;
-    let (provider, url, data) = match upstream {
-        Upstream::Zenml => (
-            "zenml",
-            cs.url.clone(),
-            json!({"apiKey": cs.bootstrap_file("zenml.api-key")}),
-        ),
-        Upstream::Trend => (
-            "trendMicro",
-            format!("{}/api", cs.url),
-            json!({"apiSecretKey": cs.bootstrap_file("trendmicro.secret-key")}),
-        ),
-        Upstream::Akamai => (
-            "akamai",
-            cs.url.clone(),
-            serde_json::to_value(fixtures::akamai_admin(cs)).unwrap(),
-        ),
-        Upstream::Prefactor => ("prefactor", cs.url.clone(), json!({"token": cs.prefactor_token})),
-    };
-    fixtures::put_secret(&world.client, secret_namespace, secret, data).await;
-    let reference = match cluster {
-        true => json!({"name": secret, "namespace": secret_namespace}),
-        false => json!({"name": secret}),
-    };
-    json!({provider: {"url": url, "credentialsSecretRef": reference}})
-}
-
 /// A ClusterCredentialStore `name` for `upstream` serving exactly `allowed`, with
 /// `spec.policy` = `policy`; waits until it is Ready (so the operator has seen the policy).
 pub async fn cluster_store(world: &World, upstream: Upstream, name: &str, allowed: &[&str], policy: Value) {
-    let mut spec = provider(world, upstream, &format!("{name}-admin"), &world.admin, true).await;
+    let mut spec = world
+        .provider_block(upstream, &format!("{name}-admin"), &world.admin, true)
+        .await;
     spec["allowedNamespaces"] = json!(allowed);
     spec["policy"] = policy;
     let store = json!({
@@ -104,7 +69,9 @@ pub async fn cluster_store(world: &World, upstream: Upstream, name: &str, allowe
 /// A CredentialStore `name` in `namespace` for `upstream` with `spec.policy` = `policy`;
 /// waits until it is Ready.
 pub async fn namespaced_store(world: &World, namespace: &str, upstream: Upstream, name: &str, policy: Value) {
-    let mut spec = provider(world, upstream, &format!("{name}-admin"), namespace, false).await;
+    let mut spec = world
+        .provider_block(upstream, &format!("{name}-admin"), namespace, false)
+        .await;
     spec["policy"] = policy;
     let store = json!({
         "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore",

@@ -125,7 +125,32 @@ impl World {
         adoption: Option<&[&str]>,
     ) -> String {
         let name = format!("{}-{}", upstream.short(), allowed[0]);
-        let secret = format!("{name}-admin");
+        let mut spec = self
+            .provider_block(upstream, &format!("{name}-admin"), &self.admin, true)
+            .await;
+        spec["allowedNamespaces"] = json!(allowed);
+        if let Some(namespaces) = adoption {
+            spec["adoption"] = json!({"namespaces": namespaces});
+        }
+        let store = json!({
+            "apiVersion": "apikeys.dev/v1alpha1", "kind": "ClusterCredentialStore",
+            "metadata": {"name": name}, "spec": spec,
+        });
+        fixtures::apply(&self.client, &self.admin, store).await;
+        wait_for(&self.cluster_stores(), &name, "store Ready", is_ready).await;
+        name
+    }
+
+    /// The provider block of a store on the test's credential store, with its admin Secret
+    /// made in `secret_namespace` (a ClusterCredentialStore's reference names it, `cluster`;
+    /// a CredentialStore's Secret is in its own namespace).
+    pub async fn provider_block(
+        &self,
+        upstream: Upstream,
+        secret: &str,
+        secret_namespace: &str,
+        cluster: bool,
+    ) -> Value {
         let cs = &self.credstore;
         let (provider, url, data) = match upstream {
             Upstream::Zenml => (
@@ -145,21 +170,12 @@ impl World {
             ),
             Upstream::Prefactor => ("prefactor", cs.url.clone(), json!({"token": cs.prefactor_token})),
         };
-        fixtures::put_secret(&self.client, &self.admin, &secret, data).await;
-        let mut spec = json!({
-            provider: {"url": url, "credentialsSecretRef": {"name": secret, "namespace": self.admin}},
-            "allowedNamespaces": allowed,
-        });
-        if let Some(namespaces) = adoption {
-            spec["adoption"] = json!({"namespaces": namespaces});
-        }
-        let store = json!({
-            "apiVersion": "apikeys.dev/v1alpha1", "kind": "ClusterCredentialStore",
-            "metadata": {"name": name}, "spec": spec,
-        });
-        fixtures::apply(&self.client, &self.admin, store).await;
-        wait_for(&self.cluster_stores(), &name, "store Ready", is_ready).await;
-        name
+        fixtures::put_secret(&self.client, secret_namespace, secret, data).await;
+        let reference = match cluster {
+            true => json!({"name": secret, "namespace": secret_namespace}),
+            false => json!({"name": secret}),
+        };
+        json!({provider: {"url": url, "credentialsSecretRef": reference}})
     }
 
     pub fn cluster_stores(&self) -> Api<ClusterCredentialStore> {
