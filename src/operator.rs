@@ -60,14 +60,12 @@ pub enum Error {
         "cannot read namespace kube-system to derive the cluster identity; grant `get` on it or set --cluster-id (chart value clusterId)"
     )]
     ClusterIdentity(#[source] kube::Error),
-    #[error(
-        "cannot read or create Secret {name} in namespace {namespace} (the key of status proofs); grant get and create on Secrets there"
-    )]
+    #[error("cannot use the key of status proofs, Secret {name} in namespace {namespace}")]
     StatusKey {
         name: &'static str,
         namespace: String,
         #[source]
-        source: kube::Error,
+        source: status_proof::KeyError,
     },
 }
 
@@ -179,6 +177,11 @@ impl Controllers {
             ..
         } = self;
         let namespace = self.namespace.as_deref();
+        // Before any controller writes a status: the statuses from before proofs are proven
+        // once (see controller::status_proof); a failure leaves them to the next start.
+        if let Err(error) = self.status_key.prove_existing(client, namespace).await {
+            tracing::error!(%error, "could not prove the statuses written before status proofs; they are not acted on until a restart proves them");
+        }
         let stores_controller = Controller::new(
             namespaced::<CredentialStore>(client, namespace),
             watcher::Config::default(),

@@ -29,10 +29,17 @@ pub(crate) const SECRET_KEY_PATTERN: &str = r"^[-._a-zA-Z0-9]+$";
 #[serde(rename_all = "camelCase")]
 // On the struct, so that adding or removing `kind` (unset means CredentialStore) is
 // judged by the kind it amounts to.
-#[schemars(extend("x-kubernetes-validations" = [{
-    "rule": "(has(self.kind) ? self.kind : 'CredentialStore') == (has(oldSelf.kind) ? oldSelf.kind : 'CredentialStore')",
-    "message": "storeRef.kind is immutable: create a new resource to use another kind of store"
-}]))]
+// The name too: the upstream ids in status belong to the store that issued them.
+#[schemars(extend("x-kubernetes-validations" = [
+    {
+        "rule": "(has(self.kind) ? self.kind : 'CredentialStore') == (has(oldSelf.kind) ? oldSelf.kind : 'CredentialStore')",
+        "message": "storeRef.kind is immutable: create a new resource to use another kind of store"
+    },
+    {
+        "rule": "self.name == oldSelf.name",
+        "message": "storeRef.name is immutable: the key's upstream objects belong to that store; create a new resource to use another store"
+    },
+]))]
 pub struct StoreRef {
     /// Name of the CredentialStore (in this namespace) or ClusterCredentialStore.
     #[schemars(length(min = 1, max = 253), regex(pattern = DNS_SUBDOMAIN_PATTERN))]

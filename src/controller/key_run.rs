@@ -333,7 +333,11 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// Writes the status if it changed since it was last written.
     pub async fn save(&mut self) -> Result<(), Error> {
         if self.trusted {
-            self.status.owner_proof = self.ctx.status_key.sign(&owner_uid(self.object), &self.status);
+            let store = self.object.common().store_ref;
+            self.status.owner_proof = self
+                .ctx
+                .status_key
+                .sign(&owner_uid(self.object), store, &self.status);
         }
         if self.status != self.written {
             key_status::patch(&self.api, self.object, &self.status, &mut self.resource_version).await?;

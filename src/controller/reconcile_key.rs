@@ -136,7 +136,7 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
     run.status.observed_generation = object.meta().generation;
     run.status.secret_name = Some(run.secret_name());
 
-    let proven = status_is_proven(object, ctx).await?;
+    let proven = status_is_proven(object, ctx);
     let outcome = match proven {
         true => {
             run.trust();
@@ -177,21 +177,20 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
     Ok(action)
 }
 
-/// Whether the upstream ids in the stored status were written by the operator: its proof
-/// matches, or (a status from before proofs) the API server records no write to it since
-/// the proof key was made. The latter needs `managedFields`, which the cache drops.
-async fn status_is_proven<K: KeyKind>(object: &K, ctx: &Context) -> Result<bool, Error> {
+/// Whether the upstream ids and the pending record in the stored status were written by
+/// the operator: its proof matches (statuses from before proofs were proven once, when the
+/// proof key was first used).
+fn status_is_proven<K: KeyKind>(object: &K, ctx: &Context) -> bool {
     let status = object.key_status().cloned().unwrap_or_default();
-    if ctx.status_key.proves(&owner_uid(object), &status) {
-        return Ok(true);
-    }
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
-    let fresh = api.get(&object.name_any()).await.map_err(Error::Kube)?;
-    let proven = ctx.status_key.predates(fresh.meta());
+    let proven = ctx
+        .status_key
+        .proves(&owner_uid(object), object.common().store_ref, &status);
     if !proven {
-        tracing::warn!("status carries upstream ids the operator did not write; not acting on them");
+        tracing::warn!(
+            "status carries upstream ids or a pending record the operator did not write; not acting on them"
+        );
     }
-    Ok(proven)
+    proven
 }
 
 fn unproven<K: KeyKind>(status: &KeyStatus) -> Blocked {
@@ -203,9 +202,9 @@ fn unproven<K: KeyKind>(status: &KeyStatus) -> Blocked {
         .map(String::as_str)
         .collect();
     let message = format!(
-        "the upstream ids in this {}'s status ({}) were not written by the operator (status.ownerProof does not \
-         match them: the status was copied or edited), so the operator does not act on them; delete this {} and \
-         apply it anew",
+        "the upstream ids or pending operation in this {}'s status ({}) were not written by the operator \
+         (status.ownerProof does not match them: the status was copied or edited), so the operator does not act \
+         on them; delete this {} and apply it anew (deleting it leaves those upstream objects as they are)",
         K::KIND,
         ids.join(", "),
         K::KIND
@@ -354,7 +353,7 @@ async fn cleanup<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error>
         return Ok(Action::await_change());
     }
 
-    if !status_is_proven(object, ctx).await? {
+    if !status_is_proven(object, ctx) {
         let note = format!(
             "deleted Secret {name} without touching the upstream: the ids in this {}'s status were not written by \
              the operator",

@@ -317,9 +317,17 @@ async fn a_credential_whose_secret_was_lost_in_a_crash_is_removed_and_replaced()
         "trigger": "annotation",
         "request": serde_json::to_string(&json!({"known": [current], "replaces": current})).unwrap(),
     });
-    // Written as the operator writes its status (server-side apply, its field manager).
-    let mut written = serde_json::to_value(&status).unwrap();
-    written["pending"] = pending;
+    // Written as the operator writes its status (server-side apply, its field manager),
+    // proven with its key: the state is the operator's own, only interrupted.
+    let mut forged = status.clone();
+    forged.pending = Some(serde_json::from_value(pending).unwrap());
+    let key = fixtures::status_key(&s.client).await;
+    forged.owner_proof = key.sign(
+        &kube::ResourceExt::uid(&created).unwrap(),
+        &created.spec.store_ref,
+        &forged,
+    );
+    let written = serde_json::to_value(&forged).unwrap();
     let apply = json!({
         "apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiClient",
         "metadata": {"name": "cdn"}, "status": written,

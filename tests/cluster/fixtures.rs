@@ -538,6 +538,17 @@ pub async fn cluster_identity(client: &Client) -> apikey_operator::controller::o
     apikey_operator::controller::ownership::ClusterIdentity::new(kube_system.metadata.uid.unwrap())
 }
 
+/// The key the shared operator proves statuses with (it keeps it in namespace `default`):
+/// for tests that write the state an interrupted operator leaves.
+pub async fn status_key(client: &Client) -> apikey_operator::controller::status_proof::StatusKey {
+    let secret = Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), "default")
+        .get(apikey_operator::controller::status_proof::SECRET_NAME)
+        .await
+        .expect("the operator made its status key");
+    let key = secret.data.unwrap().remove("key").expect("the key").0;
+    apikey_operator::controller::status_proof::StatusKey::new(key)
+}
+
 /// Asserts no 12-character window of any secret in `secrets` appears in the operator log,
 /// the events or the statuses (any such window is enough to call a secret leaked).
 pub fn assert_no_leak<S: AsRef<str>>(secrets: &[S], log: &str, events: &str, statuses: &str) {

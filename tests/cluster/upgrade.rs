@@ -3,8 +3,9 @@
 //! - `statuses_from_the_release_before_proofs_are_trusted_and_proven`: that release's state
 //!   written on a control plane no operator of this release has run on (its upstream objects
 //!   under its default names without marks, its Secrets, its statuses without `ownerProof`),
-//!   then this release's operator started: it trusts those statuses, proves them, stamps the
-//!   marks, rotates nothing, and the delivered credentials keep working.
+//!   then this release's operator started: it proves those statuses once (before its
+//!   controllers start), stamps the marks, rotates nothing, and the delivered credentials
+//!   keep working.
 //! - `keys_of_the_release_before_marks_are_stamped_and_keep_working`: keys whose upstream
 //!   descriptions lose their marks (as that release wrote them) are stamped again, rotate and
 //!   are deleted as the resources' own.
@@ -210,8 +211,8 @@ async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
 /// The state the release before marks and proofs leaves, written before any operator of
 /// this release has run on the cluster (a control plane of the test's own): upstream keys
 /// and a token under that release's default names, without marks; Secrets and statuses as
-/// it wrote them, without `ownerProof`. The new operator trusts those statuses (nobody wrote
-/// them since its proof key was made), stamps marks and proofs, and nothing is rotated.
+/// it wrote them, without `ownerProof`. The new operator proves the statuses that exist when
+/// its key is first used, stamps marks, and nothing is rotated.
 #[tokio::test]
 async fn statuses_from_the_release_before_proofs_are_trusted_and_proven() {
     let (cluster, dir) = own_control_plane("upgrade-legacy").await;
@@ -252,9 +253,6 @@ async fn statuses_from_the_release_before_proofs_are_trusted_and_proven() {
     ] {
         issued.write(&client, namespace, resource, spec).await;
     }
-    // Statuses and operator in different seconds: managedFields times are whole seconds.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-
     let operator = OperatorCommand::new(cluster.kubeconfig())
         .with_probes()
         .log(&dir.join("operator.log"));

@@ -328,6 +328,12 @@ fn invalid_changes() -> Vec<(&'static str, Value, Value, &'static str)> {
             "spec.scope is immutable",
         ),
         (
+            "moving a key to another store",
+            account_token(json!({})),
+            json!({"spec": {"storeRef": {"name": "other-prefactor"}}}),
+            "storeRef.name is immutable",
+        ),
+        (
             "changing the store kind",
             account_token(json!({})),
             json!({"spec": {"storeRef": {"kind": "ClusterCredentialStore"}}}),
