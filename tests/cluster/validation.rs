@@ -406,7 +406,7 @@ async fn invalid_changes_are_refused_and_valid_ones_accepted() {
     for patch in [
         json!({"spec": {"state": "Suspended"}}),
         json!({"spec": {"state": "Active", "rotation": {"interval": "24h", "requestedAt": "1"}}}),
-        json!({"spec": {"storeRef": {"name": "another-prefactor"}, "secret": {"name": "renamed"}}}),
+        json!({"spec": {"secret": {"name": "renamed"}}}),
         json!({"spec": {"state": "Revoked"}}),
     ] {
         api.patch("t", &PatchParams::default(), &Patch::Merge(&patch))

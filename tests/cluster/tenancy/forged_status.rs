@@ -6,11 +6,12 @@
 //! manager, as the operator writes its status: the operator's next write then replaces it
 //! whole, as it would a record of its own.
 
+use apikey_operator::api::{KeyStatus, StoreRef};
 use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use super::{PAUSED, Tally, Upstream, World, assert_blocked, message, nonce, status_of};
-use crate::fixtures::{condition, wait_for};
+use crate::fixtures::{self, condition, wait_for};
 
 const STARTED: &str = "2026-01-01T00:00:00Z";
 
@@ -22,10 +23,23 @@ fn pending(operation: &str, key: &str, trigger: &str, request: Value) -> Value {
     })
 }
 
+/// `status` with the proof the operator would write for resource `name`: the state an
+/// interrupted operator leaves (the test may read the operator's key; a tenant may not).
+async fn proven(w: &World, namespace: &str, up: Upstream, name: &str, status: Value) -> Value {
+    let object = w.api(namespace, up).get(name).await.unwrap();
+    let store: StoreRef = serde_json::from_value(object.data["spec"]["storeRef"].clone()).unwrap();
+    let mut typed: KeyStatus = serde_json::from_value(status).unwrap();
+    let key = fixtures::status_key(&w.client).await;
+    typed.owner_proof = key.sign(&object.metadata.uid.unwrap(), &store, &typed);
+    serde_json::to_value(typed).unwrap()
+}
+
 /// The victim's create is run from a pending record whose nonce the attacker knows (it is
 /// in the victim's status while the create is in flight); the attacker writes the same
-/// record into its own ApiToken's status. Sent as is, the nonce would make Prefactor replay
-/// the victim's create and answer with the victim's token and secret.
+/// record into its own ApiToken's status. It carries no proof for the attacker: refused.
+/// Behind the proof, the idempotency key is derived from the UID: even a record proven for
+/// the attacker (as if the proof were bypassed) mints a token of its own instead of
+/// replaying the victim's create, which would answer with the victim's token and secret.
 #[tokio::test]
 async fn a_pending_create_copied_from_another_api_token_mints_a_token_of_its_own() {
     let w = World::new("tn-forge-token").await;
@@ -39,8 +53,8 @@ async fn a_pending_create_copied_from_another_api_token_mints_a_token_of_its_own
 
     w.declare(&victim_ns, up, "app", &store, paused.clone(), json!({}))
         .await;
-    w.forge_status(&victim_ns, up, "app", json!({"pending": record}))
-        .await;
+    let in_flight = proven(&w, &victim_ns, up, "app", json!({"pending": record})).await;
+    w.forge_status(&victim_ns, up, "app", in_flight).await;
     w.unpause(&victim_ns, up, "app").await;
     let victim = w.ready(&victim_ns, up, "app").await;
     let token_id = status_of(&victim).upstream_id.unwrap();
@@ -51,6 +65,16 @@ async fn a_pending_create_copied_from_another_api_token_mints_a_token_of_its_own
         .await;
     w.forge_status(&attacker_ns, up, "app", json!({"pending": record}))
         .await;
+    w.unpause(&attacker_ns, up, "app").await;
+    let refused = w.blocked(&attacker_ns, up, "app", "StatusNotProven").await;
+    assert_blocked(&refused, "StatusNotProven");
+    assert_eq!(w.cred(&attacker_ns, up, "app").await, None, "no Secret");
+    tally.still_works(&w, &victim_cred, "copied record refused").await;
+
+    // Second layer: the same record, proven for the attacker.
+    w.pause(&attacker_ns, up, "app").await;
+    let copied = proven(&w, &attacker_ns, up, "app", json!({"pending": record})).await;
+    w.forge_status(&attacker_ns, up, "app", copied).await;
     w.unpause(&attacker_ns, up, "app").await;
     let attacker = w.ready(&attacker_ns, up, "app").await;
     let attacker_id = status_of(&attacker).upstream_id.unwrap();

@@ -237,6 +237,11 @@ impl World {
     }
 
     /// Removes `apikeys.dev/paused`.
+    pub async fn pause(&self, namespace: &str, upstream: Upstream, name: &str) {
+        let patch = json!({"metadata": {"annotations": {PAUSED: "true"}}});
+        merge(&self.api(namespace, upstream), name, patch).await;
+    }
+
     pub async fn unpause(&self, namespace: &str, upstream: Upstream, name: &str) {
         let patch = json!({"metadata": {"annotations": {PAUSED: null}}});
         merge(&self.api(namespace, upstream), name, patch).await;
