@@ -207,9 +207,6 @@ pub struct Run<'a, K: KeyResource> {
     announced: bool,
     /// This resource's owner mark (see [`super::ownership`]).
     pub mark: OwnerMark,
-    /// Whether `status.pending` was recorded by this run (else it was read from the stored
-    /// status, which is not proof of anything: see [`Run::may_act_on`]).
-    recorded_here: bool,
     /// Whether the stored status was proven to be the operator's (see
     /// [`super::status_proof`]): only then does a save prove the status it writes.
     trusted: bool,
@@ -232,7 +229,6 @@ impl<'a, K: KeyResource> Run<'a, K> {
             secret_fingerprint: None,
             announced: false,
             mark: ctx.cluster.mark(&owner_uid(object)),
-            recorded_here: false,
             trusted: false,
         }
     }
@@ -279,37 +275,6 @@ impl<'a, K: KeyResource> Run<'a, K> {
             message,
             RESYNC_INTERVAL,
         )
-    }
-
-    /// Whether the operator may rotate, regenerate or otherwise act on the upstream object
-    /// with id `id` (also known as `aliases`, e.g. its name) whose description makes it
-    /// `whose`, for a pending operation: its own, or an unmarked one recorded in status (made
-    /// before marks existed) or being adopted. A pending record read from status proves
-    /// nothing by itself: it may have been copied from another resource.
-    pub fn may_act_on(&self, id: &str, aliases: &[&str], whose: Ownership) -> bool {
-        match whose {
-            Ownership::Ours => true,
-            Ownership::Others => false,
-            Ownership::Unmarked => {
-                let recorded = self.status.upstream_id.as_deref() == Some(id);
-                let named_for_adoption = self
-                    .object
-                    .annotations()
-                    .get(ADOPT_ANNOTATION)
-                    .is_some_and(|wanted| wanted.trim() == id || aliases.contains(&wanted.trim()));
-                let adopting = named_for_adoption
-                    && self
-                        .ctx
-                        .stores
-                        .allows_adoption(&self.namespace, self.object.common().store_ref);
-                recorded || adopting
-            }
-        }
-    }
-
-    /// Whether `status.pending` was recorded in this run, after its checks.
-    pub fn pending_recorded_here(&self) -> bool {
-        self.recorded_here
     }
 
     /// The idempotency key sent upstream for pending record key `nonce`: bound to this
@@ -466,7 +431,6 @@ impl<'a, K: KeyResource> Run<'a, K> {
             request,
         });
         self.save().await?;
-        self.recorded_here = true;
         failpoint::hit(match operation {
             PendingKind::Create => "before-create",
             PendingKind::Rotate => "before-rotate",

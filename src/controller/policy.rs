@@ -48,9 +48,14 @@ pub enum Applies<'a> {
     NoRule,
 }
 
-/// Whether any rule needs the namespace's labels to be matched.
-pub fn needs_labels(policy: &StorePolicy) -> bool {
-    policy.rules.iter().any(|r| r.namespace_selector.is_some())
+/// Whether matching `namespace` needs its labels: a rule with a selector comes before the
+/// first rule naming it (else the names decide, and the Namespace is not read).
+pub fn needs_labels(policy: &StorePolicy, namespace: &str) -> bool {
+    policy
+        .rules
+        .iter()
+        .take_while(|r| !r.namespaces.iter().any(|n| n == "*" || n == namespace))
+        .any(|r| r.namespace_selector.is_some())
 }
 
 /// The first rule matching `namespace` (by name, `*`, or its `labels`).
@@ -473,7 +478,20 @@ mod tests {
             applies(None, true, "other", &BTreeMap::new()),
             Applies::Unrestricted
         );
-        assert!(needs_labels(&policy));
+        assert!(needs_labels(&policy, "team-a"), "the label rule comes first");
+        let by_name_first = StorePolicy {
+            rules: policy.rules[1..]
+                .iter()
+                .rev()
+                .cloned()
+                .chain(policy.rules[..1].iter().cloned())
+                .collect(),
+        };
+        assert!(
+            !needs_labels(&by_name_first, "team-a"),
+            "a name rule decides first"
+        );
+        assert!(needs_labels(&by_name_first, "other"));
     }
 
     #[test]

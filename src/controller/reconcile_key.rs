@@ -55,9 +55,9 @@ pub trait KeyKind: KeyResource {
         store_account: Option<&'a str>,
     ) -> policy::Request<'a>;
 
-    /// Removes every credential this resource created upstream (current, retiring and a
-    /// pending one found again by its recorded key and mark); returns how many. Objects
-    /// carrying another resource's mark are left alone.
+    /// Removes every credential this resource created upstream (current and retiring, as
+    /// its proven status records them, and a pending one found again by its recorded key and
+    /// this resource's mark); returns how many.
     fn delete_upstream(
         object: &Self,
         status: &KeyStatus,
@@ -181,10 +181,11 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
 /// the operator: its proof matches (statuses from before proofs were proven once, when the
 /// proof key was first used).
 fn status_is_proven<K: KeyKind>(object: &K, ctx: &Context) -> bool {
-    let status = object.key_status().cloned().unwrap_or_default();
+    let none = KeyStatus::default();
+    let status = object.key_status().unwrap_or(&none);
     let proven = ctx
         .status_key
-        .proves(&owner_uid(object), object.common().store_ref, &status);
+        .proves(&owner_uid(object), object.common().store_ref, status);
     if !proven {
         tracing::warn!(
             "status carries upstream ids or a pending record the operator did not write; not acting on them"
@@ -282,7 +283,7 @@ async fn check_policy<K: KeyKind>(
     let Some(view) = run.ctx.stores.policy_of(&run.namespace, store_ref) else {
         return Ok(None);
     };
-    let labels = match policy::needs_labels(&view.policy) {
+    let labels = match policy::needs_labels(&view.policy, &run.namespace) {
         true => Api::<Namespace>::all(run.ctx.client.clone())
             .get(&run.namespace)
             .await

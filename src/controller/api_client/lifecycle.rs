@@ -58,13 +58,8 @@ impl KeyKind for ApiClient {
         let akamai = upstream.akamai().expect("resolve checked the provider");
         let mark = cluster.mark(&owner_uid(object));
         let ids: Vec<String> = match &status.upstream_id {
-            Some(id) => match akamai.get_client(id).await? {
-                Some(client) if mark.judge(client.client_description.as_deref()) == Ownership::Others => {
-                    info!(client_id = %id, "client carries another resource's mark; left alone");
-                    Vec::new()
-                }
-                _ => vec![id.clone()],
-            },
+            // Recorded in the proven status.
+            Some(id) => vec![id.clone()],
             // Created, perhaps, before a crash recorded its id: found by its name and mark.
             None => akamai
                 .find_clients_by_name(&client_name(object, cluster))

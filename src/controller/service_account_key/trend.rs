@@ -16,7 +16,6 @@ use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{ADOPT_TRIGGER, Blocked, Delivery, Run};
 use crate::controller::ownership::{OwnerMark, Ownership};
 use crate::controller::schedule;
-use crate::upstream::UpstreamError;
 use crate::upstream::trend::{ApiKey, IssuedApiKey, TrendMicroClient};
 
 pub async fn converge(
@@ -95,7 +94,7 @@ pub async fn converge(
 
     for credential in run.due_for_retirement() {
         crate::failpoint::hit("before-retire");
-        if let Err(error) = retire(trend, parse_id(&credential.id)?, &run.mark).await {
+        if let Err(error) = trend.delete(parse_id(&credential.id)?).await {
             return Ok(Err(Blocked::upstream(
                 &format!("deleting previous key {}", credential.id),
                 &error,
@@ -150,7 +149,14 @@ async fn issue(
         TrendIssue::Create { key_name, replaces } => {
             (create_or_recover(run, trend, key_name).await, *replaces)
         }
-        TrendIssue::Regenerate { id } => (regenerate(run, trend, *id).await, None),
+        // The record is the operator's own: status proofs cover it (see status_proof).
+        TrendIssue::Regenerate { id } => (
+            trend
+                .regenerate_secret(*id)
+                .await
+                .map_err(|e| Blocked::upstream(&format!("regenerating the secret of key {id}"), &e)),
+            None,
+        ),
     };
     let issued = match issued {
         Ok(issued) => issued,
@@ -167,26 +173,6 @@ async fn issue(
     })
     .await?;
     Ok(Ok(()))
-}
-
-/// Regenerates the secret of key `id`. A record read from status is checked first: it may
-/// have been copied from another resource, whose key must not be touched.
-async fn regenerate(
-    run: &Run<'_, ServiceAccountKey>,
-    trend: &TrendMicroClient,
-    id: i64,
-) -> Result<IssuedApiKey, Blocked> {
-    let failed = |e: UpstreamError| Blocked::upstream(&format!("regenerating the secret of key {id}"), &e);
-    if !run.pending_recorded_here() {
-        let whose = match trend.get(id).await.map_err(failed)? {
-            Some(key) => run.mark.judge(key.description.as_deref()),
-            None => Ownership::Unmarked,
-        };
-        if !run.may_act_on(&id.to_string(), &[], whose) {
-            return Err(Blocked::owned_by_other::<ServiceAccountKey>(&id.to_string()));
-        }
-    }
-    trend.regenerate_secret(id).await.map_err(failed)
 }
 
 /// Creates key `name` with the spec's settings, marked as this resource's; if it exists
@@ -253,9 +239,8 @@ async fn drive(
     Ok(())
 }
 
-/// Deletes the current and retiring keys (and one created before a crash, found by its
-/// recorded name and this resource's mark). A key carrying another resource's mark is left
-/// alone.
+/// Deletes the current and retiring keys, whose ids the proven status records, and one
+/// created before a crash, found by its recorded name and this resource's mark.
 pub async fn delete(status: &KeyStatus, trend: &TrendMicroClient, mark: &OwnerMark) -> Result<usize, Error> {
     let mut ids: Vec<i64> = status
         .retiring
@@ -278,26 +263,10 @@ pub async fn delete(status: &KeyStatus, trend: &TrendMicroClient, mark: &OwnerMa
     }
     ids.sort_unstable();
     ids.dedup();
-    let mut deleted = 0;
-    for id in ids {
-        if retire(trend, id, mark).await? {
-            deleted += 1;
-        }
+    for id in &ids {
+        trend.delete(*id).await?;
     }
-    Ok(deleted)
-}
-
-/// Deletes key `id` unless it carries another resource's mark; whether it deleted one.
-async fn retire(trend: &TrendMicroClient, id: i64, mark: &OwnerMark) -> Result<bool, UpstreamError> {
-    let Some(key) = trend.get(id).await? else {
-        return Ok(false);
-    };
-    if mark.judge(key.description.as_deref()) == Ownership::Others {
-        info!(key_id = id, "key carries another resource's mark; left alone");
-        return Ok(false);
-    }
-    trend.delete(id).await?;
-    Ok(true)
+    Ok(ids.len())
 }
 
 /// Trend Micro ids are integers; the status stores them as strings like every kind.

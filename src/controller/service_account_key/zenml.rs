@@ -135,7 +135,11 @@ async fn issue(
 ) -> Result<Result<(), Blocked>, Error> {
     let issued = match recorded::<ZenmlIssue>(run)? {
         ZenmlIssue::Create { name } => create_or_recover(run, zenml, account, &name).await,
-        ZenmlIssue::Rotate { id, retain_minutes } => rotate(run, zenml, account, &id, retain_minutes).await,
+        // The record is the operator's own: status proofs cover it (see status_proof).
+        ZenmlIssue::Rotate { id, retain_minutes } => zenml
+            .rotate(account, &id, retain_minutes)
+            .await
+            .map_err(|e| Blocked::upstream(&format!("rotating key {id}"), &e)),
     };
     let issued = match issued {
         Ok(issued) => issued,
@@ -151,28 +155,6 @@ async fn issue(
     })
     .await?;
     Ok(Ok(()))
-}
-
-/// Rotates key `id`. A record read from status is checked first: it may have been copied
-/// from another resource, whose key must not be touched.
-async fn rotate(
-    run: &Run<'_, ServiceAccountKey>,
-    zenml: &ZenmlClient,
-    account: &str,
-    id: &str,
-    retain_minutes: u64,
-) -> Result<IssuedApiKey, Blocked> {
-    let failed = |e: UpstreamError| Blocked::upstream(&format!("rotating key {id}"), &e);
-    if !run.pending_recorded_here() {
-        let (whose, name) = match zenml.get(account, id).await.map_err(failed)? {
-            Some(key) => (run.mark.judge(key.description.as_deref()), key.name),
-            None => (Ownership::Unmarked, String::new()),
-        };
-        if !run.may_act_on(id, &[&name], whose) {
-            return Err(Blocked::owned_by_other::<ServiceAccountKey>(id));
-        }
-    }
-    zenml.rotate(account, id, retain_minutes).await.map_err(failed)
 }
 
 /// Creates key `name`, marked as this resource's; if it exists already and carries this
@@ -255,7 +237,7 @@ async fn drive(
 }
 
 /// Deletes the key (and one created before a crash, found by its recorded name and this
-/// resource's mark). A key carrying another resource's mark is left alone.
+/// resource's mark).
 pub async fn delete(
     key: &ServiceAccountKey,
     status: &KeyStatus,
@@ -271,13 +253,8 @@ pub async fn delete(
         return Ok(0);
     };
     let account = account.as_str();
-    let mut ids = Vec::new();
-    if let Some(id) = &status.upstream_id
-        && let Some(found) = zenml.get(account, id).await?
-        && mark.judge(found.description.as_deref()) != Ownership::Others
-    {
-        ids.push(found.id);
-    }
+    // The proven status records the key's id; a key left by a crash is found by name and mark.
+    let mut ids: Vec<String> = status.upstream_id.iter().cloned().collect();
     if status.pending.is_some()
         && let Some(found) = zenml.get(account, name).await?
         && mark.judge(found.description.as_deref()) == Ownership::Ours
