@@ -137,6 +137,7 @@ async fn run_until_stopped(options: DemoOptions) -> Result<(), DemoError> {
     let applied = apply_examples(&client, &options.examples, environment.as_deref()).await?;
     let outcome = wait_until_ready(&applied, options.timeout).await;
     show(&cluster);
+    show_warnings(&client).await?;
     println!(
         "\nPoint kubectl at the demo cluster with:\n  export KUBECONFIG={}",
         absolute(cluster.kubeconfig()).display()
@@ -311,13 +312,17 @@ async fn apply_examples(
             )
             .await?;
             info!(kind = %types.kind, %name, "applied");
-            applied.push((api, name));
+            // The workloads the keys restart are only there to be restarted: without a
+            // kubelet they never run, and nothing waits for them.
+            if gvk.group == crate::api::GROUP {
+                applied.push((api, name));
+            }
         }
     }
     Ok(applied)
 }
 
-/// Waits until every applied object reports `Ready=True` for its current generation.
+/// Waits until every applied apikeys.dev object reports `Ready=True` for its current generation.
 async fn wait_until_ready(
     applied: &[(Api<DynamicObject>, String)],
     timeout: Duration,
@@ -374,6 +379,41 @@ fn show(cluster: &LocalCluster) {
             Err(error) => eprintln!("cannot run kubectl: {error}"),
         }
     }
+}
+
+/// Prints the Warning events of the examples' namespace: a healthy demo has none.
+async fn show_warnings(client: &Client) -> Result<(), DemoError> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), EXAMPLES_NAMESPACE);
+    let warnings: Vec<String> = events
+        .list(&kube::api::ListParams::default())
+        .await?
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| {
+            let regarding = e.regarding.unwrap_or_default();
+            format!(
+                "  {}/{} {}: {}",
+                regarding.kind.unwrap_or_default(),
+                regarding.name.unwrap_or_default(),
+                e.reason.unwrap_or_default(),
+                e.note.unwrap_or_default()
+            )
+        })
+        .collect();
+    match warnings.is_empty() {
+        true => println!(
+            "
+Warning events: none"
+        ),
+        false => println!(
+            "
+Warning events:
+{}",
+            warnings.join("\n")
+        ),
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -51,6 +51,10 @@ enum Command {
         /// `kube-system` namespace.
         #[arg(long, env = "APIKEY_OPERATOR_CLUSTER_ID")]
         cluster_id: Option<String>,
+        /// A credential the upstream reports unused for this long (Go duration, e.g.
+        /// `720h`) counts in the `apikey_operator_credentials_unused` metric.
+        #[arg(long, env = "APIKEY_OPERATOR_UNUSED_AFTER", default_value = "720h", value_parser = parse_unused_after)]
+        unused_after: std::time::Duration,
         #[command(flatten)]
         election: Election,
     },
@@ -108,6 +112,12 @@ impl Election {
     }
 }
 
+fn parse_unused_after(value: &str) -> Result<std::time::Duration, String> {
+    let duration = apikey_operator::controller::schedule::parse_duration("--unused-after", value)
+        .map_err(|e| e.to_string())?;
+    std::time::Duration::try_from(duration).map_err(|_| "--unused-after must not be negative".to_string())
+}
+
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Run {
@@ -117,6 +127,7 @@ fn main() -> anyhow::Result<()> {
             instance,
             concurrency,
             cluster_id,
+            unused_after,
             election,
         } => {
             apikey_operator::telemetry::init(log_format);
@@ -130,6 +141,7 @@ fn main() -> anyhow::Result<()> {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(async {
                 let metrics = std::sync::Arc::new(apikey_operator::metrics::Metrics::default());
+                metrics.set_unused_after(unused_after);
                 let client = apikey_operator::operator::connect(metrics.clone())
                     .await
                     .context("connecting to the Kubernetes API")?;

@@ -14,8 +14,10 @@
 //! | `apikey_operator_resources` | `kind`, `ready` (`True`, `False`, `Unknown`) |
 //! | `apikey_operator_credential_expiry_earliest_timestamp_seconds` | `kind` |
 //! | `apikey_operator_credentials_with_expiry` | `kind` |
+//! | `apikey_operator_rotations_overdue` | `kind` |
+//! | `apikey_operator_credentials_unused` | `kind` |
 //!
-//! The last three are read at scrape time from the controllers' caches (see [`Metrics::track`]),
+//! The last five are read at scrape time from the controllers' caches (see [`Metrics::track`]),
 //! so they are exact whatever happened between scrapes, and cost nothing between scrapes.
 
 use std::sync::{Arc, RwLock};
@@ -137,6 +139,22 @@ pub struct KindSummary {
     pub earliest_expiry: Option<i64>,
     /// How many objects have a `status.expiresAt`.
     pub with_expiry: u64,
+    /// How many objects' `status.nextRotationTime` passed more than [`OVERDUE_AFTER`] ago.
+    pub rotations_overdue: u64,
+    /// How many objects' credential, where the upstream reports use, was last used (or,
+    /// never used, issued) longer ago than the unused threshold.
+    pub unused: u64,
+}
+
+/// A rotation this late is failing, not merely queued behind others.
+pub const OVERDUE_AFTER: Duration = Duration::from_secs(5 * 60);
+
+/// What a summary is measured against.
+#[derive(Clone, Copy, Debug)]
+pub struct SummaryClock {
+    pub now: k8s_openapi::jiff::Timestamp,
+    /// A credential not used for this long counts as unused.
+    pub unused_after: Duration,
 }
 
 /// An object whose health the inventory metrics count.
@@ -147,6 +165,15 @@ pub trait Inventoried {
     fn credential_expiry(&self) -> Option<&Time> {
         None
     }
+    /// When the operator means to rotate next.
+    fn next_rotation(&self) -> Option<&Time> {
+        None
+    }
+    /// When the current credential was last used, and when it was issued, where the
+    /// upstream reports use (`None` where it does not, or nothing was issued yet).
+    fn use_record(&self) -> Option<(Option<&Time>, &Time)> {
+        None
+    }
 }
 
 fn key_ready(status: Option<&KeyStatus>) -> Option<&Condition> {
@@ -154,7 +181,7 @@ fn key_ready(status: Option<&KeyStatus>) -> Option<&Condition> {
 }
 
 macro_rules! inventoried_key {
-    ($kind:ty) => {
+    ($kind:ty, reports_use = $reports_use:literal) => {
         impl Inventoried for $kind {
             fn ready_condition(&self) -> Option<&Condition> {
                 key_ready(self.status.as_ref())
@@ -162,12 +189,23 @@ macro_rules! inventoried_key {
             fn credential_expiry(&self) -> Option<&Time> {
                 self.status.as_ref()?.expires_at.as_ref()
             }
+            fn next_rotation(&self) -> Option<&Time> {
+                self.status.as_ref()?.next_rotation_time.as_ref()
+            }
+            fn use_record(&self) -> Option<(Option<&Time>, &Time)> {
+                let status = self.status.as_ref().filter(|_| $reports_use)?;
+                Some((
+                    status.last_used_time.as_ref(),
+                    status.last_rotation_time.as_ref()?,
+                ))
+            }
         }
     };
 }
-inventoried_key!(ApiToken);
-inventoried_key!(ApiClient);
-inventoried_key!(ServiceAccountKey);
+inventoried_key!(ApiToken, reports_use = true);
+// Akamai reports no last use of a client credential.
+inventoried_key!(ApiClient, reports_use = false);
+inventoried_key!(ServiceAccountKey, reports_use = true);
 
 macro_rules! inventoried_store {
     ($kind:ty) => {
@@ -186,8 +224,13 @@ inventoried_store!(CredentialStore);
 inventoried_store!(ClusterCredentialStore);
 
 impl KindSummary {
-    /// Summarises `objects`.
-    pub fn of<'a, K: Inventoried + 'a>(objects: impl IntoIterator<Item = &'a K>) -> Self {
+    /// Summarises `objects` as of `clock`.
+    pub fn of<'a, K: Inventoried + 'a>(
+        objects: impl IntoIterator<Item = &'a K>,
+        clock: SummaryClock,
+    ) -> Self {
+        let overdue_before = clock.now - OVERDUE_AFTER;
+        let unused_before = clock.now - clock.unused_after;
         let mut summary = KindSummary::default();
         for object in objects {
             match object.ready_condition().map(|c| c.status.as_str()) {
@@ -200,17 +243,37 @@ impl KindSummary {
                 summary.with_expiry += 1;
                 summary.earliest_expiry = Some(summary.earliest_expiry.map_or(seconds, |e| e.min(seconds)));
             }
+            if object.next_rotation().is_some_and(|t| t.0 < overdue_before) {
+                summary.rotations_overdue += 1;
+            }
+            if let Some((last_used, issued)) = object.use_record()
+                && last_used.unwrap_or(issued).0 < unused_before
+            {
+                summary.unused += 1;
+            }
         }
         summary
     }
 }
 
-type Summarise = Box<dyn Fn() -> KindSummary + Send + Sync>;
+type Summarise = Box<dyn Fn(SummaryClock) -> KindSummary + Send + Sync>;
+
+/// A credential unused this long counts in `credentials_unused` unless configured otherwise.
+pub const DEFAULT_UNUSED_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// Emits the inventory gauges from the tracked caches on every scrape.
-#[derive(Default)]
 struct Inventory {
     kinds: RwLock<Vec<(&'static str, Summarise)>>,
+    unused_after: RwLock<Duration>,
+}
+
+impl Default for Inventory {
+    fn default() -> Self {
+        Inventory {
+            kinds: RwLock::default(),
+            unused_after: RwLock::new(DEFAULT_UNUSED_AFTER),
+        }
+    }
 }
 
 impl std::fmt::Debug for Inventory {
@@ -225,8 +288,14 @@ impl Collector for Inventory {
         let resources = Family::<ReadyLabels, Gauge>::default();
         let earliest = Family::<KindLabels, Gauge>::default();
         let with_expiry = Family::<KindLabels, Gauge>::default();
+        let overdue = Family::<KindLabels, Gauge>::default();
+        let unused = Family::<KindLabels, Gauge>::default();
+        let clock = SummaryClock {
+            now: k8s_openapi::jiff::Timestamp::now(),
+            unused_after: *self.unused_after.read().unwrap(),
+        };
         for (kind, summarise) in self.kinds.read().unwrap().iter() {
-            let summary = summarise();
+            let summary = summarise(clock);
             for (ready, count) in [
                 ("True", summary.ready),
                 ("False", summary.not_ready),
@@ -241,6 +310,15 @@ impl Collector for Inventory {
                 .set(summary.with_expiry as i64);
             if let Some(at) = summary.earliest_expiry {
                 earliest.get_or_create(&KindLabels { kind }).set(at);
+            }
+            // Stores neither rotate nor get used.
+            if !kind.ends_with("CredentialStore") {
+                overdue
+                    .get_or_create(&KindLabels { kind })
+                    .set(summary.rotations_overdue as i64);
+                unused
+                    .get_or_create(&KindLabels { kind })
+                    .set(summary.unused as i64);
             }
         }
         resources.encode(encoder.encode_descriptor(
@@ -260,6 +338,18 @@ impl Collector for Inventory {
             "Objects of each kind whose current credential has an upstream expiry",
             None,
             with_expiry.metric_type(),
+        )?)?;
+        overdue.encode(encoder.encode_descriptor(
+            "rotations_overdue",
+            "Objects of each kind whose next rotation (status.nextRotationTime) passed more than five minutes ago: rotation is failing",
+            None,
+            overdue.metric_type(),
+        )?)?;
+        unused.encode(encoder.encode_descriptor(
+            "credentials_unused",
+            "Objects of each kind whose credential the upstream reports unused (or never used since issue) for longer than the operator's --unused-after",
+            None,
+            unused.metric_type(),
         )?)?;
         Ok(())
     }
@@ -365,9 +455,9 @@ impl Metrics {
     where
         K: Inventoried + kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     {
-        self.track_with(kind, move || {
+        self.track_with(kind, move |clock| {
             let objects = store.state();
-            KindSummary::of(objects.iter().map(|o| &**o))
+            KindSummary::of(objects.iter().map(|o| &**o), clock)
         });
     }
 
@@ -375,7 +465,7 @@ impl Metrics {
     pub fn track_with(
         &self,
         kind: &'static str,
-        summarise: impl Fn() -> KindSummary + Send + Sync + 'static,
+        summarise: impl Fn(SummaryClock) -> KindSummary + Send + Sync + 'static,
     ) {
         self.inventory
             .kinds
@@ -409,6 +499,11 @@ impl Metrics {
                 .get_or_create(&KubeRequestLabels { method })
                 .inc();
         }
+    }
+
+    /// From when on a credential not used counts in `credentials_unused`.
+    pub fn set_unused_after(&self, after: Duration) {
+        *self.inventory.unused_after.write().unwrap() = after;
     }
 
     /// Whether this replica runs the controllers.
@@ -508,14 +603,17 @@ mod tests {
     #[test]
     fn inventory_counts_ready_and_reports_the_earliest_expiry() {
         let metrics = Metrics::default();
-        metrics.track_with("ApiToken", || KindSummary {
+        metrics.track_with("ApiToken", |_| KindSummary {
             ready: 2,
             not_ready: 1,
             unknown: 0,
             earliest_expiry: Some(1_900_000_000),
             with_expiry: 2,
+            rotations_overdue: 1,
+            unused: 3,
         });
-        metrics.track_with("ApiClient", KindSummary::default);
+        metrics.track_with("ApiClient", |_| KindSummary::default());
+        metrics.track_with("CredentialStore", |_| KindSummary::default());
         let text = metrics.encode();
         assert!(
             text.contains("apikey_operator_resources{kind=\"ApiToken\",ready=\"True\"} 2"),
@@ -540,12 +638,27 @@ mod tests {
                 .contains("apikey_operator_credential_expiry_earliest_timestamp_seconds{kind=\"ApiClient\"}"),
             "no expiry, no sample: {text}"
         );
+        assert!(
+            text.contains("apikey_operator_rotations_overdue{kind=\"ApiToken\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("apikey_operator_credentials_unused{kind=\"ApiToken\"} 3"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("apikey_operator_credentials_unused{kind=\"CredentialStore\"}"),
+            "stores are not credentials: {text}"
+        );
     }
 
     #[test]
     fn summaries_read_the_ready_condition_and_expiry() {
         let token = |ready: Option<&str>, expires: Option<&str>| -> ApiToken {
-            let mut status = serde_json::json!({});
+            let mut status = serde_json::json!({
+                "lastRotationTime": "2026-01-01T00:00:00Z",
+                "nextRotationTime": "2026-03-01T00:00:00Z",
+            });
             if let Some(ready) = ready {
                 status["conditions"] = serde_json::json!([{
                     "type": "Ready", "status": ready, "reason": "R", "message": "",
@@ -563,12 +676,20 @@ mod tests {
             }))
             .unwrap()
         };
+        let mut used = token(None, None);
+        let status = used.status.as_mut().unwrap();
+        status.last_used_time = Some(Time("2026-02-27T00:00:00Z".parse().unwrap()));
+        status.next_rotation_time = Some(Time("2026-03-01T00:58:00Z".parse().unwrap()));
         let tokens = [
             token(Some("True"), Some("2030-01-01T00:00:00Z")),
             token(Some("False"), Some("2029-01-01T00:00:00Z")),
-            token(None, None),
+            used,
         ];
-        let summary = KindSummary::of(tokens.iter());
+        let clock = SummaryClock {
+            now: "2026-03-01T01:00:00Z".parse().unwrap(),
+            unused_after: Duration::from_secs(24 * 3600),
+        };
+        let summary = KindSummary::of(tokens.iter(), clock);
         assert_eq!(
             summary,
             KindSummary {
@@ -577,7 +698,10 @@ mod tests {
                 unknown: 1,
                 earliest_expiry: Some(1_861_920_000),
                 with_expiry: 2,
-            }
+                rotations_overdue: 2,
+                unused: 3,
+            },
+            "the third was due two minutes ago (not yet overdue) and used two days ago"
         );
     }
 }

@@ -31,6 +31,7 @@ fn demo_converges_every_example() {
         "serviceaccountkey.apikeys.dev/siem-export",
         "apiclient.apikeys.dev/cdn-purge",
         "billing-api-prefactor",
+        "Warning events: none",
         "export KUBECONFIG=",
     ] {
         assert!(

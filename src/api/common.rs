@@ -125,6 +125,16 @@ pub enum WorkloadKind {
     DaemonSet,
 }
 
+impl std::fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::StatefulSet => "StatefulSet",
+            WorkloadKind::DaemonSet => "DaemonSet",
+        })
+    }
+}
+
 /// When and how the credential is replaced by a fresh one.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -218,6 +228,11 @@ pub struct KeyStatus {
     /// When the current credential expires upstream, if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
+    /// When the current credential was last used upstream, as the upstream reports it
+    /// (ZenML, Prefactor and Trend Micro do; Akamai does not), to within five minutes.
+    /// Observed with the upstream object, at the drift resync; absent while unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_used_time: Option<Time>,
     /// How many times the credential has been rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]

@@ -34,6 +34,10 @@ use crate::upstream::{ErrorClass, UpstreamError};
 /// A key with nothing scheduled is still looked at this often, to notice drift upstream.
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(10 * 60);
 
+/// `status.lastUsedTime` moves only by this much or more: a key in constant use would
+/// otherwise cost a status write at every resync.
+const LAST_USED_PRECISION: Duration = Duration::from_secs(5 * 60);
+
 /// The spec fields every key kind has, borrowed from the resource.
 pub struct Common<'a> {
     pub store_ref: &'a StoreRef,
@@ -295,8 +299,10 @@ impl<'a, K: KeyResource> Run<'a, K> {
             secret.and_then(|s| target_secret::held_fingerprint(s, template, K::SECRET_KEYS));
     }
 
-    /// Writes the status if it changed since it was last written.
+    /// Writes the status if it changed since it was last written, with `Ready` and the
+    /// kstatus conditions summarised from the detail conditions and the operation in flight.
     pub async fn save(&mut self) -> Result<(), Error> {
+        self.summarise();
         if self.trusted {
             let store = self.object.common().store_ref;
             self.status.owner_proof = self
@@ -356,6 +362,20 @@ impl<'a, K: KeyResource> Run<'a, K> {
         );
     }
 
+    /// Records the upstream's last use of the credential (`None`: none reported). A use
+    /// from before the current credential was issued belongs to an earlier one.
+    pub fn observed_use(&mut self, at: Option<Timestamp>) {
+        let issued = self.status.last_rotation_time.as_ref().map(|t| t.0);
+        let Some(at) = at.filter(|at| issued.is_none_or(|issued| *at >= issued)) else {
+            return;
+        };
+        let recorded = self.status.last_used_time.as_ref().map(|t| t.0);
+        let precision = k8s_openapi::jiff::SignedDuration::try_from(LAST_USED_PRECISION).unwrap_or_default();
+        if recorded.is_none_or(|recorded| at.duration_since(recorded) >= precision) {
+            self.status.last_used_time = Some(Time(at));
+        }
+    }
+
     /// The upstream object is as the spec wants it.
     pub fn upstream_in_sync(&mut self, id: &str, state: &str) {
         let message = format!("{} {id} is {state}", K::UPSTREAM_NOUN);
@@ -367,8 +387,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
         self.set(conditions::SECRET_SYNCED, true, reason::SECRET_WRITTEN, message);
     }
 
-    /// Sets the summary `Ready` condition from the detail conditions.
-    pub fn summarise(&mut self) {
+    /// Sets the summary `Ready` condition from the detail conditions and a create in
+    /// flight, then `Reconciling`/`Stalled` from `Ready` and the operation in flight.
+    fn summarise(&mut self) {
         let status = &self.status;
         let first_unhappy = [
             conditions::STORE_READY,
@@ -378,9 +399,15 @@ impl<'a, K: KeyResource> Run<'a, K> {
         .into_iter()
         .filter_map(|t| conditions::find(&status.conditions, t).cloned())
         .find(|c| c.status != "True");
-        match first_unhappy {
-            Some(c) => self.set(conditions::READY, false, &c.reason, c.message),
-            None => {
+        let in_flight = self.in_flight();
+        let creating = in_flight.as_ref().filter(|op| op.reason == reason::CREATING);
+        match (first_unhappy, creating) {
+            (Some(c), _) => self.set(conditions::READY, false, &c.reason, c.message),
+            (None, Some(op)) => {
+                let message = op.message.clone();
+                self.set(conditions::READY, false, reason::CREATING, message)
+            }
+            (None, None) => {
                 let message = format!(
                     "{} {} is delivered in Secret {} and {} upstream",
                     K::NOUN,
@@ -391,6 +418,32 @@ impl<'a, K: KeyResource> Run<'a, K> {
                 self.set(conditions::READY, true, reason::RECONCILED, message)
             }
         }
+        let generation = self.object.meta().generation;
+        conditions::set_progress(&mut self.status.conditions, in_flight, generation, self.now);
+    }
+
+    /// The create or rotation recorded in `status.pending`, as kstatus shows it.
+    fn in_flight(&self) -> Option<conditions::InFlight> {
+        let pending = self.status.pending.as_ref()?;
+        let trigger = pending.trigger.as_deref().unwrap_or("resumed");
+        Some(match pending.operation {
+            PendingKind::Create => conditions::InFlight {
+                reason: reason::CREATING,
+                message: format!(
+                    "creating the {} upstream; Secret {} is written as soon as it exists",
+                    K::UPSTREAM_NOUN,
+                    self.secret_name()
+                ),
+            },
+            PendingKind::Rotate => conditions::InFlight {
+                reason: reason::ROTATING,
+                message: format!(
+                    "issuing a new {} ({trigger}); the current one keeps working until the new one is in Secret {}",
+                    K::NOUN,
+                    self.secret_name()
+                ),
+            },
+        })
     }
 
     /// Whether this run announced a new credential, which says Ready on its own.
@@ -536,6 +589,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
         self.status.secret_fingerprint = Some(fingerprint.clone());
         self.secret_fingerprint = Some(fingerprint.clone());
         self.status.last_rotation_time = Some(Time(self.now));
+        self.status.last_used_time = None;
         self.status.expires_at = delivery.expires_at.map(Time);
         self.status.upstream_state = Some(delivery.upstream_state);
         self.status.handled_rotation_requests = Some(current_requests(object));
@@ -550,15 +604,14 @@ impl<'a, K: KeyResource> Run<'a, K> {
         self.upstream_in_sync(&id, &state);
         self.secret_current();
         self.schedule_next_rotation()?;
-        self.summarise();
         failpoint::hit("after-secret-write");
         self.save().await?;
         self.announced = true;
 
         let noun = K::NOUN;
-        let trigger = pending
-            .and_then(|p| p.trigger)
-            .unwrap_or_else(|| "resumed".into());
+        let recorded = pending.and_then(|p| p.trigger);
+        let label = trigger_label(recorded.as_deref());
+        let trigger = recorded.unwrap_or_else(|| label.into());
         let adopted = trigger == ADOPT_TRIGGER;
         if !rotated {
             info!(credential_id = %new_id, kind = K::KIND, adopted, "credential created");
@@ -595,7 +648,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             )
             .await;
         }
-        self.ctx.metrics.rotated(K::KIND, trigger_label(&trigger));
+        self.ctx.metrics.rotated(K::KIND, label);
         let note = match &delivery.replaces {
             Some(old) if adopted => format!(
                 "{noun} {old} adopted: its secret cannot be shown again, so new {noun} {new_id} is written to Secret \
@@ -701,17 +754,21 @@ pub fn idempotency_key() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
-/// Maps a recorded trigger to a bounded metric label.
-fn trigger_label(trigger: &str) -> &'static str {
+/// Maps a recorded trigger to a bounded metric label: the status is user-writable, so a
+/// trigger this version does not record is `unknown`, and a pending record without one (an
+/// older version wrote it) is `resumed`.
+fn trigger_label(trigger: Option<&str>) -> &'static str {
     match trigger {
-        "interval" => "interval",
-        "expiring" => "expiring",
-        "requestedAt" => "requestedAt",
-        "annotation" => "annotation",
-        "secretLost" => "secretLost",
-        "expiresAt" => "expiresAt",
-        ADOPT_TRIGGER => "adopt",
-        _ => "resumed",
+        None => "resumed",
+        Some("interval") => "interval",
+        Some("expiring") => "expiring",
+        Some("requestedAt") => "requestedAt",
+        Some("annotation") => "annotation",
+        Some("secretLost") => "secretLost",
+        Some("expiresAt") => "expiresAt",
+        Some("credentialDeleted") => "credentialDeleted",
+        Some(ADOPT_TRIGGER) => "adopt",
+        Some(_) => "unknown",
     }
 }
 
@@ -744,6 +801,18 @@ mod tests {
             });
         }
         status
+    }
+
+    #[test]
+    fn every_recorded_trigger_has_its_own_label() {
+        assert_eq!(trigger_label(Some("credentialDeleted")), "credentialDeleted");
+        assert_eq!(trigger_label(Some(ADOPT_TRIGGER)), "adopt");
+        assert_eq!(
+            trigger_label(None),
+            "resumed",
+            "recorded by a version without triggers"
+        );
+        assert_eq!(trigger_label(Some("edited by hand")), "unknown");
     }
 
     #[test]

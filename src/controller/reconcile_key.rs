@@ -72,6 +72,7 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
     if key_status::is_paused(&*object) {
         info!("paused; not reconciling");
+        report_paused(&api, &*object, &ctx).await?;
         return Ok(Action::await_change());
     }
     // The cache can lag this process's own last write (an operation in flight that has
@@ -109,6 +110,33 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
     };
     ctx.metrics.reconciled(K::KIND, label, started.elapsed());
     result
+}
+
+/// A paused resource says so in its conditions (see [`conditions::pause`]); nothing else
+/// in its status changes, so its proof stays valid.
+async fn report_paused<K: KeyKind>(api: &Api<K>, object: &K, ctx: &Context) -> Result<(), Error> {
+    let written = object.key_status().cloned().unwrap_or_default();
+    let mut status = written.clone();
+    let message = format!(
+        "reconciliation is paused by the annotation {}=true: the {} and its Secret stay as they are; remove the \
+         annotation to resume",
+        key_status::PAUSED_ANNOTATION,
+        K::NOUN
+    );
+    conditions::pause(
+        &mut status.conditions,
+        message,
+        k8s_openapi::jiff::Timestamp::now(),
+    );
+    if status == written {
+        return Ok(());
+    }
+    let mut version = object.resource_version();
+    key_status::patch(api, object, &status, &mut version).await?;
+    if let (Some(uid), Some(version)) = (object.uid(), version) {
+        ctx.own_writes.wrote(&uid, &version);
+    }
+    Ok(())
 }
 
 pub fn error_policy<K: KeyKind>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action {
@@ -151,7 +179,6 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
             Action::requeue(blocked.retry)
         }
     };
-    run.summarise();
     run.save().await?;
     run.settle();
 
@@ -166,7 +193,12 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
     }
     // A Created or Rotated event already says the resource is Ready: one event, not two.
     let announced = run.announced() && ready.as_ref().is_some_and(|c| c.status == "True");
-    if let (true, false, Some(ready)) = (flipped, announced, ready) {
+    // Waiting for a store this process is still connecting to, or for a create it started,
+    // is no failure: nobody is told about it.
+    let waiting = ready
+        .as_ref()
+        .is_some_and(|c| c.reason == reason::WAITING_FOR_STORE || c.reason == reason::CREATING);
+    if let (true, false, false, Some(ready)) = (flipped, announced, waiting, ready) {
         let type_ = if ready.status == "True" {
             EventType::Normal
         } else {

@@ -7,17 +7,37 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 
+use super::plain;
 use crate::api::{RolloutTarget, WorkloadKind};
 
 /// Pod-template annotation set to the fingerprint of the credential the pods must pick up.
 pub const RESTARTED_FOR_ANNOTATION: &str = "apikeys.dev/restarted-for";
 
 #[derive(Debug, thiserror::Error)]
-#[error("restarting {kind:?} {name}: {source}")]
+#[error("{kind} {name} was not restarted: {}; {}", plain::kube_error(source), self.advice())]
 pub struct RolloutError {
     pub kind: WorkloadKind,
     pub name: String,
     pub source: kube::Error,
+}
+
+impl RolloutError {
+    /// What the user can do: the Secret already holds the new credential.
+    fn advice(&self) -> String {
+        match plain::kube_status(&self.source) {
+            Some(404) => {
+                "create it, or remove it from spec.rolloutRestart; pods reading the Secret pick up the new \
+                          credential only when they restart"
+                    .into()
+            }
+            Some(403) => format!(
+                "grant the operator's ServiceAccount patch on {}s, or restart it by hand (kubectl rollout restart)",
+                self.kind.to_string().to_lowercase()
+            ),
+            _ => "restart it by hand (kubectl rollout restart); the Secret already holds the new credential"
+                .into(),
+        }
+    }
 }
 
 /// Patches each target's pod template so its pods restart with the Secret at `fingerprint`.

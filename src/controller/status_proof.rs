@@ -64,7 +64,10 @@ pub struct UnusableKey {
 /// Why the key could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
-    #[error(transparent)]
+    #[error(
+        "the status proof key Secret {SECRET_NAME} could not be read or written: {}",
+        super::plain::kube_error(.0)
+    )]
     Kube(#[from] kube::Error),
     #[error(transparent)]
     Unusable(#[from] UnusableKey),

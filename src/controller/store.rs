@@ -174,6 +174,7 @@ pub async fn reconcile<S: StoreObject>(store: Arc<S>, ctx: Arc<Context>) -> Resu
         generation,
         now,
     );
+    conditions::set_progress(&mut status.conditions, None, generation, now);
     let changed_reason = conditions::find(&old_status.conditions, conditions::READY)
         .map(|c| c.reason.as_str())
         != Some(verdict.reason);

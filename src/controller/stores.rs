@@ -85,11 +85,16 @@ pub enum StoreProblem {
         actual: &'static str,
         wanted: String,
     },
-    #[error("{store} is being connected to by this operator process")]
+    #[error("{store} is not connected yet: this operator process just started and is connecting to it")]
     NotConnectedYet { store: String },
+    #[error("{store} has not been probed yet; its first probe is under way")]
+    NotProbedYet { store: String },
     #[error("{store} is not ready: {message}")]
     NotReady { store: String, message: String },
-    #[error("looking up {store}: {source}")]
+    #[error(
+        "{store} could not be looked up: {}; retrying",
+        super::plain::kube_error(source)
+    )]
     Kube { store: String, source: kube::Error },
 }
 
@@ -102,9 +107,10 @@ impl StoreProblem {
             }
             StoreProblem::NamespaceNotAllowed { .. } => reason::NAMESPACE_NOT_ALLOWED,
             StoreProblem::WrongProvider { .. } => reason::WRONG_PROVIDER,
-            StoreProblem::NotReady { .. }
-            | StoreProblem::NotConnectedYet { .. }
-            | StoreProblem::Kube { .. } => reason::STORE_NOT_READY,
+            StoreProblem::NotConnectedYet { .. } | StoreProblem::NotProbedYet { .. } => {
+                reason::WAITING_FOR_STORE
+            }
+            StoreProblem::NotReady { .. } | StoreProblem::Kube { .. } => reason::STORE_NOT_READY,
         }
     }
 
@@ -115,6 +121,8 @@ impl StoreProblem {
             StoreProblem::NotConnectedYet { .. } | StoreProblem::Kube { .. } => {
                 Some(std::time::Duration::from_secs(2))
             }
+            // The probe's status write wakes the key; this is only a backstop.
+            StoreProblem::NotProbedYet { .. } => Some(std::time::Duration::from_secs(10)),
             _ => None,
         }
     }
@@ -322,10 +330,7 @@ impl Stores {
                     store,
                     message: c.message.clone(),
                 },
-                None => StoreProblem::NotReady {
-                    store,
-                    message: "its upstream has not been probed yet".into(),
-                },
+                None => StoreProblem::NotProbedYet { store },
             }
         })
     }

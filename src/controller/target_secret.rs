@@ -30,7 +30,7 @@ pub enum SecretError {
         "Secret {name} already exists and is not managed by this resource; delete it or set spec.secret.name to another name"
     )]
     OwnedByOther { name: String },
-    #[error("writing Secret {name}: {source}")]
+    #[error("Secret {name} could not be written: {}", super::plain::kube_error(source))]
     Kube { name: String, source: kube::Error },
 }
 

@@ -93,6 +93,13 @@ fn render(key: &KeyView, store: &str, events: &[Event], now: Timestamp) -> Strin
     field("Issued", time(status.last_rotation_time.as_ref()));
     field("Expires", time(status.expires_at.as_ref()));
     field("Next rotation", time(status.next_rotation_time.as_ref()));
+    field(
+        "Last used",
+        match &status.last_used_time {
+            Some(_) => time(status.last_used_time.as_ref()),
+            None => "not since it was issued, or the upstream does not report use".into(),
+        },
+    );
     field("Rotations", key.rotation_count().to_string());
     field(
         "Generation",
@@ -108,8 +115,11 @@ fn render(key: &KeyView, store: &str, events: &[Event], now: Timestamp) -> Strin
         field(
             "In flight",
             format!(
-                "{:?} ({}) since {}",
-                pending.operation,
+                "{} ({}) since {}",
+                match pending.operation {
+                    crate::api::PendingKind::Create => "create",
+                    crate::api::PendingKind::Rotate => "rotation",
+                },
                 pending.trigger.as_deref().unwrap_or("-"),
                 table::instant(pending.started_at.0)
             ),

@@ -54,6 +54,7 @@ pub async fn status(client: &Client, scope: &Scope) -> Result<Listing, PluginErr
         "SECRET",
         "EXPIRES",
         "NEXT ROTATION",
+        "LAST USED",
         "REASON",
     ];
     if all {
@@ -69,6 +70,7 @@ pub async fn status(client: &Client, scope: &Scope) -> Result<Listing, PluginErr
             key.status.secret_name.clone().unwrap_or_else(|| "-".into()),
             table::cell(key.status.expires_at.as_ref().map(|t| t.0), now),
             table::cell(key.status.next_rotation_time.as_ref().map(|t| t.0), now),
+            table::cell(key.status.last_used_time.as_ref().map(|t| t.0), now),
             reason_cell(key),
         ];
         if all {

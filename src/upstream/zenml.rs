@@ -39,6 +39,20 @@ pub struct ApiKey {
     pub last_rotated: Option<String>,
 }
 
+impl ApiKey {
+    /// `last_login` as an instant: the server writes UTC times without an offset.
+    pub fn last_login_at(&self) -> Option<jiff::Timestamp> {
+        let text = self.last_login.as_deref()?;
+        text.parse::<jiff::Timestamp>().ok().or_else(|| {
+            let civil = text.parse::<jiff::civil::DateTime>().ok()?;
+            civil
+                .to_zoned(jiff::tz::TimeZone::UTC)
+                .ok()
+                .map(|z| z.timestamp())
+        })
+    }
+}
+
 /// A key together with the secret the API shows only on create and rotate.
 #[derive(Clone, Debug)]
 pub struct IssuedApiKey {

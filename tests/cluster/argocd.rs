@@ -1,11 +1,13 @@
-//! The Argo CD health check (`deploy/argocd/health.lua`) judged by a real Lua 5.1 against
-//! objects the API server and the operator really produced: each case's object is dumped
-//! to a file and the script runs on it as Argo CD would run it.
+//! The health checks GitOps tools apply, judged against objects the API server and the
+//! operator really produced: the Argo CD script (`deploy/argocd/health.lua`) run by a real
+//! Lua 5.1 as Argo CD runs it, and kstatus itself (sigs.k8s.io/cli-utils, what Flux
+//! `wait: true` and kpt use; built by `tests/kstatus/build.sh`) on the same objects.
 
 use std::path::{Path, PathBuf};
 
-use apikey_operator::api::ApiToken;
+use apikey_operator::api::{ApiToken, PendingKind};
 use futures::{StreamExt, TryStreamExt};
+use kube::ResourceExt;
 use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
@@ -15,7 +17,7 @@ use crate::processes;
 use crate::support;
 
 #[tokio::test]
-async fn health_script_judges_real_objects_like_kstatus() {
+async fn argocd_and_kstatus_judge_real_objects_alike() {
     let credstore = processes::credstore();
     processes::operator();
     let client = support::client().await;
@@ -38,9 +40,14 @@ async fn health_script_judges_real_objects_like_kstatus() {
             "spec": {"storeRef": {"name": store}, "scope": "account"},
         })
     };
-    let mut cases: Vec<(&str, Value, &str, &str)> = Vec::new();
+    // (case, object, Argo CD health, what its message says, kstatus verdict)
+    let mut cases: Vec<(&str, Value, &str, &str, &str)> = Vec::new();
+    let mut seen = watcher(tokens.clone(), watcher::Config::default())
+        .applied_objects()
+        .boxed();
 
-    // Just created: the API server's answer, before the operator saw it.
+    // Just created: the API server's answer, before the operator saw it. kstatus calls an
+    // object without status current (it cannot tell "not yet" from "needs none").
     let created = tokens
         .create(
             &PostParams::default(),
@@ -48,7 +55,25 @@ async fn health_script_judges_real_objects_like_kstatus() {
         )
         .await
         .unwrap();
-    cases.push(("no-status-yet", to_json(&created), "Progressing", "report status"));
+    cases.push((
+        "no-status-yet",
+        to_json(&created),
+        "Progressing",
+        "report status",
+        "Current",
+    ));
+    // The create in flight: recorded before the upstream call, caught by the watch.
+    let creating = next_matching(&mut seen, |t| {
+        t.status.as_ref().is_some_and(|s| s.pending.is_some())
+    })
+    .await;
+    cases.push((
+        "creating",
+        to_json(&creating),
+        "Progressing",
+        "Creating: creating the token upstream",
+        "InProgress",
+    ));
 
     let healthy = wait_for(&tokens, "fresh", "Ready", is_ready).await;
     cases.push((
@@ -56,12 +81,37 @@ async fn health_script_judges_real_objects_like_kstatus() {
         to_json(&healthy),
         "Healthy",
         "delivered in Secret fresh",
+        "Current",
     ));
+    merge(
+        &tokens,
+        "fresh",
+        json!({"metadata": {"annotations": {"apikeys.dev/rotate": "health"}}}),
+    )
+    .await;
+    let rotating = next_matching(&mut seen, |t| {
+        t.status
+            .as_ref()
+            .and_then(|s| s.pending.as_ref())
+            .is_some_and(|p| p.operation == PendingKind::Rotate)
+    })
+    .await;
+    cases.push((
+        "rotating",
+        to_json(&rotating),
+        "Progressing",
+        "Rotating: issuing a new token (annotation)",
+        "InProgress",
+    ));
+    wait_for(&tokens, "fresh", "rotated", |t| {
+        is_ready(t) && t.status.as_ref().and_then(|s| s.rotation_count) == Some(1)
+    })
+    .await;
     let store = wait_for(&stores, "prefactor", "store Ready", |s| {
         fixtures::condition(s, "Ready").is_some_and(|(s, _)| s == "True")
     })
     .await;
-    cases.push(("ready-store", to_json(&store), "Healthy", ""));
+    cases.push(("ready-store", to_json(&store), "Healthy", "", "Current"));
 
     // A spec change the operator has not observed yet: caught by a watch on the way.
     let mut changes = watcher(
@@ -88,6 +138,7 @@ async fn health_script_judges_real_objects_like_kstatus() {
         to_json(&behind),
         "Progressing",
         "observe generation 2",
+        "InProgress",
     ));
 
     fixtures::apply(&client, &namespace, token("orphan", "no-such-store")).await;
@@ -95,7 +146,13 @@ async fn health_script_judges_real_objects_like_kstatus() {
         not_ready_because(t, "StoreNotFound")
     })
     .await;
-    cases.push(("missing-store", to_json(&broken), "Degraded", "StoreNotFound: "));
+    cases.push((
+        "missing-store",
+        to_json(&broken),
+        "Degraded",
+        "StoreNotFound: ",
+        "Failed",
+    ));
 
     fixtures::apply(
         &client,
@@ -116,7 +173,77 @@ async fn health_script_judges_real_objects_like_kstatus() {
         to_json(&store),
         "Degraded",
         "CredentialsSecretMissing: ",
+        "Failed",
     ));
+
+    // An upstream that does not answer: retried, so in progress, with the reason.
+    fixtures::put_secret(
+        &client,
+        &namespace,
+        "unreachable-admin",
+        json!({"token": credstore.prefactor_token}),
+    )
+    .await;
+    fixtures::apply(
+        &client,
+        &namespace,
+        json!({
+            "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore",
+            "metadata": {"name": "unreachable"},
+            "spec": {"prefactor": {"url": "http://127.0.0.1:9", "credentialsSecretRef": {"name": "unreachable-admin"}}},
+        }),
+    )
+    .await;
+    let store = wait_for(&stores, "unreachable", "UpstreamUnreachable", |s| {
+        not_ready_because(s, "UpstreamUnreachable")
+    })
+    .await;
+    cases.push((
+        "store-unreachable",
+        to_json(&store),
+        "Progressing",
+        "UpstreamUnreachable: ",
+        "InProgress",
+    ));
+    fixtures::apply(&client, &namespace, token("waiting", "unreachable")).await;
+    let waiting = wait_for(&tokens, "waiting", "StoreNotReady", |t| {
+        not_ready_because(t, "StoreNotReady")
+    })
+    .await;
+    cases.push((
+        "store-not-ready",
+        to_json(&waiting),
+        "Progressing",
+        "StoreNotReady: ",
+        "InProgress",
+    ));
+
+    // Being deleted: a finalizer of someone else's holds the object after the operator's
+    // cleanup, as a slow cleanup would.
+    fixtures::apply(&client, &namespace, token("leaving", "prefactor")).await;
+    wait_for(&tokens, "leaving", "Ready", is_ready).await;
+    merge(
+        &tokens,
+        "leaving",
+        json!({"metadata": {"finalizers": ["apikeys.dev/cleanup", "tests.apikeys.dev/hold"]}}),
+    )
+    .await;
+    tokens.delete("leaving", &Default::default()).await.unwrap();
+    let leaving = wait_for(
+        &tokens,
+        "leaving",
+        "cleaned up, held by the other finalizer",
+        |t| t.metadata.deletion_timestamp.is_some() && t.finalizers() == ["tests.apikeys.dev/hold"],
+    )
+    .await;
+    cases.push((
+        "deleting",
+        to_json(&leaving),
+        "Progressing",
+        "Being deleted",
+        "Terminating",
+    ));
+    merge(&tokens, "leaving", json!({"metadata": {"finalizers": null}})).await;
 
     merge(
         &tokens,
@@ -124,8 +251,17 @@ async fn health_script_judges_real_objects_like_kstatus() {
         json!({"metadata": {"annotations": {"apikeys.dev/paused": "true"}}}),
     )
     .await;
-    let paused = tokens.get("fresh").await.unwrap();
-    cases.push(("paused", to_json(&paused), "Suspended", "apikeys.dev/paused"));
+    let paused = wait_for(&tokens, "fresh", "Paused in Ready", |t| {
+        fixtures::condition(t, "Ready").is_some_and(|(_, reason)| reason == "Paused")
+    })
+    .await;
+    cases.push((
+        "paused",
+        to_json(&paused),
+        "Suspended",
+        "apikeys.dev/paused",
+        "Current",
+    ));
 
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("argocd-health")
@@ -133,14 +269,23 @@ async fn health_script_judges_real_objects_like_kstatus() {
     std::fs::create_dir_all(&dir).unwrap();
     let files: Vec<PathBuf> = cases
         .iter()
-        .map(|(name, object, _, _)| {
+        .map(|(name, object, _, _, _)| {
             let file = dir.join(format!("{name}.json"));
             std::fs::write(&file, serde_json::to_vec_pretty(object).unwrap()).unwrap();
             file
         })
         .collect();
     let verdicts = run_health_script(&files);
-    for ((name, _, status, message), verdict) in cases.iter().zip(&verdicts) {
+    let objects: Vec<Value> = cases.iter().map(|(_, object, ..)| object.clone()).collect();
+    let kstatus = run_kstatus(&objects);
+    let mut table = String::from("case                     Argo CD      kstatus\n");
+    for ((name, _, status, message, current), (verdict, judged)) in
+        cases.iter().zip(verdicts.iter().zip(&kstatus))
+    {
+        table.push_str(&format!(
+            "{name:<24} {:<12} {}\n",
+            verdict["status"], judged["status"]
+        ));
         assert_eq!(verdict["status"], *status, "{name}: {verdict}");
         assert!(
             verdict["message"]
@@ -148,7 +293,72 @@ async fn health_script_judges_real_objects_like_kstatus() {
                 .is_some_and(|m| m.contains(message) && !m.is_empty()),
             "{name}: the message says why ({message}): {verdict}"
         );
+        assert_eq!(judged["status"], *current, "{name}: kstatus says {judged}");
     }
+    println!("{table}");
+}
+
+/// The next version of a token the watch delivers that satisfies `check`.
+async fn next_matching(
+    seen: &mut (impl futures::Stream<Item = Result<ApiToken, watcher::Error>> + Unpin),
+    check: impl Fn(&ApiToken) -> bool,
+) -> ApiToken {
+    let deadline = tokio::time::Instant::now() + fixtures::CONVERGE;
+    loop {
+        let next = tokio::time::timeout_at(deadline, seen.try_next())
+            .await
+            .expect("the watch delivers the awaited state in time")
+            .unwrap()
+            .expect("the watch goes on");
+        if check(&next) {
+            return next;
+        }
+    }
+}
+
+/// kstatus' verdict on each object (`KSTATUS_BIN`, set by `make test`, or whatever
+/// `tests/kstatus/build.sh` builds). Never skips: without the tool the test fails.
+fn run_kstatus(objects: &[Value]) -> Vec<Value> {
+    use std::io::Write;
+    let bin = match std::env::var_os("KSTATUS_BIN") {
+        Some(bin) => PathBuf::from(bin),
+        None => {
+            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kstatus/build.sh");
+            let output = std::process::Command::new("bash")
+                .arg(&script)
+                .stderr(std::process::Stdio::inherit())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+            assert!(
+                output.status.success(),
+                "{} failed: no kstatus tool",
+                script.display()
+            );
+            let stdout = String::from_utf8(output.stdout).unwrap();
+            PathBuf::from(stdout.lines().last().expect("build.sh prints the tool's path"))
+        }
+    };
+    let mut child = std::process::Command::new(&bin)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&serde_json::to_vec(objects).unwrap())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "kstatus failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let verdicts: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(verdicts.len(), objects.len());
+    verdicts
 }
 
 fn to_json(object: &impl serde::Serialize) -> Value {

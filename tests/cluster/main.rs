@@ -11,6 +11,7 @@ mod examples;
 mod fixtures;
 mod gitops;
 mod harness;
+mod messages;
 mod observability;
 mod plugin;
 mod policy;

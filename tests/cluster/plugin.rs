@@ -81,6 +81,7 @@ async fn status_rotate_and_describe_an_api_token() {
         "SECRET",
         "EXPIRES",
         "NEXT ROTATION",
+        "LAST USED",
         "REASON",
     ] {
         assert!(header.contains(column), "{header}");

@@ -127,6 +127,7 @@ async fn converge(
     run.status.upstream_state = Some(decide::upstream_state_name(observed.as_ref().map(|d| d.status)).into());
     if let Some(details) = &observed {
         run.status.expires_at = details.expires_at.map(Time);
+        run.observed_use(details.last_used_at);
     }
 
     let step = decide::state_step(token.spec.state, observed.as_ref().map(|d| d.status));

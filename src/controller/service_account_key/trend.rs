@@ -219,6 +219,7 @@ async fn drive(
     observed: &ApiKey,
 ) -> Result<(), Blocked> {
     let id = observed.id;
+    run.observed_use(observed.last_sign_in.and_then(from_millis));
     let Some(changes) = decide::trend_changes(&run.object.spec, observed, &run.mark) else {
         let state = decide::state_name(Some(observed.active));
         run.upstream_in_sync(&id.to_string(), state);

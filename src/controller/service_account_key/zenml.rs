@@ -217,6 +217,7 @@ async fn drive(
         active: Some(spec.active).filter(|a| *a != observed.active),
     };
     let id = &observed.id;
+    run.observed_use(observed.last_login_at());
     if update == ApiKeyUpdate::default() {
         let state = decide::state_name(Some(observed.active));
         run.upstream_in_sync(id, state);
