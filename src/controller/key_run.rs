@@ -388,7 +388,8 @@ impl<'a, K: KeyResource> Run<'a, K> {
     }
 
     /// Sets the summary `Ready` condition from the detail conditions and a create in
-    /// flight, then `Reconciling`/`Stalled` from `Ready` and the operation in flight.
+    /// flight (or steps of it still to come: nothing delivered yet), then
+    /// `Reconciling`/`Stalled` from `Ready` and the operation in flight.
     fn summarise(&mut self) {
         let status = &self.status;
         let first_unhappy = [
@@ -401,13 +402,18 @@ impl<'a, K: KeyResource> Run<'a, K> {
         .find(|c| c.status != "True");
         let in_flight = self.in_flight();
         let creating = in_flight.as_ref().filter(|op| op.reason == reason::CREATING);
-        match (first_unhappy, creating) {
-            (Some(c), _) => self.set(conditions::READY, false, &c.reason, c.message),
-            (None, Some(op)) => {
+        let delivered = status.credential_id.is_some();
+        match (first_unhappy, creating, delivered) {
+            (Some(c), _, _) => self.set(conditions::READY, false, &c.reason, c.message),
+            (None, Some(op), _) => {
                 let message = op.message.clone();
                 self.set(conditions::READY, false, reason::CREATING, message)
             }
-            (None, None) => {
+            (None, None, false) => {
+                let message = self.creating_message();
+                self.set(conditions::READY, false, reason::CREATING, message)
+            }
+            (None, None, true) => {
                 let message = format!(
                     "{} {} is delivered in Secret {} and {} upstream",
                     K::NOUN,
@@ -422,6 +428,14 @@ impl<'a, K: KeyResource> Run<'a, K> {
         conditions::set_progress(&mut self.status.conditions, in_flight, generation, self.now);
     }
 
+    fn creating_message(&self) -> String {
+        format!(
+            "creating the {} upstream; Secret {} is written as soon as it exists",
+            K::NOUN,
+            self.secret_name()
+        )
+    }
+
     /// The create or rotation recorded in `status.pending`, as kstatus shows it.
     fn in_flight(&self) -> Option<conditions::InFlight> {
         let pending = self.status.pending.as_ref()?;
@@ -429,11 +443,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
         Some(match pending.operation {
             PendingKind::Create => conditions::InFlight {
                 reason: reason::CREATING,
-                message: format!(
-                    "creating the {} upstream; Secret {} is written as soon as it exists",
-                    K::UPSTREAM_NOUN,
-                    self.secret_name()
-                ),
+                message: self.creating_message(),
             },
             PendingKind::Rotate => conditions::InFlight {
                 reason: reason::ROTATING,
