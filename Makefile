@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo bench test crds docs check-generated envtest helm conformance-venv argocd-venv credstore-conformance image image-smoke
+.PHONY: demo bench test lint crds docs check-generated envtest helm kstatus conformance-venv argocd-venv credstore-conformance image image-smoke krew
 
 ## Runs the operator's whole job locally: a control plane, the embedded credential store,
 ## the operator and examples/; prints what converged and keeps running until Ctrl-C.
@@ -17,20 +17,35 @@ bench: envtest
 	cargo bench --locked --bench convergence -- --objects $(OBJECTS)
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
-test: envtest helm check-generated conformance-venv argocd-venv credstore-conformance
+test: lint envtest helm kstatus check-generated conformance-venv argocd-venv credstore-conformance krew alerts
 	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
 	HELM_BIN="$$(tests/envtest/helm.sh | tail -n 1)" \
 	EDGEGRID_PYTHON_DIR="$$(tests/conformance/venv.sh | tail -n 1)" \
 	ARGOCD_LUA_PYTHON="$$(tests/argocd/venv.sh | tail -n 1)" \
+	KSTATUS_BIN="$$(tests/kstatus/build.sh | tail -n 1)" \
 	cargo test --all-targets --locked
+
+## The lint gates CI holds every change to: formatting and clippy with warnings as errors.
+lint:
+	cargo fmt --all --check
+	cargo clippy --all-targets --locked -- -D warnings
 
 ## Builds (once) and prints the directory holding kube-apiserver, etcd and kubectl.
 envtest:
 	@tests/envtest/setup.sh | tail -n 1
 
+## Builds (once) and prints the path of the kstatus tool (sigs.k8s.io/cli-utils) the health tests use.
+kstatus:
+	@tests/kstatus/build.sh | tail -n 1
+
 ## Builds (once) and prints the path of the helm binary the chart tests use.
 helm:
 	@tests/envtest/helm.sh | tail -n 1
+
+## Checks the chart's alert rules and dashboard with promtool (built on first use).
+.PHONY: alerts
+alerts:
+	tests/alerts/check.sh
 
 ## Installs (once) the vendors' Python SDKs whose test vectors the conformance tests read.
 conformance-venv:
@@ -47,6 +62,10 @@ credstore-conformance:
 	venv="$$(tests/credstore/conformance/setup.sh | tail -n 1)"; \
 	CREDSTORE_BIN="$${CARGO_TARGET_DIR:-target}/debug/apikey-operator" \
 	"$$venv/bin/python" -m pytest -p no:cacheprovider tests/credstore/conformance
+
+## Validates the kubectl plugin's krew manifest and installs it into a scratch krew root.
+krew: envtest
+	tests/krew/check.sh
 
 ## Regenerates crds/ from the Rust types, and the Helm chart's copy of them.
 crds:

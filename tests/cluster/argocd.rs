@@ -263,6 +263,117 @@ async fn argocd_and_kstatus_judge_real_objects_alike() {
         "Current",
     ));
 
+    // The other kinds, current and stalled: the same conditions come from the same code.
+    let dynamic = |kind: &str| {
+        let client = client.clone();
+        let namespace = namespace.clone();
+        let kind = kind.to_string();
+        async move {
+            let probe = json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": kind, "metadata": {}});
+            support::api_for(&client, &serde_json::from_value(probe).unwrap(), &namespace).await
+        }
+    };
+    fixtures::zenml_store(&client, &namespace, "zenml", credstore).await;
+    fixtures::akamai_store(&client, &namespace, "akamai", credstore).await;
+    let keys = dynamic("ServiceAccountKey").await;
+    let clients = dynamic("ApiClient").await;
+    let object = |kind: &str, name: &str, spec: Value| json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": kind, "metadata": {"name": name}, "spec": spec});
+    fixtures::apply(
+        &client,
+        &namespace,
+        object(
+            "ServiceAccountKey",
+            "zenml-key",
+            json!({"storeRef": {"name": "zenml"}, "serviceAccount": "apikey-operator"}),
+        ),
+    )
+    .await;
+    fixtures::apply(
+        &client,
+        &namespace,
+        object(
+            "ServiceAccountKey",
+            "no-account",
+            json!({"storeRef": {"name": "zenml"}}),
+        ),
+    )
+    .await;
+    fixtures::apply(
+        &client,
+        &namespace,
+        object(
+            "ApiClient",
+            "cdn",
+            json!({"storeRef": {"name": "akamai"}, "authorizedUsers": ["platform-bot"],
+                   "apiAccess": {"allAccessibleApis": true}, "groupAccess": {"cloneAuthorizedUserGroups": true}}),
+        ),
+    )
+    .await;
+    let ready_key = wait_for(&keys, "zenml-key", "Ready", is_ready).await;
+    cases.push((
+        "ready-zenml-key",
+        to_json(&ready_key),
+        "Healthy",
+        "delivered",
+        "Current",
+    ));
+    let stalled_key = wait_for(&keys, "no-account", "ServiceAccountRequired", |k| {
+        not_ready_because(k, "ServiceAccountRequired")
+    })
+    .await;
+    cases.push((
+        "key-without-service-account",
+        to_json(&stalled_key),
+        "Degraded",
+        "ServiceAccountRequired: ",
+        "Failed",
+    ));
+    let ready_client = wait_for(&clients, "cdn", "Ready", is_ready).await;
+    cases.push((
+        "ready-akamai-client",
+        to_json(&ready_client),
+        "Healthy",
+        "delivered",
+        "Current",
+    ));
+    let cluster_stores: Api<kube::api::DynamicObject> = support::api_for(
+        &client,
+        &serde_json::from_value(
+            json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ClusterCredentialStore", "metadata": {}}),
+        )
+        .unwrap(),
+        &namespace,
+    )
+    .await;
+    let cluster_store = format!("health-{namespace}");
+    fixtures::apply(
+        &client,
+        &namespace,
+        json!({
+            "apiVersion": "apikeys.dev/v1alpha1", "kind": "ClusterCredentialStore", "metadata": {"name": cluster_store},
+            "spec": {
+                "prefactor": {"url": credstore.url, "credentialsSecretRef": {"name": "absent", "namespace": namespace}},
+                "allowedNamespaces": [namespace],
+            },
+        }),
+    )
+    .await;
+    let broken_cluster_store = wait_for(&cluster_stores, &cluster_store, "CredentialsSecretMissing", |s| {
+        not_ready_because(s, "CredentialsSecretMissing")
+    })
+    .await;
+    cases.push((
+        "cluster-store-without-secret",
+        to_json(&broken_cluster_store),
+        "Degraded",
+        "CredentialsSecretMissing: ",
+        "Failed",
+    ));
+    cluster_stores
+        .delete(&cluster_store, &Default::default())
+        .await
+        .unwrap();
+
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join("argocd-health")
         .join(&namespace);

@@ -34,7 +34,9 @@ The credential store's resource names.
 {{- end }}
 
 {{/*
-Labels shared by every object (Kubernetes recommended labels).
+Labels shared by every object (Kubernetes recommended labels), plus the user's
+`commonLabels` (the schema keeps those off the `app.kubernetes.io/` and `helm.sh/` keys
+set here, so no key is rendered twice).
 */}}
 {{- define "apikey-operator.commonLabels" -}}
 helm.sh/chart: {{ include "apikey-operator.chart" . }}
@@ -43,6 +45,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: apikey-operator
 app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -203,6 +208,30 @@ The rules of leader election, in the release namespace only.
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["get", "list", "watch", "create", "patch"]
+{{- end }}
+
+{{/*
+The rules of the roles for people (templates/user-roles.yaml): reading the key kinds and the
+stores, for view, edit and admin. Neither stores nor keys hold secrets: credentials are named
+by Secret reference, and key statuses carry fingerprints only.
+*/}}
+{{- define "apikey-operator.userReadRules" -}}
+- apiGroups: ["apikeys.dev"]
+  resources: ["apitokens", "apiclients", "serviceaccountkeys", "credentialstores"]
+  verbs: ["get", "list", "watch"]
+# Cluster-scoped: effective only through a ClusterRoleBinding (a RoleBinding ignores it).
+- apiGroups: ["apikeys.dev"]
+  resources: ["clustercredentialstores"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{/*
+Writing the key kinds (their spec and metadata; never status), for edit and admin.
+*/}}
+{{- define "apikey-operator.userKeyWriteRules" -}}
+- apiGroups: ["apikeys.dev"]
+  resources: ["apitokens", "apiclients", "serviceaccountkeys"]
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
 {{- end }}
 
 {{/*

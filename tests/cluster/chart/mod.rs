@@ -15,9 +15,11 @@
 
 mod install;
 mod lifecycle;
+mod monitoring;
 mod operator;
 mod rbac;
 mod render;
+mod user_roles;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

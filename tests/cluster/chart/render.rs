@@ -30,11 +30,15 @@ fn helm_template_renders_what_each_option_asks_for() {
     };
 
     // Defaults: cluster-wide RBAC, leader election (a Role for the Lease in the release
-    // namespace), metrics Service, PDB; no credential store, no monitor.
+    // namespace), metrics Service, PDB, the view/edit/admin roles for people (user_roles.rs);
+    // no credential store, no monitor.
     let objects = render(ns, &[]);
     assert_eq!(
         kinds(&objects),
         [
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRole",
             "ClusterRole",
             "ClusterRoleBinding",
             "Deployment",
@@ -323,4 +327,238 @@ fn the_default_image_is_the_one_the_dockerfile_builds() {
         dockerfile.contains("ENTRYPOINT [\"/usr/local/bin/apikey-operator\"]"),
         "the chart passes subcommands as args to the binary's entrypoint"
     );
+}
+
+/// The chart conventions: `commonLabels` on every object, `podLabels`/`podAnnotations`,
+/// `extraArgs`, `extraEnv` and `topologySpreadConstraints` on the operator pod.
+const CONVENTIONS: &[&str] = &[
+    "commonLabels.team=payments",
+    "commonLabels.example\\.com/cost-center=cc-42",
+    "podLabels.tier=control",
+    "podAnnotations.example\\.com/owner=platform",
+    "extraArgs[0]=--concurrency=4",
+    "extraEnv[0].name=APIKEY_OPERATOR_UNUSED_AFTER",
+    "extraEnv[0].value=168h",
+    "extraEnv[1].name=HTTPS_PROXY",
+    "extraEnv[1].valueFrom.configMapKeyRef.name=proxy",
+    "extraEnv[1].valueFrom.configMapKeyRef.key=https",
+    "topologySpreadConstraints[0].maxSkew=1",
+    "topologySpreadConstraints[0].topologyKey=topology.kubernetes.io/zone",
+    "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+    "topologySpreadConstraints[1].maxSkew=1",
+    "topologySpreadConstraints[1].topologyKey=kubernetes.io/hostname",
+    "topologySpreadConstraints[1].whenUnsatisfiable=DoNotSchedule",
+    "topologySpreadConstraints[1].labelSelector.matchLabels.app\\.kubernetes\\.io/component=operator",
+    "replicas=2",
+    "credstore.enabled=true",
+    "metrics.serviceMonitor.enabled=true",
+];
+
+#[test]
+fn common_labels_extra_args_env_and_spread_constraints_land_where_they_belong() {
+    let objects = render("apikey-system", CONVENTIONS);
+    // Every object, and both pod templates, carry the common labels next to the chart's.
+    for object in &objects {
+        let name = format!(
+            "{}/{}",
+            object["kind"].as_str().unwrap(),
+            object["metadata"]["name"]
+        );
+        let mut label_sets = vec![("metadata", &object["metadata"]["labels"])];
+        if object["kind"] == "Deployment" {
+            label_sets.push(("pod template", &object["spec"]["template"]["metadata"]["labels"]));
+        }
+        for (what, labels) in label_sets {
+            assert_eq!(labels["team"], "payments", "{name} ({what}): {labels}");
+            assert_eq!(
+                labels["example.com/cost-center"], "cc-42",
+                "{name} ({what}): {labels}"
+            );
+            assert!(
+                labels["app.kubernetes.io/name"].is_string(),
+                "{name} ({what}): {labels}"
+            );
+        }
+    }
+    assert!(
+        kinds(&objects).len() >= 14,
+        "every template rendered: {:?}",
+        kinds(&objects)
+    );
+    let deployment = find(&objects, "Deployment", FULLNAME);
+    let selector = &deployment["spec"]["selector"]["matchLabels"];
+    assert_eq!(
+        selector,
+        &json!({"app.kubernetes.io/name": "apikey-operator", "app.kubernetes.io/instance": RELEASE,
+                "app.kubernetes.io/component": "operator"}),
+        "selectors (immutable) never get the common labels"
+    );
+    let store = find(&objects, "Deployment", &format!("{FULLNAME}-credstore"));
+    assert!(store["spec"]["selector"]["matchLabels"].get("team").is_none());
+
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(pod["metadata"]["labels"]["tier"], "control");
+    assert_eq!(pod["metadata"]["annotations"]["example.com/owner"], "platform");
+    assert_eq!(
+        pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"],
+        "operator"
+    );
+    let container = &pod["spec"]["containers"][0];
+    let args: Vec<String> = serde_json::from_value(container["args"].clone()).unwrap();
+    assert_eq!(
+        args.last().unwrap(),
+        "--concurrency=4",
+        "appended after the chart's: {args:?}"
+    );
+    assert_eq!(args[0], "run");
+    let env = container["env"].as_array().unwrap();
+    let names: Vec<&str> = env.iter().map(|e| e["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "POD_NAME",
+            "POD_NAMESPACE",
+            "RUST_LOG",
+            "APIKEY_OPERATOR_UNUSED_AFTER",
+            "HTTPS_PROXY"
+        ],
+        "the chart's variables, then extraEnv"
+    );
+    assert_eq!(
+        env[3],
+        json!({"name": "APIKEY_OPERATOR_UNUSED_AFTER", "value": "168h"})
+    );
+    assert_eq!(
+        env[4],
+        json!({"name": "HTTPS_PROXY", "valueFrom": {"configMapKeyRef": {"name": "proxy", "key": "https"}}})
+    );
+    let spread = pod["spec"]["topologySpreadConstraints"].as_array().unwrap();
+    assert_eq!(spread.len(), 2);
+    assert_eq!(
+        spread[0],
+        json!({"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway",
+               "labelSelector": {"matchLabels": selector}}),
+        "a constraint without a selector spreads the operator's own pods"
+    );
+    assert_eq!(
+        spread[1]["labelSelector"],
+        json!({"matchLabels": {"app.kubernetes.io/component": "operator"}}),
+        "a constraint's own selector is kept"
+    );
+    // Options the operator pod only has.
+    let store_pod = &store["spec"]["template"];
+    assert!(store_pod["spec"].get("topologySpreadConstraints").is_none());
+    assert!(store_pod["metadata"]["labels"].get("tier").is_none());
+    assert_eq!(store_pod["spec"]["containers"][0]["args"][0], "credstore");
+
+    // Defaults: none of it.
+    let objects = render("apikey-system", &[]);
+    let pod = &find(&objects, "Deployment", FULLNAME)["spec"]["template"];
+    assert!(pod["spec"].get("topologySpreadConstraints").is_none());
+    assert_eq!(
+        pod["spec"]["containers"][0]["env"].as_array().unwrap().len(),
+        3,
+        "POD_NAME, POD_NAMESPACE, RUST_LOG"
+    );
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["metadata"]["labels"].get("team").is_none())
+    );
+
+    // podLabels over commonLabels on the pod (one key once), the selector's labels over both.
+    let objects = render(
+        "apikey-system",
+        &[
+            "commonLabels.team=payments",
+            "podLabels.team=checkout",
+            "podLabels.app\\.kubernetes\\.io/component=not-the-operator",
+        ],
+    );
+    let deployment = find(&objects, "Deployment", FULLNAME);
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pod_labels["team"], "checkout");
+    assert_eq!(pod_labels["app.kubernetes.io/component"], "operator");
+    assert_eq!(deployment["metadata"]["labels"]["team"], "payments");
+    let yaml = template(
+        "apikey-system",
+        &["commonLabels.team=payments", "podLabels.team=checkout"],
+    )
+    .unwrap();
+    let pod_template = yaml.split("template:").nth(1).unwrap();
+    assert_eq!(
+        pod_template
+            .split("spec:")
+            .next()
+            .unwrap()
+            .matches("team:")
+            .count(),
+        1,
+        "no duplicate key in the pod's labels"
+    );
+}
+
+#[test]
+fn the_values_schema_refuses_bad_conventions() {
+    let bad: &[(&[&str], &str)] = &[
+        (&["commonLabels.app\\.kubernetes\\.io/name=mine"], "propertyName"),
+        (&["commonLabels.helm\\.sh/chart=mine"], "propertyName"),
+        (&["commonLabels.team=not a label value"], "commonLabels"),
+        (&["extraArgs[0]="], "extraArgs"),
+        (&["extraEnv[0].value=x"], "name"),
+        (
+            &["extraEnv[0].name=RUST_LOG", "extraEnv[0].value=debug"],
+            "extraEnv/0/name",
+        ),
+        (
+            &["extraEnv[0].name=POD_NAME", "extraEnv[0].value=x"],
+            "extraEnv/0/name",
+        ),
+        (&["extraEnv[0].name=A", "extraEnv[0].values=x"], "values"),
+        (&["topologySpreadConstraints[0].maxSkew=1"], "topologyKey"),
+        (
+            &[
+                "topologySpreadConstraints[0].maxSkew=0",
+                "topologySpreadConstraints[0].topologyKey=zone",
+                "topologySpreadConstraints[0].whenUnsatisfiable=ScheduleAnyway",
+            ],
+            "maxSkew",
+        ),
+        (
+            &[
+                "topologySpreadConstraints[0].maxSkew=1",
+                "topologySpreadConstraints[0].topologyKey=zone",
+                "topologySpreadConstraints[0].whenUnsatisfiable=Sometimes",
+            ],
+            "whenUnsatisfiable",
+        ),
+        (&["rbac.aggregateToUserRoles=yes"], "aggregateToUserRoles"),
+    ];
+    for (sets, mentions) in bad {
+        let error = template("apikey-system", sets).expect_err(&format!("{sets:?} was accepted"));
+        assert!(
+            error.contains("schema") && error.contains(mentions),
+            "{sets:?}: the error should name {mentions}: {error}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_conventions_render_is_accepted_by_the_api_server() {
+    // The rendered EnvVars, spread constraints and labels are what the API server accepts
+    // (a dry run: nothing is created; the ServiceMonitor needs its CRD, install.rs has it).
+    let client = support::client().await;
+    let namespace = support::namespace(&client, "chart-conventions").await;
+    let mut sets: Vec<String> = CONVENTIONS
+        .iter()
+        .filter(|s| !s.starts_with("metrics.serviceMonitor"))
+        .map(|s| s.to_string())
+        .collect();
+    sets.push(format!("fullnameOverride={namespace}"));
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    for object in render(&namespace, &sets) {
+        super::apply(&client, &object, true)
+            .await
+            .unwrap_or_else(|e| panic!("{} {} refused: {e}", object["kind"], object["metadata"]["name"]));
+    }
 }
