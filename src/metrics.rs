@@ -6,6 +6,7 @@
 //! | `apikey_operator_reconciliations_total` | `kind`, `result` |
 //! | `apikey_operator_reconcile_duration_seconds` | `kind` |
 //! | `apikey_operator_rotations_total` | `kind`, `trigger` |
+//! | `apikey_operator_retirements_total` | `kind`, `how` (`scheduled`, `released`, `forced`, `break_glass`) |
 //! | `apikey_operator_kubernetes_requests_total` | `method` |
 //! | `apikey_operator_lease_requests_total` | `method` |
 //! | `apikey_operator_leader` | |
@@ -16,8 +17,9 @@
 //! | `apikey_operator_credentials_with_expiry` | `kind` |
 //! | `apikey_operator_rotations_overdue` | `kind` |
 //! | `apikey_operator_credentials_unused` | `kind` |
+//! | `apikey_operator_retirements_held` | `kind` |
 //!
-//! The last five are read at scrape time from the controllers' caches (see [`Metrics::track`]),
+//! The last six are read at scrape time from the controllers' caches (see [`Metrics::track`]),
 //! so they are exact whatever happened between scrapes, and cost nothing between scrapes.
 
 use std::sync::{Arc, RwLock};
@@ -57,6 +59,12 @@ pub struct KubeRequestLabels {
 pub struct RotationLabels {
     pub kind: &'static str,
     pub trigger: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RetirementLabels {
+    pub kind: &'static str,
+    pub how: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -144,6 +152,9 @@ pub struct KindSummary {
     /// How many objects' credential, where the upstream reports use, was last used (or,
     /// never used, issued) longer ago than the unused threshold.
     pub unused: u64,
+    /// How many objects keep a previous credential past its retain period, held by a
+    /// rollout or a recent use.
+    pub retirements_held: u64,
 }
 
 /// A rotation this late is failing, not merely queued behind others.
@@ -174,6 +185,10 @@ pub trait Inventoried {
     fn use_record(&self) -> Option<(Option<&Time>, &Time)> {
         None
     }
+    /// Whether a rollout or a recent use holds back the retirement of a previous credential.
+    fn retirement_held(&self) -> bool {
+        false
+    }
 }
 
 fn key_ready(status: Option<&KeyStatus>) -> Option<&Condition> {
@@ -198,6 +213,11 @@ macro_rules! inventoried_key {
                     status.last_used_time.as_ref(),
                     status.last_rotation_time.as_ref()?,
                 ))
+            }
+            fn retirement_held(&self) -> bool {
+                self.status
+                    .as_ref()
+                    .is_some_and(|s| s.retiring.iter().any(|r| r.waiting_for.is_some()))
             }
         }
     };
@@ -251,6 +271,9 @@ impl KindSummary {
             {
                 summary.unused += 1;
             }
+            if object.retirement_held() {
+                summary.retirements_held += 1;
+            }
         }
         summary
     }
@@ -290,6 +313,7 @@ impl Collector for Inventory {
         let with_expiry = Family::<KindLabels, Gauge>::default();
         let overdue = Family::<KindLabels, Gauge>::default();
         let unused = Family::<KindLabels, Gauge>::default();
+        let held = Family::<KindLabels, Gauge>::default();
         let clock = SummaryClock {
             now: k8s_openapi::jiff::Timestamp::now(),
             unused_after: *self.unused_after.read().unwrap(),
@@ -319,6 +343,8 @@ impl Collector for Inventory {
                 unused
                     .get_or_create(&KindLabels { kind })
                     .set(summary.unused as i64);
+                held.get_or_create(&KindLabels { kind })
+                    .set(summary.retirements_held as i64);
             }
         }
         resources.encode(encoder.encode_descriptor(
@@ -351,6 +377,12 @@ impl Collector for Inventory {
             None,
             unused.metric_type(),
         )?)?;
+        held.encode(encoder.encode_descriptor(
+            "retirements_held",
+            "Objects of each kind that keep a previous credential past its retain period because a rollout or a recent use holds it",
+            None,
+            held.metric_type(),
+        )?)?;
         Ok(())
     }
 }
@@ -361,6 +393,7 @@ pub struct Metrics {
     reconciliations: Family<ReconcileLabels, Counter>,
     reconcile_duration: Family<KindLabels, Histogram>,
     rotations: Family<RotationLabels, Counter>,
+    retirements: Family<RetirementLabels, Counter>,
     kube_requests: Family<KubeRequestLabels, Counter>,
     lease_requests: Family<KubeRequestLabels, Counter>,
     leader: Gauge,
@@ -391,6 +424,12 @@ impl Default for Metrics {
             "rotations",
             "Credential rotations by kind and trigger",
             rotations.clone(),
+        );
+        let retirements = Family::<RetirementLabels, Counter>::default();
+        registry.register(
+            "retirements",
+            "Previous credentials retired, by kind and how: at the end of the retain period (scheduled), once nothing held them (released), after maxRetain (forced), or at once (break_glass)",
+            retirements.clone(),
         );
         let kube_requests = Family::<KubeRequestLabels, Counter>::default();
         registry.register(
@@ -428,6 +467,7 @@ impl Default for Metrics {
             reconciliations,
             reconcile_duration,
             rotations,
+            retirements,
             kube_requests,
             lease_requests,
             leader,
@@ -478,6 +518,13 @@ impl Metrics {
     pub fn rotated(&self, kind: &'static str, trigger: &'static str) {
         self.rotations
             .get_or_create(&RotationLabels { kind, trigger })
+            .inc();
+    }
+
+    /// Records one retirement of a previous credential.
+    pub fn retired(&self, kind: &'static str, how: &'static str) {
+        self.retirements
+            .get_or_create(&RetirementLabels { kind, how })
             .inc();
     }
 
@@ -611,6 +658,7 @@ mod tests {
             with_expiry: 2,
             rotations_overdue: 1,
             unused: 3,
+            retirements_held: 0,
         });
         metrics.track_with("ApiClient", |_| KindSummary::default());
         metrics.track_with("CredentialStore", |_| KindSummary::default());
@@ -700,6 +748,7 @@ mod tests {
                 with_expiry: 2,
                 rotations_overdue: 2,
                 unused: 3,
+                retirements_held: 0,
             },
             "the third was due two minutes ago (not yet overdue) and used two days ago"
         );

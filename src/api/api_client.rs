@@ -41,6 +41,10 @@ use super::common::{
         "rule": "(has(self.clientType) ? self.clientType : 'CLIENT') == (has(oldSelf.clientType) ? oldSelf.clientType : 'CLIENT')",
         "message": "spec.clientType is immutable: create a new ApiClient for another type",
     },
+    {
+        "rule": "!has(self.rotation) || !has(self.rotation.retireWhenUnusedFor)",
+        "message": "spec.rotation.retireWhenUnusedFor cannot apply: Akamai reports no use of a client credential",
+    },
 ]))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiClientSpec {

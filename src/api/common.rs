@@ -137,6 +137,10 @@ impl std::fmt::Display for WorkloadKind {
 
 /// When and how the credential is replaced by a fresh one.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!has(self.maxRetain) || !has(self.retainPrevious) || !self.maxRetain.matches('^([0-9]+(\\\\.[0-9]+)?(h|m|s))+$') || !self.retainPrevious.matches('^([0-9]+(\\\\.[0-9]+)?(h|m|s))+$') || duration(self.maxRetain) >= duration(self.retainPrevious)",
+    "message": "rotation.maxRetain must be at least rotation.retainPrevious: it bounds the wait after the retain period"
+}]))]
 #[serde(rename_all = "camelCase")]
 pub struct Rotation {
     /// Rotate this often, as a Go duration (for example `720h` for 30 days). At least `1m`.
@@ -164,6 +168,27 @@ pub struct Rotation {
         "message": "rotation.retainPrevious must be at most 8760h (one year)"
     }]))]
     pub retain_previous: Option<String>,
+    /// Retire the previous credential only once the upstream reports it unused for this
+    /// long (Go duration, for example `10m`), on top of `retainPrevious` and the rollout of
+    /// every `rolloutRestart` target: evidence that no consumer still holds it. Prefactor
+    /// and Trend Micro report use; ZenML retires the previous secret itself after its retain
+    /// period, and Akamai reports no use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), extend("x-kubernetes-validations" = [{
+        "rule": "!self.matches('^([0-9]+(\\\\.[0-9]+)?(h|m|s))+$') || duration(self) <= duration('720h')",
+        "message": "rotation.retireWhenUnusedFor must be at most 720h"
+    }]))]
+    pub retire_when_unused_for: Option<String>,
+    /// The longest the previous credential is kept while a rollout or its use holds its
+    /// retirement (Go duration, at least `retainPrevious`). When it passes, the credential is
+    /// retired anyway, with a `RetirementForced` warning naming what held it: a second live
+    /// secret must not outlive a rollout that never finishes. Default `24h`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = DURATION_PATTERN), extend("x-kubernetes-validations" = [{
+        "rule": "!self.matches('^([0-9]+(\\\\.[0-9]+)?(h|m|s))+$') || duration(self) <= duration('8760h')",
+        "message": "rotation.maxRetain must be at most 8760h (one year)"
+    }]))]
+    pub max_retain: Option<String>,
     /// Any value (a timestamp or a counter); each change asks for exactly one rotation.
     /// The GitOps-friendly trigger; the annotation `apikeys.dev/rotate` does the same from kubectl.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -311,6 +336,15 @@ pub struct RetiringCredential {
     /// Upstream identifier of the previous credential.
     #[schemars(length(min = 1, max = 255))]
     pub id: String,
-    /// When the operator deactivates and deletes it.
+    /// When the operator deactivates and deletes it, once nothing holds it (see
+    /// `spec.rotation.retireWhenUnusedFor` and `maxRetain`).
     pub retire_at: Time,
+    /// Retired at once whatever holds it: replaced by a break-glass (compromised) rotation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub break_glass: bool,
+    /// What its retirement waits for after `retireAt`: a rollout still in progress, or a
+    /// recent use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub waiting_for: Option<String>,
 }

@@ -17,6 +17,9 @@ pub const STORE_READY: &str = "StoreReady";
 pub const UPSTREAM_SYNCED: &str = "UpstreamSynced";
 /// The target Secret holds the current credential.
 pub const SECRET_SYNCED: &str = "SecretSynced";
+/// Previous credentials are retired (False while a rollout or a recent use holds one back).
+/// Not part of `Ready`: the current credential works either way.
+pub const PREVIOUS_RETIRED: &str = "PreviousRetired";
 /// kstatus: the operator is working towards the spec (a credential being issued, a retry).
 pub const RECONCILING: &str = "Reconciling";
 /// kstatus: the operator cannot make progress until someone changes something.
@@ -72,6 +75,11 @@ pub mod reason {
     pub const STATUS_NOT_PROVEN: &str = "StatusNotProven";
     /// `apikeys.dev/adopt` names an object the store or its owner does not let this resource take.
     pub const ADOPTION_REFUSED: &str = "AdoptionRefused";
+
+    // Retirement of previous credentials.
+    pub const RETIRED: &str = "Retired";
+    pub const RETIREMENT_HELD: &str = "RetirementHeld";
+    pub const RETIREMENT_FORCED: &str = "RetirementForced";
 
     // Secret problems.
     pub const SECRET_WRITTEN: &str = "SecretWritten";

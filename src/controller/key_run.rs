@@ -21,6 +21,7 @@ use tracing::info;
 use super::conditions::{self, reason};
 use super::own_writes::CachedVersion;
 use super::ownership::{ADOPT_ANNOTATION, ClusterIdentity, OwnerMark, Ownership};
+use super::retirement::{self, Decision, Gates, How, Observed};
 use super::schedule::{self, Issued, ROTATE_ANNOTATION, Schedule};
 use super::target_secret::{self, Material};
 use super::{Context, Error, compromised, key_status, rollout};
@@ -214,6 +215,8 @@ pub struct Run<'a, K: KeyResource> {
     /// Whether the stored status was proven to be the operator's (see
     /// [`super::status_proof`]): only then does a save prove the status it writes.
     trusted: bool,
+    /// When a held retirement is looked at again (see [`Run::may_retire`]).
+    hold_recheck: Option<Duration>,
 }
 
 impl<'a, K: KeyResource> Run<'a, K> {
@@ -234,6 +237,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             announced: false,
             mark: ctx.cluster.mark(&owner_uid(object)),
             trusted: false,
+            hold_recheck: None,
         }
     }
 
@@ -576,10 +580,10 @@ impl<'a, K: KeyResource> Run<'a, K> {
                 self.status.handled_rotation_requests.as_ref(),
             );
         if compromised {
-            self.status
-                .retiring
-                .iter_mut()
-                .for_each(|r| r.retire_at = Time(self.now));
+            self.status.retiring.iter_mut().for_each(|r| {
+                r.retire_at = Time(self.now);
+                r.break_glass = true;
+            });
         }
         if let (true, Some(old)) = (rotated, &delivery.replaces) {
             let retire_at = match compromised {
@@ -590,6 +594,8 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.status.retiring.push(RetiringCredential {
                 id: old.clone(),
                 retire_at: Time(retire_at),
+                break_glass: compromised,
+                waiting_for: None,
             });
         }
         let fingerprint = material.fingerprint();
@@ -680,15 +686,98 @@ impl<'a, K: KeyResource> Run<'a, K> {
         schedule::due_for_retirement(&self.status.retiring, self.now).0
     }
 
+    /// Whether the retirement of `entry`, whose retain period is over, is to go ahead, and
+    /// how; `None` while a rollout or a use reported upstream (`last_use`; `None` where the
+    /// upstream reports none) holds it, which the status then says.
+    pub async fn may_retire(
+        &mut self,
+        entry: &RetiringCredential,
+        last_use: Option<Timestamp>,
+    ) -> Result<Option<How>, Error> {
+        let common = self.object.common();
+        let gates = Gates {
+            rollout: !common.rollout_restart.is_empty(),
+            unused_for: schedule::unused_for(common.rotation)?,
+            retain_previous: schedule::retain_previous(common.rotation)?,
+            max_retain: schedule::max_retain(common.rotation)?,
+        };
+        let rollouts = match gates.rollout && !entry.break_glass {
+            true => rollout::progress(&self.ctx.client, &self.namespace, common.rollout_restart)
+                .await
+                .map_err(Error::Kube)?,
+            false => Vec::new(),
+        };
+        let observed = Observed { rollouts, last_use };
+        let (waiting_for, recheck) = match retirement::decide(entry, gates, &observed, self.now) {
+            Decision::Retire(how) => return Ok(Some(how)),
+            Decision::Hold { waiting_for, recheck } => (waiting_for, recheck),
+        };
+        if let Some(held) = self.status.retiring.iter_mut().find(|r| r.id == entry.id) {
+            held.waiting_for = Some(waiting_for.clone());
+        }
+        self.hold_recheck = Some(self.hold_recheck.map_or(recheck, |r| r.min(recheck)));
+        let message = format!("previous {} {} is kept: {waiting_for}", K::NOUN, entry.id);
+        self.set(
+            conditions::PREVIOUS_RETIRED,
+            false,
+            reason::RETIREMENT_HELD,
+            message,
+        );
+        Ok(None)
+    }
+
+    /// Whether a retirement due now waits for the previous credential to go unused, so the
+    /// kind must read its last use upstream.
+    pub fn waits_for_use(&self, entry: &RetiringCredential) -> bool {
+        !entry.break_glass
+            && self
+                .object
+                .common()
+                .rotation
+                .is_some_and(|r| r.retire_when_unused_for.is_some())
+    }
+
     /// Forgets a previous credential the kind has retired upstream, and says so.
-    pub async fn retired(&mut self, id: &str) {
+    pub async fn retired(&mut self, id: &str, how: How) {
         failpoint::hit("after-retire");
         self.status.retiring.retain(|r| r.id != id);
-        let note = format!(
-            "previous {} {id} retired upstream after its retain period",
-            K::NOUN
-        );
-        self.event(EventType::Normal, "Retired", "Retire", note).await;
+        self.ctx.metrics.retired(K::KIND, how.metric_label());
+        let noun = K::NOUN;
+        let (type_, reason_, note) = match &how {
+            How::Scheduled => (
+                EventType::Normal,
+                reason::RETIRED,
+                format!("previous {noun} {id} retired upstream after its retain period"),
+            ),
+            How::Released => (
+                EventType::Normal,
+                reason::RETIRED,
+                format!(
+                    "previous {noun} {id} retired upstream: its retain period is over and nothing holds it any more \
+                     (the consumers have rolled out, it is no longer used)"
+                ),
+            ),
+            How::Forced { held_by } => (
+                EventType::Warning,
+                reason::RETIREMENT_FORCED,
+                format!(
+                    "previous {noun} {id} retired upstream after spec.rotation.maxRetain although {held_by}; find out \
+                     why the rollout does not finish or who still uses it"
+                ),
+            ),
+            How::BreakGlass => (
+                EventType::Normal,
+                reason::RETIRED,
+                format!("previous {noun} {id} retired upstream at once: it was replaced as compromised"),
+            ),
+        };
+        let shown = how != How::Scheduled
+            || conditions::find(&self.status.conditions, conditions::PREVIOUS_RETIRED).is_some();
+        if shown && self.status.retiring.iter().all(|r| r.waiting_for.is_none()) {
+            self.set(conditions::PREVIOUS_RETIRED, true, reason_, note.clone());
+        }
+        info!(credential_id = %id, how = how.metric_label(), kind = K::KIND, "previous credential retired");
+        self.event(type_, reason_, "Retire", note).await;
     }
 
     /// Marks the Secret as current and says when to look again: the next rotation, expiry
@@ -706,7 +795,8 @@ impl<'a, K: KeyResource> Run<'a, K> {
             .map(|t| t.0)
             .chain(self.status.retiring.iter().map(|r| r.retire_at.0)),
         );
-        wake.unwrap_or(RESYNC_INTERVAL)
+        let wake = wake.unwrap_or(RESYNC_INTERVAL);
+        self.hold_recheck.map_or(wake, |hold| hold.min(wake))
     }
 }
 

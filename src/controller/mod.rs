@@ -13,6 +13,7 @@ pub mod ownership;
 pub mod plain;
 pub mod policy;
 pub mod reconcile_key;
+pub mod retirement;
 pub mod rollout;
 pub mod schedule;
 pub mod service_account_key;

@@ -80,3 +80,164 @@ pub async fn restart(
     }
     failures
 }
+
+/// How far one target's rollout has come, as `kubectl rollout status` judges it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// `Deployment billing-api: 2/3 updated, 1 available`.
+    pub summary: String,
+    pub done: bool,
+}
+
+/// The rollout of each target, read from the API: the controller of the workload writes its
+/// status, the operator only reads it. A target that does not exist holds nothing (its
+/// restart already failed with a warning).
+pub async fn progress(
+    client: &Client,
+    namespace: &str,
+    targets: &[RolloutTarget],
+) -> Result<Vec<Progress>, kube::Error> {
+    let mut progress = Vec::with_capacity(targets.len());
+    for target in targets {
+        let counts = match target.kind {
+            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), namespace)
+                .get_opt(&target.name)
+                .await?
+                .map(|d| deployment_counts(&d)),
+            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
+                .get_opt(&target.name)
+                .await?
+                .map(|s| stateful_set_counts(&s)),
+            WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), namespace)
+                .get_opt(&target.name)
+                .await?
+                .map(|d| daemon_set_counts(&d)),
+        };
+        if let Some(counts) = counts {
+            progress.push(counts.judge(target));
+        }
+    }
+    Ok(progress)
+}
+
+/// What a workload's status says about its rollout.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Counts {
+    /// The controller has seen the latest pod template.
+    observed: bool,
+    desired: i32,
+    updated: i32,
+    /// Pods of the latest template that serve (available, or ready for a StatefulSet).
+    serving: i32,
+    /// Pods of an older template still running.
+    old: i32,
+}
+
+impl Counts {
+    fn judge(self, target: &RolloutTarget) -> Progress {
+        let done =
+            self.observed && self.updated >= self.desired && self.serving >= self.desired && self.old <= 0;
+        let summary = match self.observed {
+            true => format!(
+                "{} {}: {}/{} updated, {} available",
+                target.kind, target.name, self.updated, self.desired, self.serving
+            ),
+            false => format!(
+                "{} {}: its controller has not seen the restart yet",
+                target.kind, target.name
+            ),
+        };
+        Progress { summary, done }
+    }
+}
+
+fn observed(generation: Option<i64>, observed: Option<i64>) -> bool {
+    matches!((generation, observed), (Some(g), Some(o)) if o >= g)
+}
+
+fn deployment_counts(deployment: &Deployment) -> Counts {
+    let status = deployment.status.clone().unwrap_or_default();
+    let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or_default();
+    Counts {
+        observed: observed(deployment.metadata.generation, status.observed_generation),
+        desired,
+        updated,
+        serving: status.available_replicas.unwrap_or_default(),
+        old: status.replicas.unwrap_or_default() - updated,
+    }
+}
+
+fn stateful_set_counts(set: &StatefulSet) -> Counts {
+    let status = set.status.clone().unwrap_or_default();
+    let desired = set.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let updated = status.updated_replicas.unwrap_or_default();
+    let settled = status.update_revision.is_none() || status.update_revision == status.current_revision;
+    Counts {
+        observed: observed(set.metadata.generation, status.observed_generation),
+        desired,
+        updated,
+        serving: status.ready_replicas.unwrap_or_default(),
+        old: i32::from(!settled),
+    }
+}
+
+fn daemon_set_counts(set: &DaemonSet) -> Counts {
+    let status = set.status.clone().unwrap_or_default();
+    Counts {
+        observed: observed(set.metadata.generation, status.observed_generation),
+        desired: status.desired_number_scheduled,
+        updated: status.updated_number_scheduled.unwrap_or_default(),
+        serving: status.number_available.unwrap_or_default(),
+        // A node's old pod is replaced in place: updated and available say it all.
+        old: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deployment(generation: i64, status: serde_json::Value) -> Deployment {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "billing-api", "generation": generation},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn target() -> RolloutTarget {
+        RolloutTarget {
+            kind: WorkloadKind::Deployment,
+            name: "billing-api".into(),
+        }
+    }
+
+    #[test]
+    fn a_deployment_is_rolled_out_when_every_replica_is_new_and_available() {
+        let rolling = deployment(
+            2,
+            serde_json::json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 2, "availableReplicas": 3}),
+        );
+        let progress = deployment_counts(&rolling).judge(&target());
+        assert_eq!(
+            progress.summary,
+            "Deployment billing-api: 2/3 updated, 3 available"
+        );
+        assert!(!progress.done);
+        let unseen = deployment(
+            3,
+            serde_json::json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+        );
+        assert!(
+            !deployment_counts(&unseen).judge(&target()).done,
+            "the restart is not seen yet"
+        );
+        let done = deployment(
+            3,
+            serde_json::json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+        );
+        assert!(deployment_counts(&done).judge(&target()).done);
+    }
+}

@@ -137,6 +137,23 @@ pub fn retain_previous(rotation: Option<&Rotation>) -> Result<SignedDuration, In
     }
 }
 
+/// How long a retirement may be held by a rollout or a recent use (`maxRetain`, default
+/// one day), counted from the rotation.
+pub fn max_retain(rotation: Option<&Rotation>) -> Result<SignedDuration, InvalidDuration> {
+    match rotation.and_then(|r| r.max_retain.as_deref()) {
+        Some(value) => parse_duration("spec.rotation.maxRetain", value),
+        None => Ok(SignedDuration::from_hours(24)),
+    }
+}
+
+/// `retireWhenUnusedFor`, if set.
+pub fn unused_for(rotation: Option<&Rotation>) -> Result<Option<SignedDuration>, InvalidDuration> {
+    rotation
+        .and_then(|r| r.retire_when_unused_for.as_deref())
+        .map(|value| parse_duration("spec.rotation.retireWhenUnusedFor", value))
+        .transpose()
+}
+
 /// Splits retained credentials into those due for retirement at `now` and the rest.
 pub fn due_for_retirement(
     retiring: &[RetiringCredential],
@@ -172,8 +189,8 @@ mod tests {
         Rotation {
             interval: interval.map(Into::into),
             renew_before: renew_before.map(Into::into),
-            retain_previous: None,
             requested_at: requested_at.map(Into::into),
+            ..Rotation::default()
         }
     }
 
@@ -309,10 +326,14 @@ mod tests {
             RetiringCredential {
                 id: "old".into(),
                 retire_at: Time(at("2026-01-01T11:00:00Z")),
+                break_glass: false,
+                waiting_for: None,
             },
             RetiringCredential {
                 id: "newer".into(),
                 retire_at: Time(at("2026-01-01T13:00:00Z")),
+                break_glass: false,
+                waiting_for: None,
             },
         ];
         let (due, kept) = due_for_retirement(&retiring, now);

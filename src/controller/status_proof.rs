@@ -254,6 +254,8 @@ mod tests {
                 .map(|id| RetiringCredential {
                     id: id.to_string(),
                     retire_at: Time(Timestamp::UNIX_EPOCH),
+                    break_glass: false,
+                    waiting_for: None,
                 })
                 .collect(),
             ..KeyStatus::default()

@@ -41,6 +41,10 @@ pub enum Command {
         target: String,
         #[command(flatten)]
         wait: Wait,
+        /// Also wait until the previous credential is retired upstream (after
+        /// retainPrevious, the consumers' rollout and, where set, its last use).
+        #[arg(long, conflicts_with = "no_wait")]
+        wait_retired: bool,
     },
     /// Conditions, recent events and the rotation history of one key resource.
     Describe {
@@ -102,9 +106,12 @@ pub async fn run(cli: Cli) -> Result<(), PluginError> {
                 }
             }
         }
-        (Command::Rotate { wait, .. }, Some(target)) => {
-            super::rotate::rotate(&client, &namespace, &target, wait.limit()).await?
-        }
+        (
+            Command::Rotate {
+                wait, wait_retired, ..
+            },
+            Some(target),
+        ) => super::rotate::rotate(&client, &namespace, &target, wait.limit(), wait_retired).await?,
         (Command::Describe { .. }, Some(target)) => {
             super::describe::describe(&client, &namespace, &target).await?
         }

@@ -126,10 +126,14 @@ fn render(key: &KeyView, store: &str, events: &[Event], now: Timestamp) -> Strin
         );
     }
     for retiring in &status.retiring {
+        let waiting = match &retiring.waiting_for {
+            Some(waiting) => format!("; waits for: {waiting}"),
+            None => String::new(),
+        };
         field(
             "Retiring",
             format!(
-                "{} at {} ({})",
+                "{} at {} ({}){waiting}",
                 retiring.id,
                 table::instant(retiring.retire_at.0),
                 table::relative(retiring.retire_at.0, now)

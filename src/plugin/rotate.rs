@@ -150,12 +150,14 @@ pub async fn await_outcome(
     }
 }
 
-/// Requests a rotation; with `wait`, waits at most that long for the outcome.
+/// Requests a rotation; with `wait`, waits at most that long for the outcome, and with
+/// `wait_retired` also for the retirement of the credential it replaced.
 pub async fn rotate(
     client: &Client,
     namespace: &str,
     target: &Target,
     wait: Option<Duration>,
+    wait_retired: bool,
 ) -> Result<String, PluginError> {
     let api = target.kind.namespaced(client, namespace);
     let before = current(&api, target, namespace).await?;
@@ -166,8 +168,34 @@ pub async fn rotate(
             "{target}: rotation requested ({ROTATE_ANNOTATION}={value}); follow it with `kubectl apikeys describe {target}`"
         ));
     };
+    let started = tokio::time::Instant::now();
     let after = await_outcome(&api, &before, "the rotation", timeout, |_| true).await?;
-    Ok(rotated_summary(&after))
+    let summary = rotated_summary(&after);
+    let retiring: Vec<String> = after.status.retiring.iter().map(|r| r.id.clone()).collect();
+    if !wait_retired || retiring.is_empty() {
+        return Ok(summary);
+    }
+    let left = timeout.saturating_sub(started.elapsed());
+    let retired = {
+        let kind = target.kind;
+        move |object: Option<&DynamicObject>| {
+            object.is_none_or(|object| {
+                KeyView::new(kind, object)
+                    .is_ok_and(|now| !now.status.retiring.iter().any(|r| retiring.contains(&r.id)))
+            })
+        }
+    };
+    let timed_out = || PluginError::Timeout {
+        target: target.to_string(),
+        what: "the retirement of the previous credential",
+        after: timeout,
+    };
+    tokio::time::timeout(left, await_condition(api.clone(), &target.name, retired))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|e| PluginError::Unreachable(super::error::one_line(&e)))?
+        .ok_or_else(|| PluginError::Deleted(target.to_string()))?;
+    Ok(format!("{summary}\n  the previous credential is retired"))
 }
 
 /// One line (plus the retiring credentials) saying what the rotation produced.
@@ -191,6 +219,9 @@ pub fn rotated_summary(after: &KeyView) -> String {
             retiring.id,
             super::table::instant(retiring.retire_at.0)
         ));
+        if let Some(waiting) = &retiring.waiting_for {
+            out.push_str(&format!(", and while it waits for: {waiting}"));
+        }
     }
     out
 }

@@ -16,6 +16,7 @@ mod observability;
 mod plugin;
 mod policy;
 mod processes;
+mod retirement;
 mod service_account_key;
 mod stores;
 mod support;

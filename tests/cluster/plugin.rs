@@ -350,3 +350,37 @@ async fn errors_are_one_line_with_a_non_zero_exit() {
         .await
         .assert_one_line_error("no usable kubeconfig");
 }
+
+#[tokio::test]
+async fn rotate_waits_for_the_previous_credential_to_retire_when_asked() {
+    let s = TokenSetup::new("plugin-retired").await;
+    s.ready_token("waited", json!({"rotation": {"retainPrevious": "3s"}}))
+        .await;
+    let old = s.secret_token("waited").await;
+    let started = std::time::Instant::now();
+    let rotated = plugin(&[
+        "rotate",
+        "apitoken/waited",
+        "-n",
+        &s.namespace,
+        "--wait-retired",
+        "--timeout",
+        "60",
+    ])
+    .await;
+    assert!(rotated.success, "{}", rotated.stderr);
+    assert!(
+        rotated.stdout.contains("the previous credential is retired"),
+        "{}",
+        rotated.stdout
+    );
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "it waited for retainPrevious"
+    );
+    assert_eq!(
+        ping(s.credstore, &old).await,
+        401,
+        "retired when the command returns"
+    );
+}

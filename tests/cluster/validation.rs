@@ -149,6 +149,21 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
             "rotation.retainPrevious must be at most 8760h",
         ),
         (
+            "retireWhenUnusedFor above 30 days",
+            account_token(json!({"rotation": {"retireWhenUnusedFor": "721h"}})),
+            "rotation.retireWhenUnusedFor must be at most 720h",
+        ),
+        (
+            "maxRetain below retainPrevious",
+            account_token(json!({"rotation": {"retainPrevious": "2h", "maxRetain": "90m"}})),
+            "rotation.maxRetain must be at least rotation.retainPrevious",
+        ),
+        (
+            "retireWhenUnusedFor on an Akamai client",
+            client_spec(json!({"rotation": {"retireWhenUnusedFor": "10m"}})),
+            "Akamai reports no use of a client credential",
+        ),
+        (
             "requestedAt too long",
             account_token(json!({"rotation": {"requestedAt": "x".repeat(65)}})),
             "spec.rotation.requestedAt",

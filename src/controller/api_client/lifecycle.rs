@@ -194,6 +194,10 @@ async fn converge(
     }
 
     for credential in run.due_for_retirement() {
+        // Akamai reports no use of a credential (the API refuses retireWhenUnusedFor).
+        let Some(how) = run.may_retire(&credential, None).await? else {
+            continue;
+        };
         failpoint::hit("before-retire");
         if let Err(error) = retire(akamai, &client_id, parse_id(&credential.id)?).await {
             return Ok(Err(Blocked::upstream(
@@ -201,7 +205,7 @@ async fn converge(
                 &error,
             )));
         }
-        run.retired(&credential.id).await;
+        run.retired(&credential.id, how).await;
     }
     Ok(Ok(run.converged()))
 }

@@ -150,6 +150,19 @@ async fn converge(
     }
 
     for credential in run.due_for_retirement() {
+        let last_use = match run.waits_for_use(&credential) {
+            true => match prefactor.get(&credential.id).await {
+                Ok(previous) => previous.and_then(|p| p.last_used_at),
+                Err(error) => {
+                    let what = format!("reading the last use of previous token {}", credential.id);
+                    return Ok(Err(Blocked::upstream(&what, &error)));
+                }
+            },
+            false => None,
+        };
+        let Some(how) = run.may_retire(&credential, last_use).await? else {
+            continue;
+        };
         failpoint::hit("before-retire");
         if let Err(error) = retire(prefactor, &credential.id).await {
             return Ok(Err(Blocked::upstream(
@@ -157,7 +170,7 @@ async fn converge(
                 &error,
             )));
         }
-        run.retired(&credential.id).await;
+        run.retired(&credential.id, how).await;
     }
     Ok(Ok(run.converged()))
 }

@@ -93,14 +93,28 @@ pub async fn converge(
     }
 
     for credential in run.due_for_retirement() {
+        let id = parse_id(&credential.id)?;
+        let last_use = match run.waits_for_use(&credential) {
+            true => match trend.get(id).await {
+                Ok(previous) => previous.and_then(|p| p.last_sign_in).and_then(from_millis),
+                Err(error) => {
+                    let what = format!("reading the last use of previous key {id}");
+                    return Ok(Err(Blocked::upstream(&what, &error)));
+                }
+            },
+            false => None,
+        };
+        let Some(how) = run.may_retire(&credential, last_use).await? else {
+            continue;
+        };
         crate::failpoint::hit("before-retire");
-        if let Err(error) = trend.delete(parse_id(&credential.id)?).await {
+        if let Err(error) = trend.delete(id).await {
             return Ok(Err(Blocked::upstream(
                 &format!("deleting previous key {}", credential.id),
                 &error,
             )));
         }
-        run.retired(&credential.id).await;
+        run.retired(&credential.id, how).await;
     }
     Ok(Ok(run.converged()))
 }
