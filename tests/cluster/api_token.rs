@@ -205,6 +205,8 @@ async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consum
         "the consumer's pod template names the new credential"
     );
 
+    // Retirement waits for the consumer's rollout; no Deployment controller runs here.
+    crate::fixtures::rolled_out(&deployments, "consumer").await;
     wait_for(&s.tokens, "rotating", "previous token retired", |t: &ApiToken| {
         t.status.as_ref().is_some_and(|s| s.retiring.is_empty())
     })

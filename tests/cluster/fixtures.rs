@@ -565,3 +565,22 @@ pub fn assert_no_leak<S: AsRef<str>>(secrets: &[S], log: &str, events: &str, sta
         }
     }
 }
+
+/// Plays the Deployment controller (the test API server runs none): reports the current
+/// pod template of Deployment `name` as rolled out, every replica updated and available.
+pub async fn rolled_out(deployments: &Api<k8s_openapi::api::apps::v1::Deployment>, name: &str) {
+    let deployment = deployments.get(name).await.unwrap();
+    let replicas = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
+    let status = json!({"status": {
+        "observedGeneration": deployment.metadata.generation, "replicas": replicas,
+        "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+    }});
+    deployments
+        .patch_status(
+            name,
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&status),
+        )
+        .await
+        .unwrap();
+}

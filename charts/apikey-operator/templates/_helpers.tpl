@@ -175,10 +175,11 @@ rules through a full ApiToken lifecycle.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
-# spec.rolloutRestart: the pod template of the named workloads is patched.
+# spec.rolloutRestart: the pod template of the named workloads is patched, and their
+# rollout followed (read) before the previous credential is retired.
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
-  verbs: ["patch"]
+  verbs: ["get", "patch"]
 {{- end }}
 
 {{/*

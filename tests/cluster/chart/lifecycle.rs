@@ -87,6 +87,12 @@ pub(super) async fn api_token_lifecycle(
         json!({"metadata": {"annotations": {"apikeys.dev/rotate": "chart"}}}),
     )
     .await;
+    wait_for(&tokens, "charted", "rotated", |t: &ApiToken| {
+        t.status.as_ref().is_some_and(|s| s.rotation_count == Some(1))
+    })
+    .await;
+    // The previous token is retired once the consumer has rolled out (no controller runs here).
+    fixtures::rolled_out(&deployments, "consumer").await;
     let token = wait_for(&tokens, "charted", "rotated, previous retired", |t: &ApiToken| {
         is_ready(t)
             && t.status

@@ -183,7 +183,7 @@ async fn the_cluster_wide_chart_rbac_is_enough_for_a_whole_api_token_lifecycle()
         ("update", "", "secrets", Some("team")),
         ("get", "", "configmaps", Some("team")),
         ("delete", "apps", "deployments", Some("team")),
-        ("get", "apps", "deployments", Some("team")),
+        ("list", "apps", "deployments", Some("team")),
         ("list", "", "namespaces", None),
         ("create", "rbac.authorization.k8s.io", "clusterroles", None),
         ("create", "", "pods", Some("team")),
