@@ -240,4 +240,48 @@ mod tests {
         );
         assert!(deployment_counts(&done).judge(&target()).done);
     }
+
+    #[test]
+    fn a_stateful_set_is_rolled_out_when_its_update_revision_is_current() {
+        let set = |current: &str| -> StatefulSet {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "runner", "generation": 4},
+                "spec": {"replicas": 2, "selector": {}, "serviceName": "runner", "template": {}},
+                "status": {"observedGeneration": 4, "replicas": 2, "updatedReplicas": 2, "readyReplicas": 2,
+                           "currentRevision": current, "updateRevision": "runner-2"},
+            }))
+            .unwrap()
+        };
+        let target = RolloutTarget {
+            kind: WorkloadKind::StatefulSet,
+            name: "runner".into(),
+        };
+        assert!(
+            !stateful_set_counts(&set("runner-1")).judge(&target).done,
+            "pods of the old revision remain"
+        );
+        assert!(stateful_set_counts(&set("runner-2")).judge(&target).done);
+    }
+
+    #[test]
+    fn a_daemon_set_is_rolled_out_when_every_node_runs_an_updated_available_pod() {
+        let set = |updated: i32| -> DaemonSet {
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "agent", "generation": 2},
+                "spec": {"selector": {}, "template": {}},
+                "status": {"observedGeneration": 2, "desiredNumberScheduled": 3, "currentNumberScheduled": 3,
+                           "numberMisscheduled": 0, "numberReady": 3, "updatedNumberScheduled": updated,
+                           "numberAvailable": 3},
+            }))
+            .unwrap()
+        };
+        let target = RolloutTarget {
+            kind: WorkloadKind::DaemonSet,
+            name: "agent".into(),
+        };
+        let rolling = daemon_set_counts(&set(2)).judge(&target);
+        assert_eq!(rolling.summary, "DaemonSet agent: 2/3 updated, 3 available");
+        assert!(!rolling.done);
+        assert!(daemon_set_counts(&set(3)).judge(&target).done);
+    }
 }

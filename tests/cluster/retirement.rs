@@ -273,3 +273,52 @@ async fn max_retain_forces_a_stuck_rollout_and_break_glass_waits_for_nothing() {
     );
     assert!(leaked_token.status.is_some());
 }
+
+#[tokio::test]
+async fn a_trend_micro_key_in_use_is_kept_until_quiet() {
+    let s = TokenSetup::new("retire-trend").await;
+    crate::fixtures::trend_store(&s.client, &s.namespace, "trend", s.credstore).await;
+    let keys: Api<apikey_operator::api::ServiceAccountKey> = Api::namespaced(s.client.clone(), &s.namespace);
+    crate::fixtures::apply(
+        &s.client,
+        &s.namespace,
+        json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ServiceAccountKey", "metadata": {"name": "siem"},
+               "spec": {"storeRef": {"name": "trend"}, "roleID": 1,
+                        "rotation": {"retainPrevious": "1s", "retireWhenUnusedFor": "5s"}}}),
+    )
+    .await;
+    wait_for(&keys, "siem", "Ready", is_ready).await;
+    let secret = || crate::fixtures::secret_value(&s.client, &s.namespace, "siem", "apiKey");
+    let old = secret().await.unwrap();
+    merge(
+        &keys,
+        "siem",
+        json!({"metadata": {"annotations": {"apikeys.dev/rotate": "1"}}}),
+    )
+    .await;
+    wait_for(&keys, "siem", "rotated", |k| {
+        is_ready(k) && k.status.as_ref().and_then(|s| s.rotation_count) == Some(1)
+    })
+    .await;
+    let mut last_use = Instant::now();
+    for _ in 0..4 {
+        let status = crate::fixtures::trend_current(s.credstore, &old).await;
+        assert_eq!(status, 200, "the old key is in use, so kept");
+        last_use = Instant::now();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    wait_for(&keys, "siem", "retired once quiet", |k| {
+        k.status.as_ref().is_some_and(|s| s.retiring.is_empty())
+    })
+    .await;
+    let quiet_for = last_use.elapsed();
+    println!(
+        "usage gate (Trend Micro): retired {:.1}s after the last use (retireWhenUnusedFor 5s)",
+        quiet_for.as_secs_f64()
+    );
+    assert!(
+        quiet_for >= Duration::from_secs(5),
+        "not before it was quiet for 5s: {quiet_for:?}"
+    );
+    assert_eq!(crate::fixtures::trend_current(s.credstore, &old).await, 401);
+}
