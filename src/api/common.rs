@@ -254,7 +254,7 @@ pub struct KeyStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<Time>,
     /// When the current credential was last used upstream, as the upstream reports it
-    /// (ZenML, Prefactor and Trend Micro do; Akamai does not), to within five minutes.
+    /// (ZenML, Prefactor and Trend Micro do; Akamai does not), to within an hour.
     /// Observed with the upstream object, at the drift resync; absent while unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_used_time: Option<Time>,
@@ -347,4 +347,7 @@ pub struct RetiringCredential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 1024))]
     pub waiting_for: Option<String>,
+    /// When the rotation that replaced it happened: `maxRetain` counts from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotated_at: Option<Time>,
 }

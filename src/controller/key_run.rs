@@ -36,8 +36,9 @@ use crate::upstream::{ErrorClass, UpstreamError};
 pub const RESYNC_INTERVAL: Duration = Duration::from_secs(10 * 60);
 
 /// `status.lastUsedTime` moves only by this much or more: a key in constant use would
-/// otherwise cost a status write at every resync.
-const LAST_USED_PRECISION: Duration = Duration::from_secs(5 * 60);
+/// otherwise cost a status write at every resync. (The usage gate of a retirement reads
+/// the last use upstream, not this.)
+const LAST_USED_PRECISION: Duration = Duration::from_secs(60 * 60);
 
 /// The spec fields every key kind has, borrowed from the resource.
 pub struct Common<'a> {
@@ -596,6 +597,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
                 retire_at: Time(retire_at),
                 break_glass: compromised,
                 waiting_for: None,
+                rotated_at: Some(Time(self.now)),
             });
         }
         let fingerprint = material.fingerprint();
@@ -701,18 +703,44 @@ impl<'a, K: KeyResource> Run<'a, K> {
             retain_previous: schedule::retain_previous(common.rotation)?,
             max_retain: schedule::max_retain(common.rotation)?,
         };
+        let fingerprint = self.status.secret_fingerprint.clone().unwrap_or_default();
         let rollouts = match gates.rollout && !entry.break_glass {
-            true => rollout::progress(&self.ctx.client, &self.namespace, common.rollout_restart)
+            true => {
+                rollout::progress(
+                    &self.ctx.client,
+                    &self.namespace,
+                    common.rollout_restart,
+                    &fingerprint,
+                )
                 .await
-                .map_err(Error::Kube)?,
+            }
             false => Vec::new(),
         };
+        // A restart refused, or lost to a crash after the status write: asked for again.
+        if rollouts.iter().any(|r| !r.restarted) {
+            for failure in rollout::restart(
+                &self.ctx.client,
+                &self.namespace,
+                common.rollout_restart,
+                &fingerprint,
+            )
+            .await
+            {
+                info!(%failure, "restart for the current credential still refused");
+            }
+        }
         let observed = Observed { rollouts, last_use };
+        let held = self.status.retiring.iter_mut().find(|r| r.id == entry.id);
         let (waiting_for, recheck) = match retirement::decide(entry, gates, &observed, self.now) {
-            Decision::Retire(how) => return Ok(Some(how)),
+            Decision::Retire(how) => {
+                if let Some(held) = held {
+                    held.waiting_for = None;
+                }
+                return Ok(Some(how));
+            }
             Decision::Hold { waiting_for, recheck } => (waiting_for, recheck),
         };
-        if let Some(held) = self.status.retiring.iter_mut().find(|r| r.id == entry.id) {
+        if let Some(held) = held {
             held.waiting_for = Some(waiting_for.clone());
         }
         self.hold_recheck = Some(self.hold_recheck.map_or(recheck, |r| r.min(recheck)));

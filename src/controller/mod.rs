@@ -39,7 +39,7 @@ pub enum Error {
     Upstream(#[from] crate::upstream::UpstreamError),
     #[error(transparent)]
     Spec(#[from] schedule::InvalidDuration),
-    #[error("{0}")]
+    #[error("{}", finalizer_message(.0))]
     Finalizer(#[source] Box<FinalizerError<Error>>),
     #[error("the cached object was stale; retrying with a fresh view")]
     StaleView,
@@ -49,6 +49,20 @@ pub enum Error {
     CorruptPending(#[source] serde_json::Error),
     #[error("the status records an unusable value: {0}")]
     CorruptStatus(String),
+}
+
+/// A finalizer failure in plain words (kube-runtime's own carries kube's debug dump).
+fn finalizer_message(error: &FinalizerError<Error>) -> String {
+    match error {
+        FinalizerError::ApplyFailed(error) | FinalizerError::CleanupFailed(error) => error.to_string(),
+        FinalizerError::AddFinalizer(error) => {
+            format!("adding the finalizer failed: {}", plain::kube_error(error))
+        }
+        FinalizerError::RemoveFinalizer(error) => {
+            format!("removing the finalizer failed: {}", plain::kube_error(error))
+        }
+        other => other.to_string(),
+    }
 }
 
 impl Error {

@@ -104,8 +104,13 @@ pub fn decide(entry: &RetiringCredential, gates: Gates, observed: &Observed, now
         return Decision::Retire(How::Released);
     }
     let held_by = holds.join("; ");
-    // retireAt is the rotation plus retainPrevious, so the rotation is that much earlier.
-    let forced_at = entry.retire_at.0 - gates.retain_previous + gates.max_retain;
+    // Counted from the rotation; an entry from before it was recorded: retireAt less the
+    // retain period.
+    let rotated_at = entry
+        .rotated_at
+        .as_ref()
+        .map_or(entry.retire_at.0 - gates.retain_previous, |t| t.0);
+    let forced_at = rotated_at + gates.max_retain.max(gates.retain_previous);
     if forced_at <= now {
         return Decision::Retire(How::Forced { held_by });
     }
@@ -135,6 +140,7 @@ mod tests {
             retire_at: Time(at(retire_at)),
             break_glass,
             waiting_for: None,
+            rotated_at: None,
         }
     }
 
@@ -152,6 +158,7 @@ mod tests {
             rollouts: vec![Progress {
                 summary: "Deployment billing-api: 2/3 updated, 2 available".into(),
                 done,
+                restarted: true,
             }],
             last_use: None,
         }
@@ -235,6 +242,26 @@ mod tests {
             at("2026-01-01T00:06:00Z"),
         );
         assert_eq!(never_used, Decision::Retire(How::Released));
+    }
+
+    #[test]
+    fn max_retain_counts_from_the_rotation_and_never_ends_before_the_retain_period() {
+        let mut old = entry("2026-01-01T00:05:00Z", false);
+        old.rotated_at = Some(Time(at("2026-01-01T00:00:00Z")));
+        let long_retain = Gates {
+            retain_previous: SignedDuration::from_hours(2),
+            ..gates(true, None)
+        };
+        let held = decide(&old, long_retain, &rolling(false), at("2026-01-01T01:30:00Z"));
+        assert!(
+            matches!(held, Decision::Hold { .. }),
+            "maxRetain 1h < retainPrevious 2h: {held:?}"
+        );
+        let forced = decide(&old, long_retain, &rolling(false), at("2026-01-01T02:00:00Z"));
+        assert!(
+            matches!(forced, Decision::Retire(How::Forced { .. })),
+            "{forced:?}"
+        );
     }
 
     #[test]

@@ -87,37 +87,94 @@ pub struct Progress {
     /// `Deployment billing-api: 2/3 updated, 1 available`.
     pub summary: String,
     pub done: bool,
+    /// Whether its pod template carries the restart for the current credential: a refused
+    /// patch, or a crash between the status write and the restart, leaves it without.
+    pub restarted: bool,
 }
 
-/// The rollout of each target, read from the API: the controller of the workload writes its
-/// status, the operator only reads it. A target that does not exist holds nothing (its
-/// restart already failed with a warning).
+/// The rollout for the credential at `fingerprint` of each target, read from the API: the
+/// workload's controller writes its status, the operator only reads it. A target that does
+/// not exist holds nothing (its restart already failed with a warning); one that cannot be
+/// read holds until it can, or until `maxRetain`.
 pub async fn progress(
     client: &Client,
     namespace: &str,
     targets: &[RolloutTarget],
-) -> Result<Vec<Progress>, kube::Error> {
+    fingerprint: &str,
+) -> Vec<Progress> {
     let mut progress = Vec::with_capacity(targets.len());
     for target in targets {
-        let counts = match target.kind {
+        let read = match target.kind {
             WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), namespace)
                 .get_opt(&target.name)
-                .await?
-                .map(|d| deployment_counts(&d)),
+                .await
+                .map(|d| {
+                    d.map(|d| {
+                        (
+                            restarted_for(d.spec.as_ref().map(|s| &s.template)),
+                            deployment_counts(&d),
+                        )
+                    })
+                }),
             WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
                 .get_opt(&target.name)
-                .await?
-                .map(|s| stateful_set_counts(&s)),
+                .await
+                .map(|s| {
+                    s.map(|s| {
+                        (
+                            restarted_for(s.spec.as_ref().map(|s| &s.template)),
+                            stateful_set_counts(&s),
+                        )
+                    })
+                }),
             WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), namespace)
                 .get_opt(&target.name)
-                .await?
-                .map(|d| daemon_set_counts(&d)),
+                .await
+                .map(|d| {
+                    d.map(|d| {
+                        (
+                            restarted_for(d.spec.as_ref().map(|s| &s.template)),
+                            daemon_set_counts(&d),
+                        )
+                    })
+                }),
         };
-        if let Some(counts) = counts {
-            progress.push(counts.judge(target));
+        match read {
+            Ok(None) => {}
+            Ok(Some((annotation, counts))) if annotation.as_deref() == Some(fingerprint) => {
+                progress.push(counts.judge(target))
+            }
+            Ok(Some(_)) => progress.push(Progress {
+                summary: format!(
+                    "{} {} has not been restarted for the current credential yet",
+                    target.kind, target.name
+                ),
+                done: false,
+                restarted: false,
+            }),
+            Err(error) => progress.push(Progress {
+                summary: format!(
+                    "{} {} could not be read: {}",
+                    target.kind,
+                    target.name,
+                    plain::kube_error(&error)
+                ),
+                done: false,
+                restarted: true,
+            }),
         }
     }
-    Ok(progress)
+    progress
+}
+
+fn restarted_for(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Option<String> {
+    template?
+        .metadata
+        .as_ref()?
+        .annotations
+        .as_ref()?
+        .get(RESTARTED_FOR_ANNOTATION)
+        .cloned()
 }
 
 /// What a workload's status says about its rollout.
@@ -147,7 +204,11 @@ impl Counts {
                 target.kind, target.name
             ),
         };
-        Progress { summary, done }
+        Progress {
+            summary,
+            done,
+            restarted: true,
+        }
     }
 }
 

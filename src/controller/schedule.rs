@@ -328,12 +328,14 @@ mod tests {
                 retire_at: Time(at("2026-01-01T11:00:00Z")),
                 break_glass: false,
                 waiting_for: None,
+                rotated_at: None,
             },
             RetiringCredential {
                 id: "newer".into(),
                 retire_at: Time(at("2026-01-01T13:00:00Z")),
                 break_glass: false,
                 waiting_for: None,
+                rotated_at: None,
             },
         ];
         let (due, kept) = due_for_retirement(&retiring, now);

@@ -256,6 +256,7 @@ mod tests {
                     retire_at: Time(Timestamp::UNIX_EPOCH),
                     break_glass: false,
                     waiting_for: None,
+                    rotated_at: None,
                 })
                 .collect(),
             ..KeyStatus::default()

@@ -124,6 +124,33 @@ async fn the_previous_token_lives_until_the_consumer_has_rolled_out() {
         "retainPrevious is over, the rollout is not"
     );
 
+    // The restart lost (as after a crash between the status write and the patch, or a
+    // refused patch): the finished old rollout does not count, the restart is asked again.
+    let strip =
+        json!({"spec": {"template": {"metadata": {"annotations": {"apikeys.dev/restarted-for": null}}}}});
+    deployments
+        .patch("billing", &PatchParams::default(), &Patch::Merge(&strip))
+        .await
+        .unwrap();
+    report_rollout(&deployments, "billing", 2, 2, 2).await;
+    let fingerprint = held.status.as_ref().unwrap().secret_fingerprint.clone();
+    eventually("the restart asked for again", fingerprint, || async {
+        deployments
+            .get("billing")
+            .await
+            .unwrap()
+            .spec
+            .and_then(|s| s.template.metadata)
+            .and_then(|m| m.annotations)
+            .and_then(|a| a.get("apikeys.dev/restarted-for").cloned())
+    })
+    .await;
+    assert_eq!(
+        ping(s.credstore, &old).await,
+        200,
+        "not retired on the old rollout"
+    );
+
     // Half way: one new pod of two, a surge pod still old.
     report_rollout(&deployments, "billing", 3, 1, 2).await;
     wait_for(&s.tokens, "gated", "the rollout's progress", |t: &ApiToken| {
