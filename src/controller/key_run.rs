@@ -650,14 +650,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.event(EventType::Normal, reason_, "Create", note).await;
             return Ok(());
         }
-        for failure in rollout::restart(
-            &self.ctx.client,
-            &self.namespace,
-            common.rollout_restart,
-            &fingerprint,
-        )
-        .await
-        {
+        for failure in self.restart_consumers(&fingerprint).await {
             self.event(
                 EventType::Warning,
                 "RolloutRestartFailed",
@@ -681,6 +674,13 @@ impl<'a, K: KeyResource> Run<'a, K> {
         let reason_ = if adopted { "Adopted" } else { "Rotated" };
         self.event(EventType::Normal, reason_, "Rotate", note).await;
         Ok(())
+    }
+
+    /// Restarts the `rolloutRestart` targets for the credential at `fingerprint`; returns
+    /// those that could not be restarted.
+    async fn restart_consumers(&self, fingerprint: &str) -> Vec<rollout::RolloutError> {
+        let targets = self.object.common().rollout_restart;
+        rollout::restart(&self.ctx.client, &self.namespace, targets, fingerprint).await
     }
 
     /// The previous credentials whose retain period is over.
@@ -718,14 +718,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
         };
         // A restart refused, or lost to a crash after the status write: asked for again.
         if rollouts.iter().any(|r| !r.restarted) {
-            for failure in rollout::restart(
-                &self.ctx.client,
-                &self.namespace,
-                common.rollout_restart,
-                &fingerprint,
-            )
-            .await
-            {
+            for failure in self.restart_consumers(&fingerprint).await {
                 info!(%failure, "restart for the current credential still refused");
             }
         }

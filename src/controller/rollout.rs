@@ -104,44 +104,15 @@ pub async fn progress(
 ) -> Vec<Progress> {
     let mut progress = Vec::with_capacity(targets.len());
     for target in targets {
+        let (client, name) = (client.clone(), target.name.as_str());
         let read = match target.kind {
-            WorkloadKind::Deployment => Api::<Deployment>::namespaced(client.clone(), namespace)
-                .get_opt(&target.name)
-                .await
-                .map(|d| {
-                    d.map(|d| {
-                        (
-                            restarted_for(d.spec.as_ref().map(|s| &s.template)),
-                            deployment_counts(&d),
-                        )
-                    })
-                }),
-            WorkloadKind::StatefulSet => Api::<StatefulSet>::namespaced(client.clone(), namespace)
-                .get_opt(&target.name)
-                .await
-                .map(|s| {
-                    s.map(|s| {
-                        (
-                            restarted_for(s.spec.as_ref().map(|s| &s.template)),
-                            stateful_set_counts(&s),
-                        )
-                    })
-                }),
-            WorkloadKind::DaemonSet => Api::<DaemonSet>::namespaced(client.clone(), namespace)
-                .get_opt(&target.name)
-                .await
-                .map(|d| {
-                    d.map(|d| {
-                        (
-                            restarted_for(d.spec.as_ref().map(|s| &s.template)),
-                            daemon_set_counts(&d),
-                        )
-                    })
-                }),
+            WorkloadKind::Deployment => observe(client, namespace, name, deployment_counts).await,
+            WorkloadKind::StatefulSet => observe(client, namespace, name, stateful_set_counts).await,
+            WorkloadKind::DaemonSet => observe(client, namespace, name, daemon_set_counts).await,
         };
         match read {
             Ok(None) => {}
-            Ok(Some((annotation, counts))) if annotation.as_deref() == Some(fingerprint) => {
+            Ok(Some(counts)) if counts.restarted_for.as_deref() == Some(fingerprint) => {
                 progress.push(counts.judge(target))
             }
             Ok(Some(_)) => progress.push(Progress {
@@ -167,6 +138,26 @@ pub async fn progress(
     progress
 }
 
+/// The workload `name` as [`Counts`], if it exists.
+async fn observe<K>(
+    client: Client,
+    namespace: &str,
+    name: &str,
+    counts: fn(&K) -> Counts,
+) -> Result<Option<Counts>, kube::Error>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + std::fmt::Debug,
+{
+    Ok(Api::<K>::namespaced(client, namespace)
+        .get_opt(name)
+        .await?
+        .as_ref()
+        .map(counts))
+}
+
 fn restarted_for(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>) -> Option<String> {
     template?
         .metadata
@@ -178,8 +169,10 @@ fn restarted_for(template: Option<&k8s_openapi::api::core::v1::PodTemplateSpec>)
 }
 
 /// What a workload's status says about its rollout.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 struct Counts {
+    /// The pod template's `apikeys.dev/restarted-for`: whose restart it carries.
+    restarted_for: Option<String>,
     /// The controller has seen the latest pod template.
     observed: bool,
     desired: i32,
@@ -191,7 +184,7 @@ struct Counts {
 }
 
 impl Counts {
-    fn judge(self, target: &RolloutTarget) -> Progress {
+    fn judge(&self, target: &RolloutTarget) -> Progress {
         let done =
             self.observed && self.updated >= self.desired && self.serving >= self.desired && self.old <= 0;
         let summary = match self.observed {
@@ -221,6 +214,7 @@ fn deployment_counts(deployment: &Deployment) -> Counts {
     let desired = deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let updated = status.updated_replicas.unwrap_or_default();
     Counts {
+        restarted_for: restarted_for(deployment.spec.as_ref().map(|s| &s.template)),
         observed: observed(deployment.metadata.generation, status.observed_generation),
         desired,
         updated,
@@ -235,6 +229,7 @@ fn stateful_set_counts(set: &StatefulSet) -> Counts {
     let updated = status.updated_replicas.unwrap_or_default();
     let settled = status.update_revision.is_none() || status.update_revision == status.current_revision;
     Counts {
+        restarted_for: restarted_for(set.spec.as_ref().map(|s| &s.template)),
         observed: observed(set.metadata.generation, status.observed_generation),
         desired,
         updated,
@@ -246,6 +241,7 @@ fn stateful_set_counts(set: &StatefulSet) -> Counts {
 fn daemon_set_counts(set: &DaemonSet) -> Counts {
     let status = set.status.clone().unwrap_or_default();
     Counts {
+        restarted_for: restarted_for(set.spec.as_ref().map(|s| &s.template)),
         observed: observed(set.metadata.generation, status.observed_generation),
         desired: status.desired_number_scheduled,
         updated: status.updated_number_scheduled.unwrap_or_default(),

@@ -566,14 +566,20 @@ pub fn assert_no_leak<S: AsRef<str>>(secrets: &[S], log: &str, events: &str, sta
     }
 }
 
-/// Plays the Deployment controller (the test API server runs none): reports the current
-/// pod template of Deployment `name` as rolled out, every replica updated and available.
-pub async fn rolled_out(deployments: &Api<k8s_openapi::api::apps::v1::Deployment>, name: &str) {
-    let deployment = deployments.get(name).await.unwrap();
-    let replicas = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
+/// Plays the Deployment controller (the test API server runs none): writes the status it
+/// would, having seen the current template: `total` pods run, `updated` of them from the
+/// current template, `available` serve.
+pub async fn report_rollout(
+    deployments: &Api<k8s_openapi::api::apps::v1::Deployment>,
+    name: &str,
+    total: i32,
+    updated: i32,
+    available: i32,
+) {
+    let generation = deployments.get(name).await.unwrap().metadata.generation;
     let status = json!({"status": {
-        "observedGeneration": deployment.metadata.generation, "replicas": replicas,
-        "updatedReplicas": replicas, "readyReplicas": replicas, "availableReplicas": replicas,
+        "observedGeneration": generation, "replicas": total, "updatedReplicas": updated,
+        "readyReplicas": available, "availableReplicas": available,
     }});
     deployments
         .patch_status(
@@ -583,4 +589,41 @@ pub async fn rolled_out(deployments: &Api<k8s_openapi::api::apps::v1::Deployment
         )
         .await
         .unwrap();
+}
+
+/// Reports the current pod template of Deployment `name` as rolled out, every replica
+/// updated and available (see [`report_rollout`]).
+pub async fn rolled_out(deployments: &Api<k8s_openapi::api::apps::v1::Deployment>, name: &str) {
+    let deployment = deployments.get(name).await.unwrap();
+    let replicas = deployment.spec.and_then(|s| s.replicas).unwrap_or(1);
+    report_rollout(deployments, name, replicas, replicas, replicas).await;
+}
+
+/// The events (events.k8s.io) about object `name` in `namespace`.
+pub async fn events_of(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(client.clone(), namespace);
+    events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+        .collect()
+}
+
+/// Status, reason and message of condition `type_`, from an object's status JSON.
+pub fn condition_detail(object: &impl serde::Serialize, type_: &str) -> Option<(String, String, String)> {
+    let value = serde_json::to_value(object).ok()?;
+    let found = value["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?
+        .clone();
+    let text = |key: &str| found[key].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
 }

@@ -4,8 +4,7 @@
 
 use apikey_operator::api::{ApiToken, ServiceAccountKey};
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DynamicObject, ListParams};
+use kube::api::{Api, DynamicObject};
 use serde_json::{Value, json};
 
 use crate::fixtures::{self, TokenSetup, is_ready, merge, not_ready_because, wait_for};
@@ -37,25 +36,7 @@ fn assert_plain(what: &str, message: &str, advice: &str) {
 
 /// Status and message of condition `type_`.
 fn condition(object: &impl serde::Serialize, type_: &str) -> Option<(String, String)> {
-    let object = serde_json::to_value(object).unwrap();
-    let conditions = object["status"]["conditions"].as_array()?.clone();
-    let found = conditions.into_iter().find(|c| c["type"] == type_)?;
-    Some((
-        found["status"].as_str()?.to_string(),
-        found["message"].as_str()?.to_string(),
-    ))
-}
-
-async fn events_of(client: &kube::Client, namespace: &str, name: &str) -> Vec<Event> {
-    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
-        .collect()
+    fixtures::condition_detail(object, type_).map(|(status, _, message)| (status, message))
 }
 
 /// The ApiToken and the Deployment of `examples/apitoken.yaml`.
@@ -105,7 +86,7 @@ async fn the_example_token_and_its_workload_rotate_without_a_warning() {
         token.status.unwrap().secret_fingerprint,
         "the example's Deployment was restarted for the new token"
     );
-    let events = events_of(&s.client, &s.namespace, "billing-api").await;
+    let events = fixtures::events_of(&s.client, &s.namespace, "billing-api").await;
     let warnings: Vec<_> = events
         .iter()
         .filter(|e| e.type_.as_deref() == Some("Warning"))
@@ -139,13 +120,13 @@ async fn failures_read_as_one_plain_sentence_that_says_what_to_do() {
     )
     .await;
     let failure = fixtures::eventually("a RolloutRestartFailed event", true, || async {
-        events_of(&s.client, &s.namespace, "ghost-consumer")
+        fixtures::events_of(&s.client, &s.namespace, "ghost-consumer")
             .await
             .iter()
             .any(|e| e.reason.as_deref() == Some("RolloutRestartFailed"))
     });
     failure.await;
-    let events = events_of(&s.client, &s.namespace, "ghost-consumer").await;
+    let events = fixtures::events_of(&s.client, &s.namespace, "ghost-consumer").await;
     let note = events
         .iter()
         .find(|e| e.reason.as_deref() == Some("RolloutRestartFailed"))
@@ -200,7 +181,7 @@ async fn failures_read_as_one_plain_sentence_that_says_what_to_do() {
     assert_plain("UpstreamUnreachable", &message, "retrying");
     let (status, _) = condition(&store, "Reconciling").expect("a Reconciling condition");
     assert_eq!(status, "True", "an unreachable upstream is retried, not stalled");
-    let probes = events_of(&s.client, &s.namespace, "dead").await;
+    let probes = fixtures::events_of(&s.client, &s.namespace, "dead").await;
     for event in probes.iter().filter(|e| e.type_.as_deref() == Some("Warning")) {
         assert_plain(
             "store event",

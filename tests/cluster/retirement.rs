@@ -13,10 +13,12 @@ use std::time::{Duration, Instant};
 use apikey_operator::api::ApiToken;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::fixtures::{TokenSetup, eventually, is_ready, merge, ping, wait_for};
+use crate::fixtures::{
+    TokenSetup, condition_detail, events_of, eventually, is_ready, merge, ping, report_rollout, wait_for,
+};
 
 /// A Deployment of `replicas` whose last rollout finished, as its controller reports it.
 async fn consumer(s: &TokenSetup, name: &str, replicas: i32) -> Api<Deployment> {
@@ -41,20 +43,6 @@ async fn consumer(s: &TokenSetup, name: &str, replicas: i32) -> Api<Deployment> 
     deployments
 }
 
-/// Writes the status the Deployment controller would: it has seen the current template,
-/// `total` pods run, `updated` of them from the current template, `available` serve.
-async fn report_rollout(deployments: &Api<Deployment>, name: &str, total: i32, updated: i32, available: i32) {
-    let generation = deployments.get(name).await.unwrap().metadata.generation;
-    let status = json!({"status": {
-        "observedGeneration": generation, "replicas": total, "updatedReplicas": updated,
-        "readyReplicas": available, "availableReplicas": available,
-    }});
-    deployments
-        .patch_status(name, &PatchParams::default(), &Patch::Merge(&status))
-        .await
-        .unwrap();
-}
-
 async fn rotate(s: &TokenSetup, name: &str) -> ApiToken {
     merge(
         &s.tokens,
@@ -73,22 +61,15 @@ fn waiting_for(token: &ApiToken) -> Option<String> {
 }
 
 async fn retire_events(s: &TokenSetup, name: &str) -> Vec<Event> {
-    let events: Api<Event> = Api::namespaced(s.client.clone(), &s.namespace);
+    let events = events_of(&s.client, &s.namespace, name).await;
     events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .filter(|e| e.action.as_deref() == Some("Retire"))
         .collect()
 }
 
 fn condition(token: &ApiToken, type_: &str) -> Option<(String, String, String)> {
-    let conditions = &token.status.as_ref()?.conditions;
-    let c = conditions.iter().find(|c| c.type_ == type_)?;
-    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+    condition_detail(token, type_)
 }
 
 #[tokio::test]
