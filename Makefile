@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-.PHONY: demo bench test lint crds docs check-generated envtest helm kstatus conformance-venv argocd-venv credstore-conformance image image-smoke krew
+.PHONY: demo bench test lint crds docs check-generated envtest helm kstatus conformance-venv argocd-venv credstore-conformance akamai-sdk image image-smoke krew
 
 ## Runs the operator's whole job locally: a control plane, the embedded credential store,
 ## the operator and examples/; prints what converged and keeps running until Ctrl-C.
@@ -17,12 +17,13 @@ bench: envtest
 	cargo bench --locked --bench convergence -- --objects $(OBJECTS)
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
-test: lint envtest helm kstatus check-generated conformance-venv argocd-venv credstore-conformance krew alerts
+test: lint envtest helm kstatus check-generated conformance-venv argocd-venv credstore-conformance akamai-sdk krew alerts
 	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
 	HELM_BIN="$$(tests/envtest/helm.sh | tail -n 1)" \
 	EDGEGRID_PYTHON_DIR="$$(tests/conformance/venv.sh | tail -n 1)" \
 	ARGOCD_LUA_PYTHON="$$(tests/argocd/venv.sh | tail -n 1)" \
 	KSTATUS_BIN="$$(tests/kstatus/build.sh | tail -n 1)" \
+	ZENML_VENV="$$(tests/credstore/conformance/setup.sh | tail -n 1)" \
 	cargo test --all-targets --locked
 
 ## The lint gates CI holds every change to: formatting and clippy with warnings as errors.
@@ -62,6 +63,13 @@ credstore-conformance:
 	venv="$$(tests/credstore/conformance/setup.sh | tail -n 1)"; \
 	CREDSTORE_BIN="$${CARGO_TARGET_DIR:-target}/debug/apikey-operator" \
 	"$$venv/bin/python" -m pytest -p no:cacheprovider tests/credstore/conformance
+
+## Drives the credential store's Akamai IAM emulation through Akamai's official Go SDK
+## (edgegrid-golang pkg/iam, built on first use): one line per check, fails if any fails.
+akamai-sdk:
+	cargo build --locked --bin apikey-operator
+	"$$(tests/akamai-sdk/build.sh | tail -n 1)" \
+	  --credstore-bin "$${CARGO_TARGET_DIR:-target}/debug/apikey-operator"
 
 ## Validates the kubectl plugin's krew manifest and installs it into a scratch krew root.
 krew: envtest

@@ -70,7 +70,7 @@ impl Kind {
             Kind::ApiClient => json!({
                 "storeRef": store,
                 "authorizedUsers": ["platform-bot"],
-                "apiAccess": {"allAccessibleApis": true},
+                "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}},
                 "groupAccess": {"cloneAuthorizedUserGroups": true},
             }),
         };
@@ -167,7 +167,8 @@ impl Kind {
             Kind::ZenmlKey => {
                 let zenml = client.zenml().ok_or_else(missing)?;
                 let account = floor.zenml_account.as_deref().ok_or_else(missing)?;
-                let issued = zenml.create(account, name, None).await?;
+                let replay = uuid::Uuid::new_v4().to_string();
+                let issued = zenml.create(account, name, None, &replay).await?;
                 (issued.key.id, issued.secret.expose().to_string())
             }
             Kind::TrendKey => {
@@ -197,6 +198,10 @@ impl Kind {
                     client_description: None,
                     client_name: Some(name.to_string()),
                     ip_acl: None,
+                    purge_options: serde_json::from_value(json!({
+                        "canPurgeByCacheTag": true, "canPurgeByCpcode": true,
+                        "cpcodeAccess": {"allCurrentAndNewCpcodes": true},
+                    }))?,
                     notification_emails: Vec::new(),
                 };
                 let created = akamai.create_client(&settings).await?;

@@ -45,6 +45,10 @@ use super::common::{
         "rule": "!has(self.rotation) || !has(self.rotation.retireWhenUnusedFor)",
         "message": "spec.rotation.retireWhenUnusedFor cannot apply: Akamai reports no use of a client credential",
     },
+    {
+        "rule": "!has(self.apiAccess.allAccessibleApis) || !self.apiAccess.allAccessibleApis || has(self.purgeOptions)",
+        "message": "spec.purgeOptions is required with spec.apiAccess.allAccessibleApis: true (it grants the Fast Purge API too); set canPurgeByCacheTag, canPurgeByCpcode and cpcodeAccess",
+    },
 ]))]
 #[serde(rename_all = "camelCase")]
 pub struct ApiClientSpec {
@@ -84,6 +88,11 @@ pub struct ApiClientSpec {
     /// Restricts the networks the client can be used from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ip_acl: Option<IpAcl>,
+    /// What the client may purge through the Fast Purge (CCU) API. Required with
+    /// `apiAccess.allAccessibleApis: true` (as Akamai's Terraform provider requires); with an
+    /// `apis` list, only meaningful when the list holds the CCU API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub purge_options: Option<PurgeOptions>,
     /// Addresses notified before the client's credentials expire.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(
@@ -151,7 +160,8 @@ pub struct ApiGrant {
     /// Akamai's id of the API.
     #[schemars(range(min = 1))]
     pub api_id: i64,
-    /// `READ-ONLY` or `READ-WRITE`.
+    /// `READ-ONLY`, `READ-WRITE`, `CREDENTIAL-READ-ONLY` or `CREDENTIAL-READ-WRITE` (the
+    /// levels an API offers are listed by Akamai's allowed-APIs call for the user).
     pub access_level: AccessLevel,
 }
 
@@ -164,6 +174,44 @@ pub enum AccessLevel {
     /// Read and write calls.
     #[serde(rename = "READ-WRITE")]
     ReadWrite,
+    /// Reading credentials (of the Identity and Access Management API).
+    #[serde(rename = "CREDENTIAL-READ-ONLY")]
+    CredentialReadOnly,
+    /// Reading and managing credentials.
+    #[serde(rename = "CREDENTIAL-READ-WRITE")]
+    CredentialReadWrite,
+}
+
+/// Fast Purge permissions, with Akamai's field names.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PurgeOptions {
+    /// Whether the client may purge by cache tag.
+    pub can_purge_by_cache_tag: bool,
+    /// Whether the client may purge by CP code.
+    #[serde(rename = "canPurgeByCpcode")]
+    pub can_purge_by_cp_code: bool,
+    /// Which CP codes the client may purge.
+    #[serde(rename = "cpcodeAccess")]
+    pub cp_code_access: CpCodeAccess,
+}
+
+/// The CP codes a client may purge: all (current and future), or a list.
+#[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [{
+    "rule": "!self.allCurrentAndNewCpcodes || !has(self.cpcodes) || size(self.cpcodes) == 0",
+    "message": "spec.purgeOptions.cpcodeAccess.cpcodes must be empty when allCurrentAndNewCpcodes is true",
+}]))]
+pub struct CpCodeAccess {
+    /// Every CP code the authorized user can reach, now and in future.
+    #[serde(rename = "allCurrentAndNewCpcodes")]
+    pub all_current_and_new_cp_codes: bool,
+    /// These CP codes only (when `allCurrentAndNewCpcodes` is false).
+    #[serde(default, rename = "cpcodes")]
+    #[schemars(length(max = 1024), extend("x-kubernetes-list-type" = "set"))]
+    #[schemars(inner(range(min = 1)))]
+    pub cp_codes: Vec<i64>,
 }
 
 /// Which groups the client acts in: a copy of the authorized user's, or a list.

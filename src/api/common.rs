@@ -144,7 +144,9 @@ impl std::fmt::Display for WorkloadKind {
 #[serde(rename_all = "camelCase")]
 pub struct Rotation {
     /// Rotate this often, as a Go duration (for example `720h` for 30 days). At least `1m`.
-    /// Unset: no scheduled rotation.
+    /// Each resource rotates up to a tenth of the interval early, by an amount fixed by its
+    /// UID, so keys created together do not all rotate at once; `status.nextRotationTime`
+    /// shows when. Unset: no scheduled rotation.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DURATION_PATTERN), extend("x-kubernetes-validations" = [{
         "rule": "!self.matches('^([0-9]+(\\\\.[0-9]+)?(h|m|s))+$') || duration(self) >= duration('1m')",

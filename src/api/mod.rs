@@ -13,8 +13,8 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 use kube::CustomResourceExt;
 
 pub use api_client::{
-    AccessLevel, ApiAccess, ApiClient, ApiClientSpec, ApiGrant, ClientType, GroupAccess, GroupGrant, IpAcl,
-    ManagedCredential,
+    AccessLevel, ApiAccess, ApiClient, ApiClientSpec, ApiGrant, ClientType, CpCodeAccess, GroupAccess,
+    GroupGrant, IpAcl, ManagedCredential, PurgeOptions,
 };
 pub use api_token::{ApiToken, ApiTokenSpec, TokenScope, TokenState};
 pub use common::{

@@ -211,14 +211,18 @@ pub struct TrendMicroProvider {
     pub credentials_secret_ref: SecretRef,
 }
 
-/// ZenML: the admin credential is a service-account API key exchanged for a bearer token.
+/// ZenML: the admin credential is an admin user (open-source servers, which have no RBAC and
+/// let only admin users manage service-account keys) or a service account's API key (servers
+/// that enforce RBAC, such as ZenML Pro), exchanged for a bearer token.
 #[derive(Clone, Debug, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ZenmlProvider {
     /// Base URL of the ZenML server, without `/api/v1`, for example `https://zenml.example.com`.
     #[schemars(length(max = 2048), regex(pattern = r"^https?://[^\s/?#]+(/[^\s?#]*)?$"))]
     pub url: String,
-    /// Secret holding the admin `ZENKEY_…` API key in key `apiKey`.
+    /// Secret holding an admin user's name and password in keys `username` and `password`,
+    /// or a service account's `ZENKEY_…` API key in key `apiKey` (one of the two). The
+    /// store's `Ready` condition says which it found and whether it may manage keys.
     pub credentials_secret_ref: SecretRef,
 }
 

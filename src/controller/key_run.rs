@@ -524,6 +524,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             at: self.status.last_rotation_time.as_ref().map(|t| t.0),
             expires_at: self.status.expires_at.as_ref().map(|t| t.0),
             renewal_extends_expiry: self.object.renewal_extends_expiry(),
+            spread: schedule::spread_of(&owner_uid(self.object)),
         };
         let plan = schedule::evaluate(
             self.object.common().rotation,

@@ -348,10 +348,12 @@ fn check_akamai(rule: &crate::api::AkamaiRule, spec: &ApiClientSpec) -> Result<(
     Ok(())
 }
 
+/// Levels ranked by whether they write: the credential levels are the read and the write
+/// level of one API's credential calls, so a `READ-ONLY` limit allows `CREDENTIAL-READ-ONLY`.
 fn rank(level: AccessLevel) -> u8 {
     match level {
-        AccessLevel::ReadOnly => 1,
-        AccessLevel::ReadWrite => 2,
+        AccessLevel::ReadOnly | AccessLevel::CredentialReadOnly => 1,
+        AccessLevel::ReadWrite | AccessLevel::CredentialReadWrite => 2,
     }
 }
 
@@ -359,6 +361,8 @@ fn level_name(level: AccessLevel) -> &'static str {
     match level {
         AccessLevel::ReadOnly => "READ-ONLY",
         AccessLevel::ReadWrite => "READ-WRITE",
+        AccessLevel::CredentialReadOnly => "CREDENTIAL-READ-ONLY",
+        AccessLevel::CredentialReadWrite => "CREDENTIAL-READ-WRITE",
     }
 }
 

@@ -8,6 +8,28 @@ use crate::api::{RetiringCredential, Rotation, RotationRequests};
 /// The annotation that asks for one rotation from kubectl (any new value).
 pub const ROTATE_ANNOTATION: &str = "apikeys.dev/rotate";
 
+/// The largest part of `rotation.interval` an interval rotation comes early by. Each object
+/// rotates `interval × (1 − INTERVAL_JITTER × spread)` after issue, its spread fixed by its
+/// UID, so a fleet created together does not rotate (and load the upstream) together. Only
+/// ever earlier: a credential never lives longer than the interval, and expiry-driven
+/// renewal (`renewBefore`) is not moved.
+pub const INTERVAL_JITTER: f64 = 0.1;
+
+/// An object's stable place in `[0, 1)` for [`INTERVAL_JITTER`]: FNV-1a of its UID, mixed
+/// by MurmurHash3's finaliser so similar UIDs land far apart; stable across releases and
+/// processes, unlike std's hasher.
+pub fn spread_of(uid: &str) -> f64 {
+    let mut hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    hash ^= hash >> 33;
+    hash = hash.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    hash ^= hash >> 33;
+    (hash >> 11) as f64 / (1u64 << 53) as f64
+}
+
 /// Why a rotation is due now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RotationTrigger {
@@ -43,6 +65,8 @@ pub struct Issued {
     /// Whether a fresh credential would expire later than the current one. False when the
     /// spec pins an absolute expiry: renewing would not help and would loop.
     pub renewal_extends_expiry: bool,
+    /// The object's [`spread_of`]: how early in the jitter window its interval ends.
+    pub spread: f64,
 }
 
 /// What the schedule says now.
@@ -102,7 +126,7 @@ pub fn evaluate(
     let handled = handled.cloned().unwrap_or_default();
     let interval_due = rotation
         .and_then(|r| r.interval.as_deref())
-        .map(|v| parse_duration("spec.rotation.interval", v).map(|d| issued_at + d))
+        .map(|v| parse_duration("spec.rotation.interval", v).map(|d| issued_at + jittered(d, issued.spread)))
         .transpose()?;
     let renewal_due = match (
         rotation.and_then(|r| r.renew_before.as_deref()),
@@ -127,6 +151,13 @@ pub fn evaluate(
         None
     };
     Ok(Schedule { due, next_rotation })
+}
+
+/// `interval` shortened by the object's part of the jitter window, in whole seconds so the
+/// scheduled time written to status is stable.
+fn jittered(interval: SignedDuration, spread: f64) -> SignedDuration {
+    let early = interval.as_secs_f64() * INTERVAL_JITTER * spread.clamp(0.0, 1.0);
+    interval - SignedDuration::from_secs(early.floor() as i64)
 }
 
 /// How long the previous credential stays valid after a rotation.
@@ -199,7 +230,52 @@ mod tests {
             at: Some(at(at_)),
             expires_at: expires.map(at),
             renewal_extends_expiry: true,
+            spread: 0.0,
         }
+    }
+
+    #[test]
+    fn interval_rotations_spread_over_a_tenth_of_the_interval_and_only_earlier() {
+        let r = rotation(Some("240h"), Some("48h"), None);
+        let requests = current_requests(Some(&r), None);
+        let next = |uid: &str| {
+            let issued = Issued {
+                spread: spread_of(uid),
+                ..issued("2026-01-01T00:00:00Z", Some("2027-01-01T00:00:00Z"))
+            };
+            evaluate(Some(&r), &requests, None, issued, at("2026-01-01T00:00:00Z"))
+                .unwrap()
+                .next_rotation
+                .unwrap()
+        };
+        let plain = at("2026-01-11T00:00:00Z");
+        let window = at("2026-01-10T00:00:00Z");
+        let times: Vec<Timestamp> = (0..200).map(|n| next(&format!("uid-{n}"))).collect();
+        assert!(
+            times.iter().all(|t| *t <= plain && *t >= window),
+            "within [interval − 10%, interval]"
+        );
+        assert_eq!(next("uid-7"), next("uid-7"), "stable per object");
+        let mut distinct = times.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert!(
+            distinct.len() > 190,
+            "spread, not bunched: {} distinct of 200",
+            distinct.len()
+        );
+        let early_half = times.iter().filter(|t| **t < at("2026-01-10T12:00:00Z")).count();
+        assert!(
+            (60..140).contains(&early_half),
+            "about half in each half: {early_half}"
+        );
+        // Renewal before expiry is not moved by the spread.
+        let expiring = Issued {
+            spread: 0.99,
+            ..issued("2026-01-01T00:00:00Z", Some("2026-01-05T00:00:00Z"))
+        };
+        let s = evaluate(Some(&r), &requests, None, expiring, at("2026-01-01T00:00:00Z")).unwrap();
+        assert_eq!(s.next_rotation, Some(at("2026-01-03T00:00:00Z")));
     }
 
     #[test]

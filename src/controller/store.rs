@@ -236,7 +236,7 @@ async fn connect_and_probe<S: StoreObject>(
         }
     };
     match client.probe().await {
-        Ok(()) => {
+        Ok(principal) => {
             let uid = store.uid();
             ctx.stores.connect(
                 key.clone(),
@@ -250,17 +250,23 @@ async fn connect_and_probe<S: StoreObject>(
             Verdict {
                 ready: true,
                 reason: reason::PROBE_SUCCEEDED,
-                message: format!(
-                    "authenticated to the {} API with Secret {secret_name}",
-                    provider_name(store.provider())
-                ),
+                message: match principal {
+                    Some(principal) => format!(
+                        "authenticated to the {} API with Secret {secret_name} as {principal}",
+                        provider_name(store.provider())
+                    ),
+                    None => format!(
+                        "authenticated to the {} API with Secret {secret_name}",
+                        provider_name(store.provider())
+                    ),
+                },
                 retry: REPROBE_INTERVAL,
             }
         }
         Err(error) => {
             ctx.stores.disconnect(key);
             warn!(store = %identity, class = error.class().as_str(), "store probe failed");
-            probe_failure(&error, &secret_name, credentials::keys::of(store.provider()))
+            probe_failure(&error, &secret_name, &credentials::keys::wanted(store.provider()))
         }
     }
 }
@@ -273,7 +279,7 @@ fn credential_problem(
     secret_type: Option<&str>,
     error: &CredentialError,
 ) -> String {
-    let wanted = key_list(credentials::keys::of(provider));
+    let wanted = credentials::keys::wanted(provider);
     let mut message = format!(
         "Secret {secret_name}: {error}; the {} credential is read from {wanted}",
         provider_name(provider)
@@ -289,21 +295,12 @@ fn credential_problem(
     message
 }
 
-fn key_list(keys: &[&str]) -> String {
-    let quoted: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
-    match quoted.len() {
-        1 => format!("key {}", quoted[0]),
-        _ => format!("keys {}", quoted.join(", ")),
-    }
-}
-
-fn probe_failure(error: &UpstreamError, secret_name: &str, keys: &[&str]) -> Verdict {
+fn probe_failure(error: &UpstreamError, secret_name: &str, wanted: &str) -> Verdict {
     match error.class() {
         ErrorClass::Authentication => Verdict::failed(
             reason::CREDENTIALS_REFUSED,
             format!(
-                "the upstream refused the credential in Secret {secret_name} ({}): {error}; put a valid credential there",
-                key_list(keys)
+                "the upstream refused the credential in Secret {secret_name} ({wanted}): {error}; put a valid credential there"
             ),
             REPROBE_INTERVAL,
         ),

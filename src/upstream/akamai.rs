@@ -12,7 +12,7 @@ use super::edgegrid::{ClientCredential, Signer, SigningPolicy};
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
 use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment};
 use super::prefactor::default_message;
-use crate::api::{ApiAccess, ClientType, GroupAccess, IpAcl};
+use crate::api::{ApiAccess, ClientType, GroupAccess, IpAcl, PurgeOptions};
 
 /// The settings of an API client: the create body without `createCredential`, and the
 /// (full-replace) update body.
@@ -34,6 +34,8 @@ pub struct ClientSettings {
     pub client_name: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ip_acl: Option<IpAcl>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub purge_options: Option<PurgeOptions>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub notification_emails: Vec<String>,
 }
@@ -129,16 +131,24 @@ pub struct IssuedCredential {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CredentialUpdate {
-    #[serde(serialize_with = "serialize_millis")]
+    #[serde(serialize_with = "serialize_expiry")]
     pub expires_on: jiff::Timestamp,
     pub status: CredentialStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
-/// The API wants expiry with milliseconds, e.g. `2028-10-11T23:06:59.000Z`.
-fn serialize_millis<S: serde::Serializer>(at: &jiff::Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
-    serializer.serialize_str(&at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+/// The API refuses an expiry without milliseconds, and one whose milliseconds are zero
+/// (Akamai ticket IDM-3347; the official Go SDK adds a nanosecond for it). A whole-second
+/// expiry — every one a spec gives, as Kubernetes times have no fraction — goes out as
+/// `2028-10-11T23:06:59.000000001Z`, any other with its milliseconds.
+fn serialize_expiry<S: serde::Serializer>(at: &jiff::Timestamp, serializer: S) -> Result<S::Ok, S::Error> {
+    let text = if at.subsec_millisecond() == 0 {
+        format!("{}.000000001Z", at.strftime("%Y-%m-%dT%H:%M:%S"))
+    } else {
+        at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+    };
+    serializer.serialize_str(&text)
 }
 
 #[derive(Deserialize)]
@@ -584,6 +594,14 @@ mod tests {
             client_description: None,
             client_name: Some("ci".into()),
             ip_acl: None,
+            purge_options: Some(PurgeOptions {
+                can_purge_by_cache_tag: false,
+                can_purge_by_cp_code: true,
+                cp_code_access: crate::api::CpCodeAccess {
+                    all_current_and_new_cp_codes: false,
+                    cp_codes: vec![321],
+                },
+            }),
             notification_emails: vec![],
         };
         let body = serde_json::to_value(CreateClientBody {
@@ -599,21 +617,31 @@ mod tests {
                 "groupAccess": {"cloneAuthorizedUserGroups": true},
                 "authorizedUsers": ["alice"],
                 "clientName": "ci",
+                "purgeOptions": {"canPurgeByCacheTag": false, "canPurgeByCpcode": true,
+                                 "cpcodeAccess": {"allCurrentAndNewCpcodes": false, "cpcodes": [321]}},
                 "createCredential": false,
             })
         );
     }
 
     #[test]
-    fn credential_expiry_is_sent_with_milliseconds() {
-        let update = CredentialUpdate {
-            expires_on: "2028-10-11T23:06:59Z".parse().unwrap(),
+    fn credential_expiry_never_goes_out_with_zero_milliseconds() {
+        let update = |at: &str| CredentialUpdate {
+            expires_on: at.parse().unwrap(),
             status: CredentialStatus::Inactive,
             description: None,
         };
         assert_eq!(
-            serde_json::to_value(update).unwrap(),
-            serde_json::json!({"expiresOn": "2028-10-11T23:06:59.000Z", "status": "INACTIVE"})
+            serde_json::to_value(update("2028-10-11T23:06:59Z")).unwrap(),
+            serde_json::json!({"expiresOn": "2028-10-11T23:06:59.000000001Z", "status": "INACTIVE"})
+        );
+        assert_eq!(
+            serde_json::to_value(update("2028-10-11T23:06:59.000400Z")).unwrap()["expiresOn"],
+            "2028-10-11T23:06:59.000000001Z"
+        );
+        assert_eq!(
+            serde_json::to_value(update("2028-10-11T23:06:59.123Z")).unwrap()["expiresOn"],
+            "2028-10-11T23:06:59.123Z"
         );
     }
 

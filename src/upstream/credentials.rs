@@ -43,8 +43,26 @@ pub mod keys {
     pub const PREFACTOR_TOKEN: &str = "token";
     pub const TREND_MICRO_API_SECRET_KEY: &str = "apiSecretKey";
     pub const ZENML_API_KEY: &str = "apiKey";
+    pub const ZENML_USERNAME: &str = "username";
+    pub const ZENML_PASSWORD: &str = "password";
 
-    /// The keys a provider's credential Secret must hold.
+    /// Where a provider's credential is read from, as a person reads it: "key `token`",
+    /// "keys `host`, …", or the two ZenML alternatives.
+    pub fn wanted(provider: &crate::api::Provider) -> String {
+        if provider.zenml.is_some() {
+            return format!(
+                "key `{ZENML_API_KEY}` (a service account's API key, for servers with RBAC) or keys \
+                 `{ZENML_USERNAME}` and `{ZENML_PASSWORD}` (an admin user, for open-source servers)"
+            );
+        }
+        let quoted: Vec<String> = of(provider).iter().map(|k| format!("`{k}`")).collect();
+        match quoted.len() {
+            1 => format!("key {}", quoted[0]),
+            _ => format!("keys {}", quoted.join(", ")),
+        }
+    }
+
+    /// The keys a provider's credential Secret must hold (ZenML: the API-key form).
     pub fn of(provider: &crate::api::Provider) -> &'static [&'static str] {
         if provider.akamai.is_some() {
             &[
@@ -63,6 +81,19 @@ pub mod keys {
             &[]
         }
     }
+}
+
+/// What a ZenML store logs in with.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ZenmlCredential {
+    /// A service account's `ZENKEY_…` API key: able to manage keys only where the server
+    /// enforces RBAC (ZenML Pro), since a service account is never an admin.
+    ApiKey(SecretString),
+    /// An admin user: what an open-source server (no RBAC) lets manage keys.
+    User {
+        username: String,
+        password: SecretString,
+    },
 }
 
 /// An Akamai store's `.edgerc` section.
@@ -88,6 +119,12 @@ pub enum CredentialError {
         "credential Secret key `{key}` contains a line break or other control character inside the value"
     )]
     ControlCharacter { key: &'static str },
+    /// Two credentials where one is read: which one was meant cannot be guessed.
+    #[error("credential Secret holds both key `{first}` and key `{second}`; keep only one credential")]
+    Ambiguous {
+        first: &'static str,
+        second: &'static str,
+    },
 }
 
 /// Reads the keys a provider needs from a Secret's `data`.
@@ -129,8 +166,23 @@ impl SecretData<'_> {
             .map(SecretString::from)
     }
 
-    pub fn zenml_api_key(&self) -> Result<SecretString, CredentialError> {
-        self.text(keys::ZENML_API_KEY).map(SecretString::from)
+    /// The API key when the Secret holds `apiKey`, else the admin user in `username` and
+    /// `password`; a Secret with neither is reported as missing `apiKey`.
+    pub fn zenml(&self) -> Result<ZenmlCredential, CredentialError> {
+        let has = |key: &str| self.0.contains_key(key);
+        match (has(keys::ZENML_API_KEY), has(keys::ZENML_USERNAME)) {
+            (true, true) => Err(CredentialError::Ambiguous {
+                first: keys::ZENML_API_KEY,
+                second: keys::ZENML_USERNAME,
+            }),
+            (false, true) => Ok(ZenmlCredential::User {
+                username: self.text(keys::ZENML_USERNAME)?,
+                password: self.text(keys::ZENML_PASSWORD)?.into(),
+            }),
+            _ => self
+                .text(keys::ZENML_API_KEY)
+                .map(|key| ZenmlCredential::ApiKey(key.into())),
+        }
     }
 }
 
@@ -162,7 +214,18 @@ mod tests {
         let secret = data(&[("apiSecretKey", b"k")]);
         assert!(SecretData(&secret).trend_micro_api_secret_key().is_ok());
         let secret = data(&[("apiKey", b"ZENKEY_x")]);
-        assert!(SecretData(&secret).zenml_api_key().is_ok());
+        assert!(matches!(
+            SecretData(&secret).zenml(),
+            Ok(ZenmlCredential::ApiKey(_))
+        ));
+        let secret = data(&[("username", b"admin\n"), ("password", b"pw")]);
+        assert_eq!(
+            SecretData(&secret).zenml(),
+            Ok(ZenmlCredential::User {
+                username: "admin".into(),
+                password: "pw".to_owned().into()
+            })
+        );
     }
 
     #[test]
@@ -177,7 +240,7 @@ mod tests {
             Err(CredentialError::EmptyKey { key: "token" })
         );
         assert_eq!(
-            SecretData(&secret).zenml_api_key().unwrap_err().to_string(),
+            SecretData(&secret).zenml().unwrap_err().to_string(),
             "credential Secret key `apiKey` is not UTF-8 text"
         );
         assert_eq!(
@@ -190,6 +253,28 @@ mod tests {
         assert_eq!(
             SecretData(&data(&[])).akamai(),
             Err(CredentialError::MissingKey { key: "host" })
+        );
+    }
+
+    #[test]
+    fn a_zenml_secret_holds_one_credential_of_two_kinds() {
+        let both = data(&[
+            ("apiKey", b"ZENKEY_x"),
+            ("username", b"admin"),
+            ("password", b"pw"),
+        ]);
+        assert_eq!(
+            SecretData(&both).zenml().unwrap_err().to_string(),
+            "credential Secret holds both key `apiKey` and key `username`; keep only one credential"
+        );
+        let no_password = data(&[("username", b"admin")]);
+        assert_eq!(
+            SecretData(&no_password).zenml(),
+            Err(CredentialError::MissingKey { key: "password" })
+        );
+        assert_eq!(
+            SecretData(&data(&[])).zenml(),
+            Err(CredentialError::MissingKey { key: "apiKey" })
         );
     }
 

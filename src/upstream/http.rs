@@ -15,6 +15,8 @@ use super::error::{Api, ErrorClass, Redactor, UpstreamError};
 use super::ratelimit::StoreRateLimiter;
 use crate::metrics::UpstreamMetrics;
 
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+
 /// Timeouts and retry bounds of a client.
 #[derive(Clone, Debug)]
 pub struct ClientOptions {
@@ -81,6 +83,9 @@ pub(crate) struct Request {
 pub(crate) struct Body {
     pub content_type: &'static str,
     pub bytes: Vec<u8>,
+    /// Sent as the `Idempotency-Key` header, for APIs that replay a repeated request
+    /// (ZenML) rather than reading a key from the body (Prefactor).
+    pub idempotency_key: Option<String>,
 }
 
 impl Body {
@@ -88,6 +93,7 @@ impl Body {
         Self {
             content_type: "application/json",
             bytes: serde_json::to_vec(value).expect("request types serialize to JSON"),
+            idempotency_key: None,
         }
     }
 
@@ -97,6 +103,14 @@ impl Body {
             bytes: serde_urlencoded::to_string(value)
                 .expect("form fields serialize")
                 .into_bytes(),
+            idempotency_key: None,
+        }
+    }
+
+    pub(crate) fn with_idempotency_key(self, key: impl Into<String>) -> Self {
+        Self {
+            idempotency_key: Some(key.into()),
+            ..self
         }
     }
 }
@@ -291,6 +305,13 @@ impl Transport {
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         if let Some(body) = body {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(body.content_type));
+            if let Some(key) = body
+                .idempotency_key
+                .as_deref()
+                .and_then(|k| HeaderValue::from_str(k).ok())
+            {
+                headers.insert(IDEMPOTENCY_KEY, key);
+            }
         }
         let authorization = match auth {
             Auth::None => None,

@@ -109,8 +109,7 @@ pub fn connect(
         let key = secret.trend_micro_api_secret_key()?;
         UpstreamClient::TrendMicro(TrendMicroClient::new(endpoint(&trend.url), key)?)
     } else if let Some(zenml) = &provider.zenml {
-        let key = secret.zenml_api_key()?;
-        UpstreamClient::Zenml(ZenmlClient::new(endpoint(&zenml.url), key)?)
+        UpstreamClient::Zenml(ZenmlClient::new(endpoint(&zenml.url), secret.zenml()?)?)
     } else {
         return Err(ConnectError::NoProvider);
     };
@@ -160,12 +159,15 @@ impl UpstreamClient {
     }
 
     /// An authenticated call that changes nothing: what a store's `Ready` condition reports.
-    pub async fn probe(&self) -> Result<(), UpstreamError> {
+    /// Returns who the credential acts as, where the API says it in a way worth showing.
+    pub async fn probe(&self) -> Result<Option<String>, UpstreamError> {
         match self {
-            UpstreamClient::Akamai(client) => client.probe().await.map(drop),
-            UpstreamClient::Prefactor(client) => client.probe().await,
-            UpstreamClient::TrendMicro(client) => client.probe().await.map(drop),
-            UpstreamClient::Zenml(client) => client.probe().await,
+            UpstreamClient::Akamai(client) => client.probe().await.map(|_| None),
+            UpstreamClient::Prefactor(client) => client.probe().await.map(|()| None),
+            UpstreamClient::TrendMicro(client) => client.probe().await.map(|_| None),
+            UpstreamClient::Zenml(client) => {
+                client.probe().await.map(|principal| Some(principal.to_string()))
+            }
         }
     }
 

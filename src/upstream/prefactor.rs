@@ -15,12 +15,17 @@ const PAGE_SIZE: u32 = 100;
 /// Bound on pages followed, so a server that never ends its pagination cannot loop us.
 const MAX_PAGES: u32 = 1000;
 
-/// What a token can reach.
+/// What a token can reach. Prefactor's own SDK knows `agent_deployment` too (and types the
+/// field as a plain string), so a scope this client does not manage is read as `Other`
+/// rather than failing every list of an account that holds one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum TokenScope {
     Account,
     Environment,
+    AgentDeployment,
+    #[serde(other, skip_serializing)]
+    Other,
 }
 
 /// Upstream state of a token.

@@ -1,8 +1,13 @@
 //! ZenML service-account API keys (`/api/v1/service_accounts/{sa}/api_keys`), for
 //! ServiceAccountKey resources on ZenML stores.
 //!
-//! The store's own `ZENKEY_…` key is exchanged at `/api/v1/login` for a bearer token,
-//! cached and renewed before it expires (and once more if the server refuses it early).
+//! The store's credential — a service account's `ZENKEY_…` key or an admin user's password —
+//! is exchanged at `/api/v1/login` for a bearer token, cached and renewed before it expires
+//! (and once more if the server refuses it early).
+//!
+//! Who may change keys differs by server: an open-source server has no RBAC and lets only
+//! admin users do it (a service account is never an admin); ZenML Pro enforces RBAC, where a
+//! service account with permissions may. The probe finds out which case a store is in.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 use tracing::debug;
 
-use super::credentials::SecretString;
+use super::credentials::{SecretString, ZenmlCredential};
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
 use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment};
 use super::prefactor::default_message;
@@ -75,6 +80,42 @@ pub struct ApiKeyUpdate {
 #[derive(Deserialize)]
 struct AccountResponse {
     id: String,
+}
+
+#[derive(Deserialize)]
+struct CurrentUser {
+    id: String,
+    name: String,
+    #[serde(default)]
+    body: Option<CurrentUserBody>,
+}
+
+#[derive(Default, Deserialize)]
+struct CurrentUserBody {
+    #[serde(default)]
+    is_service_account: bool,
+    #[serde(default)]
+    is_admin: bool,
+}
+
+/// Who a store's credential acts as, once the probe has shown it may manage keys.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Principal {
+    AdminUser(String),
+    /// A service account on a server that enforces RBAC: its permissions decide per account.
+    ServiceAccount(String),
+}
+
+impl std::fmt::Display for Principal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Principal::AdminUser(name) => write!(f, "admin user {name}"),
+            Principal::ServiceAccount(name) => write!(
+                f,
+                "service account {name} (the server enforces RBAC: the account needs permission to update the service accounts its keys belong to)"
+            ),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -158,7 +199,26 @@ struct RotateBody {
 #[derive(Serialize)]
 struct LoginForm<'a> {
     grant_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
     password: &'a str,
+}
+
+impl<'a> LoginForm<'a> {
+    fn of(credential: &'a ZenmlCredential) -> Self {
+        match credential {
+            ZenmlCredential::ApiKey(key) => Self {
+                grant_type: "zenml-api-key",
+                username: None,
+                password: key.expose(),
+            },
+            ZenmlCredential::User { username, password } => Self {
+                grant_type: "password",
+                username: Some(username),
+                password: password.expose(),
+            },
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -176,7 +236,7 @@ struct Bearer {
 /// Client of one ZenML store.
 pub struct ZenmlClient {
     transport: Transport,
-    api_key: SecretString,
+    credential: ZenmlCredential,
     bearer: Mutex<Option<Bearer>>,
 }
 
@@ -190,16 +250,20 @@ impl std::fmt::Debug for ZenmlClient {
 
 impl ZenmlClient {
     /// `endpoint.base_url` is the ZenML server URL (without `/api/v1`).
-    pub fn new(endpoint: Endpoint, api_key: SecretString) -> Result<Self, UpstreamError> {
+    pub fn new(endpoint: Endpoint, credential: ZenmlCredential) -> Result<Self, UpstreamError> {
         let endpoint = Endpoint {
             base_url: format!("{}/api/v1", endpoint.base_url.trim_end_matches('/')),
             ..endpoint
         };
-        let redactor = Redactor::new([api_key.expose().to_owned()]);
+        let secret = match &credential {
+            ZenmlCredential::ApiKey(key) => key,
+            ZenmlCredential::User { password, .. } => password,
+        };
+        let redactor = Redactor::new([secret.expose().to_owned()]);
         let transport = Transport::new(Api::Zenml, endpoint, Default::default(), parse_error, redactor)?;
         Ok(Self {
             transport,
-            api_key,
+            credential,
             bearer: Mutex::new(None),
         })
     }
@@ -209,27 +273,83 @@ impl ZenmlClient {
         self.transport.requests_sent()
     }
 
-    /// Logs in afresh with the store's key: proves the credential.
-    pub async fn probe(&self) -> Result<(), UpstreamError> {
-        let mut bearer = self.bearer.lock().await;
-        *bearer = Some(self.login().await?);
-        Ok(())
+    /// Logs in afresh with the store's credential and finds out whether it may manage keys:
+    /// an admin user may; a service account may only where the server enforces RBAC, which
+    /// an empty update of its own record shows (a server without RBAC refuses it to
+    /// non-admins, as it refuses every key change; with RBAC it changes nothing).
+    pub async fn probe(&self) -> Result<Principal, UpstreamError> {
+        {
+            let mut bearer = self.bearer.lock().await;
+            *bearer = Some(self.login().await?);
+        }
+        let response = self
+            .send(Request {
+                operation: "get_current_user",
+                method: Method::GET,
+                path: "/current-user".into(),
+                body: None,
+                retry: Retry::Safe,
+            })
+            .await?;
+        let mut user: CurrentUser = response.json(Api::Zenml, "get_current_user")?;
+        let body = user.body.take().unwrap_or_default();
+        match (body.is_service_account, body.is_admin) {
+            (false, true) => Ok(Principal::AdminUser(user.name)),
+            (false, false) => Err(UpstreamError::new(
+                ErrorClass::Permission,
+                Api::Zenml,
+                "get_current_user",
+                format!(
+                    "user {} is not an admin of the ZenML server, and a server without RBAC lets only admin users manage service-account keys; make the user an admin, or use an admin user's credential",
+                    user.name
+                ),
+            )),
+            (true, _) => self.probe_service_account(user).await,
+        }
+    }
+
+    async fn probe_service_account(&self, account: CurrentUser) -> Result<Principal, UpstreamError> {
+        let request = Request {
+            operation: "update_service_account",
+            method: Method::PUT,
+            path: format!("/service_accounts/{}", path_segment(Api::Zenml, &account.id)?),
+            body: Some(Body::json(&serde_json::json!({}))),
+            retry: Retry::Safe,
+        };
+        match self.send(request).await {
+            Ok(_) => Ok(Principal::ServiceAccount(account.name)),
+            Err(error) if error.class() == ErrorClass::Permission => Err(UpstreamError::new(
+                ErrorClass::Permission,
+                Api::Zenml,
+                "update_service_account",
+                format!(
+                    "the ZenML server refuses changes by service account {} ({error}): a server without RBAC (open-source ZenML) lets only admin users manage service-account keys; put an admin user's `username` and `password` into the Secret instead of `apiKey`",
+                    account.name
+                ),
+            )),
+            Err(error) => Err(error),
+        }
     }
 
     /// Creates key `name` on `service_account` (name or UUID). The name is unique per account,
-    /// so a retried create cannot mint a twin: a repeat answers `Conflict`.
+    /// so a retried create cannot mint a twin: a repeat answers `Conflict`, unless the server
+    /// still holds the answer to `idempotency_key` (a UUID; ZenML keeps answers for five
+    /// minutes by default) and replays it, secret included.
     pub async fn create(
         &self,
         service_account: &str,
         name: &str,
         description: Option<&str>,
+        idempotency_key: &str,
     ) -> Result<IssuedApiKey, UpstreamError> {
         let response = self
             .send(Request {
                 operation: "create_key",
                 method: Method::POST,
                 path: keys_path(service_account)?,
-                body: Some(Body::json(&CreateBody { name, description })),
+                body: Some(
+                    Body::json(&CreateBody { name, description }).with_idempotency_key(idempotency_key),
+                ),
                 retry: Retry::Safe,
             })
             .await?;
@@ -398,10 +518,7 @@ impl ZenmlClient {
                     operation: "login",
                     method: Method::POST,
                     path: "/login".into(),
-                    body: Some(Body::form(&LoginForm {
-                        grant_type: "zenml-api-key",
-                        password: self.api_key.expose(),
-                    })),
+                    body: Some(Body::form(&LoginForm::of(&self.credential))),
                     retry: Retry::Safe,
                 },
                 Auth::None,

@@ -52,7 +52,7 @@ impl Kind {
             Kind::ApiClient => json!({
                 "storeRef": {"name": "akamai"},
                 "authorizedUsers": ["platform-bot"],
-                "apiAccess": {"allAccessibleApis": true},
+                "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}},
                 "groupAccess": {"cloneAuthorizedUserGroups": true},
                 "clientDescription": "chaos",
             }),

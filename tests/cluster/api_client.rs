@@ -45,7 +45,7 @@ fn spec(extra: Value) -> Value {
     let mut spec = json!({
         "storeRef": {"name": "akamai"},
         "authorizedUsers": ["platform-bot"],
-        "apiAccess": {"allAccessibleApis": true},
+        "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}},
         "groupAccess": {"cloneAuthorizedUserGroups": true},
         "clientDescription": "purges the CDN",
     });

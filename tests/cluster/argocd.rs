@@ -305,7 +305,7 @@ async fn argocd_and_kstatus_judge_real_objects_alike() {
             "ApiClient",
             "cdn",
             json!({"storeRef": {"name": "akamai"}, "authorizedUsers": ["platform-bot"],
-                   "apiAccess": {"allAccessibleApis": true}, "groupAccess": {"cloneAuthorizedUserGroups": true}}),
+                   "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}}, "groupAccess": {"cloneAuthorizedUserGroups": true}}),
         ),
     )
     .await;

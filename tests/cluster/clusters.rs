@@ -37,7 +37,7 @@ fn manifests(pinned: &str) -> Vec<Value> {
         ),
         json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiClient", "metadata": {"name": "purger"}, "spec": {
             "storeRef": {"name": "akamai"}, "authorizedUsers": ["platform-bot"],
-            "apiAccess": {"allAccessibleApis": true}, "groupAccess": {"cloneAuthorizedUserGroups": true},
+            "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}}, "groupAccess": {"cloneAuthorizedUserGroups": true},
         }}),
     ]
 }

@@ -32,7 +32,7 @@ async fn short_names_and_the_apikeys_category_are_served() {
     for manifest in [
         "apiVersion: apikeys.dev/v1alpha1\nkind: ApiToken\nmetadata: {name: cat-token}\nspec: {storeRef: {name: s}, scope: account}",
         "apiVersion: apikeys.dev/v1alpha1\nkind: ServiceAccountKey\nmetadata: {name: cat-key}\nspec: {storeRef: {name: s}, serviceAccount: sa}",
-        "apiVersion: apikeys.dev/v1alpha1\nkind: ApiClient\nmetadata: {name: cat-client}\nspec: {storeRef: {name: s}, authorizedUsers: [u], apiAccess: {allAccessibleApis: true}, groupAccess: {cloneAuthorizedUserGroups: true}}",
+        "apiVersion: apikeys.dev/v1alpha1\nkind: ApiClient\nmetadata: {name: cat-client}\nspec: {storeRef: {name: s}, authorizedUsers: [u], apiAccess: {allAccessibleApis: true}, purgeOptions: {canPurgeByCacheTag: true, canPurgeByCpcode: true, cpcodeAccess: {allCurrentAndNewCpcodes: true}}, groupAccess: {cloneAuthorizedUserGroups: true}}",
     ] {
         let object = support::parse_documents(manifest).remove(0);
         support::apply(&client, &object, &namespace).await.unwrap();

@@ -249,7 +249,7 @@ async fn a_client_secret_edited_or_deleted_by_hand_is_reissued_and_the_old_crede
             "apiVersion": "apikeys.dev/v1alpha1", "kind": "ApiClient", "metadata": {"name": "by-hand"},
             "spec": {
                 "storeRef": {"name": "akamai"}, "authorizedUsers": ["platform-bot"],
-                "apiAccess": {"allAccessibleApis": true}, "groupAccess": {"cloneAuthorizedUserGroups": true},
+                "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}}, "groupAccess": {"cloneAuthorizedUserGroups": true},
                 "rotation": {"retainPrevious": "0s"},
             },
         }),

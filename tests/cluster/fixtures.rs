@@ -198,6 +198,21 @@ pub async fn zenml_store(client: &Client, namespace: &str, name: &str, credstore
     .await;
 }
 
+/// Creates Secret `zenml-admin` holding `credential` (`apiKey`, or `username` and
+/// `password`) and CredentialStore `name` pointing at the ZenML server at `url`.
+pub async fn zenml_store_at(client: &Client, namespace: &str, name: &str, url: &str, credential: Value) {
+    store(
+        client,
+        namespace,
+        name,
+        "zenml",
+        json!({"url": url}),
+        "zenml-admin",
+        credential,
+    )
+    .await;
+}
+
 /// Creates Secret `trend-admin` and CredentialStore `name` pointing at `credstore`'s Trend
 /// Micro API.
 pub async fn trend_store(client: &Client, namespace: &str, name: &str, credstore: &Credstore) {

@@ -19,7 +19,7 @@ fn client_spec(extra: Value) -> Value {
     let mut spec = json!({
         "storeRef": {"name": "akamai"},
         "authorizedUsers": ["bot"],
-        "apiAccess": {"allAccessibleApis": true},
+        "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}},
         "groupAccess": {"cloneAuthorizedUserGroups": true},
     });
     spec.as_object_mut()

@@ -1,7 +1,8 @@
 //! The kinds under test, one small struct each: its store, its manifest, what the
 //! credential store holds for it, and whether the key in its Secret authenticates.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
 
 use apikey_operator::api::{ApiClient, ApiToken, ServiceAccountKey};
 use jiff::Timestamp;
@@ -13,6 +14,7 @@ use serde_json::{Value, json};
 
 use crate::fixtures;
 use crate::processes::Credstore;
+use crate::zenml_server::{self, ADMIN_PASSWORD, ADMIN_USER};
 
 /// What the credential store holds for a kind, apart from its own admin principal.
 #[derive(Debug, Default)]
@@ -35,8 +37,9 @@ pub trait Kind: Sync {
 
     /// Creates the store named `store` (and its admin Secret) pointing at `credstore`.
     async fn store(&self, client: &Client, namespace: &str, credstore: &Credstore);
-    /// The spec of the resource under test; its `storeRef` names the store above.
-    fn spec(&self) -> Value;
+    /// The spec of the resource under test in `namespace`; its `storeRef` names the store
+    /// above.
+    fn spec(&self, namespace: &str) -> Value;
     async fn upstream(&self, credstore: &Credstore) -> Upstream;
     /// Whether the credential in a Secret's `data` authenticates against `credstore`.
     async fn authenticates(&self, credstore: &Credstore, data: &BTreeMap<String, String>) -> bool;
@@ -70,7 +73,7 @@ impl Kind for Prefactor {
         fixtures::prefactor_store(client, namespace, "store", credstore).await;
     }
 
-    fn spec(&self) -> Value {
+    fn spec(&self, _namespace: &str) -> Value {
         json!({"storeRef": {"name": "store"}, "scope": "account", "rotation": {"retainPrevious": "0s"}})
     }
 
@@ -109,7 +112,7 @@ impl Kind for Zenml {
         fixtures::zenml_store(client, namespace, "store", credstore).await;
     }
 
-    fn spec(&self) -> Value {
+    fn spec(&self, _namespace: &str) -> Value {
         json!({"storeRef": {"name": "store"}, "serviceAccount": "apikey-operator", "rotation": {"retainPrevious": "0s"}})
     }
 
@@ -143,6 +146,62 @@ impl Kind for Zenml {
     }
 }
 
+/// ServiceAccountKey on the real open-source ZenML server with the admin-user credential.
+/// The scenarios share one server, so each one's keys belong to a service account of its
+/// own, named after its namespace (and found again by its credential store's URL).
+#[derive(Default)]
+pub struct RealZenml {
+    accounts: Mutex<HashMap<String, String>>,
+}
+
+impl RealZenml {
+    fn account_name(namespace: &str) -> String {
+        format!("{namespace}-sa")
+    }
+
+    fn account(&self, credstore: &Credstore) -> String {
+        self.accounts.lock().unwrap()[&credstore.url].clone()
+    }
+}
+
+impl Kind for RealZenml {
+    type Resource = ServiceAccountKey;
+
+    async fn store(&self, client: &Client, namespace: &str, credstore: &Credstore) {
+        let server = zenml_server::open_source();
+        let account = server
+            .create_service_account(&Self::account_name(namespace))
+            .await;
+        self.accounts
+            .lock()
+            .unwrap()
+            .insert(credstore.url.clone(), account);
+        let credential = json!({"username": ADMIN_USER, "password": ADMIN_PASSWORD});
+        fixtures::zenml_store_at(client, namespace, "store", &server.url, credential).await;
+    }
+
+    fn spec(&self, namespace: &str) -> Value {
+        json!({"storeRef": {"name": "store"}, "serviceAccount": Self::account_name(namespace), "rotation": {"retainPrevious": "0s"}})
+    }
+
+    async fn upstream(&self, credstore: &Credstore) -> Upstream {
+        let keys = zenml_server::open_source().keys(&self.account(credstore)).await;
+        let id = |k: &Value| k["id"].as_str().unwrap().to_string();
+        Upstream {
+            objects: keys.iter().map(id).collect(),
+            usable: keys
+                .iter()
+                .filter(|k| k["body"]["active"] == true)
+                .map(id)
+                .collect(),
+        }
+    }
+
+    async fn authenticates(&self, _credstore: &Credstore, data: &BTreeMap<String, String>) -> bool {
+        zenml_server::open_source().key_login(&data["apiKey"]).await == 200
+    }
+}
+
 /// ServiceAccountKey on Trend Micro, rotated with `retain_previous` ("0s": regenerate;
 /// longer: a second key, the first deleted when the overlap ends).
 pub struct Trend {
@@ -156,7 +215,7 @@ impl Kind for Trend {
         fixtures::trend_store(client, namespace, "store", credstore).await;
     }
 
-    fn spec(&self) -> Value {
+    fn spec(&self, _namespace: &str) -> Value {
         json!({"storeRef": {"name": "store"}, "roleID": 1, "rotation": {"retainPrevious": self.retain_previous}})
     }
 
@@ -211,11 +270,11 @@ impl Kind for Akamai {
         fixtures::akamai_store(client, namespace, "store", credstore).await;
     }
 
-    fn spec(&self) -> Value {
+    fn spec(&self, _namespace: &str) -> Value {
         json!({
             "storeRef": {"name": "store"},
             "authorizedUsers": ["platform-bot"],
-            "apiAccess": {"allAccessibleApis": true},
+            "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}},
             "groupAccess": {"cloneAuthorizedUserGroups": true},
             "rotation": {"retainPrevious": "0s"},
         })

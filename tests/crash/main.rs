@@ -26,10 +26,13 @@ mod scenario;
 #[path = "../cluster/support.rs"]
 mod support;
 mod table;
+#[allow(dead_code)]
+#[path = "../cluster/zenml_server.rs"]
+mod zenml_server;
 
 use apikey_operator::failpoint;
 
-use kinds::{Akamai, Prefactor, Trend, Zenml};
+use kinds::{Akamai, Prefactor, RealZenml, Trend, Zenml};
 use table::{Expect, Path, TABLE};
 
 #[tokio::test]
@@ -40,6 +43,13 @@ async fn api_token_recovers_from_every_failpoint() {
 #[tokio::test]
 async fn zenml_key_recovers_from_every_failpoint() {
     scenario::every_point(Zenml, Path::Zenml).await;
+}
+
+/// The same crashes against the real open-source ZenML server: its `Idempotency-Key`
+/// replay and its rotation, not our emulation of them.
+#[tokio::test]
+async fn zenml_key_on_the_real_server_recovers_from_every_failpoint() {
+    scenario::every_point(RealZenml::default(), Path::Zenml).await;
 }
 
 #[tokio::test]

@@ -100,7 +100,7 @@ impl<'k, K: Kind> Scenario<'k, K> {
         fixtures::apply(
             &self.client,
             &self.namespace,
-            json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": kind, "metadata": {"name": NAME}, "spec": self.kind.spec()}),
+            json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": kind, "metadata": {"name": NAME}, "spec": self.kind.spec(&self.namespace)}),
         )
         .await;
     }

@@ -38,6 +38,7 @@ fn settings(name: &str) -> ClientSettings {
             enable: false,
             cidr: vec![],
         }),
+        purge_options: None,
         notification_emails: vec!["platform@example.com".into()],
     }
 }
@@ -50,7 +51,7 @@ async fn signs(
     access_token: &str,
 ) -> Result<(), ErrorClass> {
     let client = store.akamai(client_token, client_secret, access_token, None);
-    client.probe().await.map_err(|e| e.class())
+    client.probe().await.map(drop).map_err(|e| e.class())
 }
 
 #[tokio::test]

@@ -23,6 +23,11 @@ async fn logs_in(store: &Store, key: &str) -> bool {
     response.status().is_success()
 }
 
+/// A new `Idempotency-Key`: every create in these tests is a new request.
+fn fresh() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
 fn service_account(store: &Store) -> String {
     store.ids("zenml")["serviceAccountId"]
         .as_str()
@@ -39,7 +44,10 @@ async fn key_lifecycle_create_deactivate_rotate_delete() {
     let account = service_account(&store);
 
     let before = zenml.requests_sent();
-    let issued = zenml.create(&account, "ci-deployer", Some("CI")).await.unwrap();
+    let issued = zenml
+        .create(&account, "ci-deployer", Some("CI"), &fresh())
+        .await
+        .unwrap();
     assert_eq!(
         zenml.requests_sent() - before,
         1,
@@ -56,7 +64,10 @@ async fn key_lifecycle_create_deactivate_rotate_delete() {
         .unwrap()
         .expect("found by name");
     assert_eq!(by_name.id, issued.key.id);
-    let duplicate = zenml.create(&account, "ci-deployer", None).await.unwrap_err();
+    let duplicate = zenml
+        .create(&account, "ci-deployer", None, &fresh())
+        .await
+        .unwrap_err();
     assert_eq!(duplicate.class(), ErrorClass::Conflict, "{duplicate}");
 
     let inactive = zenml
@@ -115,7 +126,7 @@ async fn list_follows_pages() {
     let account = service_account(&store);
     for n in 0..103 {
         zenml
-            .create(&account, &format!("key-{n:03}"), None)
+            .create(&account, &format!("key-{n:03}"), None, &fresh())
             .await
             .unwrap();
     }

@@ -20,6 +20,7 @@ pub fn settings(spec: &ApiClientSpec, name: &str, description: &str) -> ClientSe
         client_description: Some(description.to_string()),
         client_name: Some(name.to_string()),
         ip_acl: spec.ip_acl.clone(),
+        purge_options: spec.purge_options.clone(),
         notification_emails: spec.notification_emails.clone(),
     }
 }
@@ -146,7 +147,7 @@ mod tests {
     fn spec(extra: serde_json::Value) -> ApiClientSpec {
         let mut value = serde_json::json!({
             "storeRef": {"name": "a"}, "authorizedUsers": ["bot"],
-            "apiAccess": {"allAccessibleApis": true}, "groupAccess": {"cloneAuthorizedUserGroups": true},
+            "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}}, "groupAccess": {"cloneAuthorizedUserGroups": true},
         });
         value
             .as_object_mut()

@@ -26,7 +26,7 @@ use crate::api::{KeyStatus, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{
-    Blocked, Common, KeyResource, RESYNC_INTERVAL, Run, default_upstream_name, owner_uid,
+    Blocked, Common, KeyResource, RESYNC_INTERVAL, Run, default_upstream_name, idempotency_key, owner_uid,
 };
 use crate::controller::ownership::ClusterIdentity;
 use crate::controller::policy;
@@ -171,16 +171,18 @@ fn deleted_upstream(run: &Run<'_, ServiceAccountKey>, id: &str) -> Blocked {
 /// Records an issuance request (no secret material) in `status.pending`, keyed by the
 /// upstream name it creates or acts on (cut to the 64 characters the field allows; the
 /// full name is in the request).
+/// Records `request` under a fresh nonce: the ZenML create's `Idempotency-Key` is derived
+/// from it, so a create recorded anew (after the key was deleted upstream) is never
+/// answered with the replay of an earlier one.
 async fn record_pending<R: serde::Serialize>(
     run: &mut Run<'_, ServiceAccountKey>,
     operation: crate::api::PendingKind,
     trigger: &str,
-    name: &str,
     request: &R,
 ) -> Result<(), Error> {
     let request = serde_json::to_string(request).map_err(Error::CorruptPending)?;
-    let key: String = name.chars().take(64).collect();
-    run.record_pending(operation, trigger, key, Some(request)).await
+    run.record_pending(operation, trigger, idempotency_key(), Some(request))
+        .await
 }
 
 fn recorded<R: serde::de::DeserializeOwned>(run: &Run<'_, ServiceAccountKey>) -> Result<R, Error> {

@@ -36,7 +36,7 @@ pub async fn converge(
                 key_name: base.clone(),
                 replaces: None,
             };
-            record_pending(run, PendingKind::Create, "create", &base, &request).await?;
+            record_pending(run, PendingKind::Create, "create", &request).await?;
         }
         None => {}
     }
@@ -75,11 +75,7 @@ pub async fn converge(
                     replaces: observed.as_ref().map(|k| k.id),
                 },
             };
-            let name = match &request {
-                TrendIssue::Create { key_name, .. } => key_name.clone(),
-                TrendIssue::Regenerate { .. } => base.clone(),
-            };
-            record_pending(run, PendingKind::Rotate, trigger, &name, &request).await?;
+            record_pending(run, PendingKind::Rotate, trigger, &request).await?;
             if let Err(blocked) = issue(run, trend).await? {
                 return Ok(Err(blocked));
             }
@@ -141,14 +137,7 @@ async fn adopt(
         return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));
     }
     let request = TrendIssue::Regenerate { id };
-    record_pending(
-        run,
-        PendingKind::Create,
-        ADOPT_TRIGGER,
-        &existing.key_name,
-        &request,
-    )
-    .await?;
+    record_pending(run, PendingKind::Create, ADOPT_TRIGGER, &request).await?;
     Ok(Ok(()))
 }
 

@@ -45,7 +45,7 @@ pub async fn converge(
         Some(Err(refused)) => return Ok(Err(refused)),
         None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
             let request = ZenmlIssue::Create { name: name.clone() };
-            record_pending(run, PendingKind::Create, "create", &name, &request).await?;
+            record_pending(run, PendingKind::Create, "create", &request).await?;
         }
         None => {}
     }
@@ -76,14 +76,14 @@ pub async fn converge(
                 id: id.clone(),
                 retain_minutes: decide::retain_minutes(retain),
             };
-            record_pending(run, PendingKind::Rotate, trigger, &name, &request).await?;
+            record_pending(run, PendingKind::Rotate, trigger, &request).await?;
             if let Err(blocked) = issue(run, zenml, &account).await? {
                 return Ok(Err(blocked));
             }
         }
         (Some(trigger), None) => {
             let request = ZenmlIssue::Create { name: name.clone() };
-            record_pending(run, PendingKind::Rotate, trigger, &name, &request).await?;
+            record_pending(run, PendingKind::Rotate, trigger, &request).await?;
             if let Err(blocked) = issue(run, zenml, &account).await? {
                 return Ok(Err(blocked));
             }
@@ -122,7 +122,7 @@ async fn adopt(
         id: existing.id.clone(),
         retain_minutes: 0,
     };
-    record_pending(run, PendingKind::Create, ADOPT_TRIGGER, &existing.name, &request).await?;
+    record_pending(run, PendingKind::Create, ADOPT_TRIGGER, &request).await?;
     Ok(Ok(()))
 }
 
@@ -168,7 +168,9 @@ async fn create_or_recover(
     name: &str,
 ) -> Result<IssuedApiKey, Blocked> {
     let description = run.mark.describe(run.object.spec.description.as_deref());
-    match zenml.create(account, name, Some(&description)).await {
+    let nonce = run.status.pending.as_ref().map(|p| p.idempotency_key.as_str());
+    let replay = replay_key(&run.idempotency_key(nonce.unwrap_or_default()));
+    match zenml.create(account, name, Some(&description), &replay).await {
         Err(error) if error.class() == ErrorClass::Conflict => {}
         result => return result.map_err(|e| Blocked::upstream(&format!("creating key {name}"), &e)),
     }
@@ -194,6 +196,19 @@ async fn create_or_recover(
     }
     info!(key_id = %existing.id, "key found by name after an interrupted create; replacing its secret");
     zenml.rotate(account, &existing.id, 0).await.map_err(recovering)
+}
+
+/// ZenML takes only a UUID as `Idempotency-Key`: the first 128 bits of the derived key,
+/// in UUID form (version 8, "custom").
+fn replay_key(derived: &str) -> String {
+    let bits = derived
+        .get(..32)
+        .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
+        .unwrap_or_default();
+    uuid::Builder::from_custom_bytes(bits.into_bytes())
+        .into_uuid()
+        .hyphenated()
+        .to_string()
 }
 
 /// Brings `active` and the description to the spec.
@@ -267,4 +282,19 @@ pub async fn delete(
         zenml.delete(account, id).await?;
     }
     Ok(ids.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_replay_key_is_a_uuid_fixed_by_the_derived_key() {
+        let derived = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+        let key = replay_key(derived);
+        let parsed = uuid::Uuid::parse_str(&key).unwrap();
+        assert_eq!(parsed.get_version_num(), 8);
+        assert_eq!(key, replay_key(derived));
+        assert_ne!(key, replay_key(&derived.replace('0', "f")));
+    }
 }

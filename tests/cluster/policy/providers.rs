@@ -245,7 +245,9 @@ async fn akamai_clients_are_held_to_users_apis_groups_switching_and_networks() {
         ),
         case(
             "all-apis",
-            json!({"apiAccess": {"allAccessibleApis": true}}),
+            json!({"apiAccess": {"allAccessibleApis": true},
+                   "purgeOptions": {"canPurgeByCacheTag": false, "canPurgeByCpcode": false,
+                                    "cpcodeAccess": {"allCurrentAndNewCpcodes": false, "cpcodes": []}}}),
             "spec.apiAccess.allAccessibleApis",
             "is not allowed: grant the APIs one by one",
         ),

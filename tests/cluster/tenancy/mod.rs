@@ -77,7 +77,7 @@ impl Upstream {
             Upstream::Trend => json!({"roleID": 1}),
             Upstream::Akamai => json!({
                 "authorizedUsers": ["platform-bot"],
-                "apiAccess": {"allAccessibleApis": true},
+                "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}},
                 "groupAccess": {"cloneAuthorizedUserGroups": true},
             }),
             Upstream::Prefactor => json!({"scope": "account"}),

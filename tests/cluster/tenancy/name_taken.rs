@@ -259,7 +259,7 @@ async fn a_spec_cannot_carry_an_owner_mark() {
         (
             "ApiClient",
             json!({
-                "storeRef": {"name": "s"}, "authorizedUsers": ["u"], "apiAccess": {"allAccessibleApis": true},
+                "storeRef": {"name": "s"}, "authorizedUsers": ["u"], "apiAccess": {"allAccessibleApis": true}, "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true, "cpcodeAccess": {"allCurrentAndNewCpcodes": true}},
                 "groupAccess": {"cloneAuthorizedUserGroups": true}, "clientDescription": forged,
             }),
         ),
