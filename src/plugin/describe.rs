@@ -11,6 +11,7 @@ use super::PluginError;
 use super::kind::Target;
 use super::table::{self, Table};
 use super::view::KeyView;
+use crate::controller::schedule;
 
 /// Event reasons that mark a step in the credential's life.
 const HISTORY_REASONS: [&str; 5] = [
@@ -93,6 +94,9 @@ fn render(key: &KeyView, store: &str, events: &[Event], now: Timestamp) -> Strin
     field("Issued", time(status.last_rotation_time.as_ref()));
     field("Expires", time(status.expires_at.as_ref()));
     field("Next rotation", time(status.next_rotation_time.as_ref()));
+    if let Some(spread) = rotation_spread(key) {
+        field("Rotation spread", spread);
+    }
     field(
         "Last used",
         match &status.last_used_time {
@@ -233,4 +237,16 @@ fn last_seen(event: &Event) -> Option<Timestamp> {
         .map(|s| s.last_observed_time.0)
         .or(event.deprecated_last_timestamp.as_ref().map(|t| t.0))
         .or_else(|| first_seen(event))
+}
+
+/// How early this key rotates within its interval, so an operator can see the fleet spread.
+fn rotation_spread(key: &KeyView) -> Option<String> {
+    let interval = key.interval.as_deref()?;
+    let parsed = schedule::parse_duration("spec.rotation.interval", interval).ok()?;
+    let early = parsed.as_secs_f64() * schedule::INTERVAL_JITTER * key.spread;
+    let early = k8s_openapi::jiff::SignedDuration::from_secs(early.floor() as i64);
+    Some(format!(
+        "{early:#} before each {interval} interval ends (keys spread over the last {:.0}% of it, by UID)",
+        schedule::INTERVAL_JITTER * 100.0
+    ))
 }

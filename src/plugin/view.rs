@@ -10,6 +10,7 @@ use super::kind::{KeyKind, Target};
 use crate::api::KeyStatus;
 use crate::controller::conditions;
 use crate::controller::key_status::PAUSED_ANNOTATION;
+use crate::controller::schedule;
 
 /// The parts of a key resource the commands show and wait on.
 #[derive(Clone, Debug)]
@@ -18,6 +19,11 @@ pub struct KeyView {
     pub namespace: String,
     pub generation: Option<i64>,
     pub paused: bool,
+    /// `spec.rotation.interval`, as written.
+    pub interval: Option<String>,
+    /// How early in the interval's jitter window this object rotates (see
+    /// [`schedule::INTERVAL_JITTER`]).
+    pub spread: f64,
     pub status: KeyStatus,
 }
 
@@ -39,6 +45,10 @@ impl KeyView {
                 .annotations()
                 .get(PAUSED_ANNOTATION)
                 .is_some_and(|v| v == "true"),
+            interval: object.data["spec"]["rotation"]["interval"]
+                .as_str()
+                .map(str::to_owned),
+            spread: schedule::spread_of(object.metadata.uid.as_deref().unwrap_or_default()),
             target,
             status,
         })

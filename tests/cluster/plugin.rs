@@ -67,8 +67,11 @@ async fn plugin(args: &[&str]) -> Run {
 #[tokio::test]
 async fn status_rotate_and_describe_an_api_token() {
     let s = TokenSetup::new("plugin").await;
-    s.ready_token("billing", json!({"rotation": {"retainPrevious": "1h"}}))
-        .await;
+    s.ready_token(
+        "billing",
+        json!({"rotation": {"retainPrevious": "1h", "interval": "720h"}}),
+    )
+    .await;
     let old = s.secret_token("billing").await;
 
     let status = plugin(&["status", "-n", &s.namespace]).await;
@@ -142,6 +145,7 @@ async fn status_rotate_and_describe_an_api_token() {
         "Rotation history",
         "Events:",
         "\nRotations:        1\n",
+        "before each 720h interval ends (keys spread over the last 10% of it, by UID)",
     ] {
         assert!(text.contains(needle), "describe shows {needle}:\n{text}");
     }
