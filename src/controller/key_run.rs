@@ -218,6 +218,9 @@ pub struct Run<'a, K: KeyResource> {
     trusted: bool,
     /// When a held retirement is looked at again (see [`Run::may_retire`]).
     hold_recheck: Option<Duration>,
+    /// Whether `status.pending` was recorded by this run: then nothing of it can have
+    /// reached the upstream before, and recovery lookups are skipped.
+    pending_recorded_now: bool,
 }
 
 impl<'a, K: KeyResource> Run<'a, K> {
@@ -239,6 +242,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             mark: ctx.cluster.mark(&owner_uid(object)),
             trusted: false,
             hold_recheck: None,
+            pending_recorded_now: false,
         }
     }
 
@@ -499,11 +503,18 @@ impl<'a, K: KeyResource> Run<'a, K> {
             request,
         });
         self.save().await?;
+        self.pending_recorded_now = true;
         failpoint::hit(match operation {
             PendingKind::Create => "before-create",
             PendingKind::Rotate => "before-rotate",
         });
         Ok(())
+    }
+
+    /// Whether `status.pending` was recorded by this run (so no earlier attempt of it can
+    /// have reached the upstream).
+    pub fn pending_recorded_now(&self) -> bool {
+        self.pending_recorded_now
     }
 
     /// Whether a rotation is due and why: scheduled, requested, or forced because the Secret

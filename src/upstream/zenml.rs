@@ -9,6 +9,7 @@
 //! admin users do it (a service account is never an admin); ZenML Pro enforces RBAC, where a
 //! service account with permissions may. The probe finds out which case a store is in.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -28,6 +29,10 @@ const MAX_PAGES: u32 = 1000;
 const DEFAULT_BEARER_LIFETIME: Duration = Duration::from_secs(3600);
 /// Renew this long before expiry at most, so a call never starts with a nearly dead bearer.
 const MAX_RENEW_MARGIN: Duration = Duration::from_secs(300);
+/// How long a service account's id is reused without asking again. Ids never change while
+/// the account exists; this bounds how long an account deleted and re-created under the
+/// same name is addressed by its old id (a create refused as not found forgets it at once).
+const ACCOUNT_ID_TTL: Duration = Duration::from_secs(600);
 
 /// A service-account API key as the API describes it, without its secret.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,6 +47,9 @@ pub struct ApiKey {
     pub retain_period_minutes: Option<i64>,
     pub last_login: Option<String>,
     pub last_rotated: Option<String>,
+    /// Whether the answer carried the key's metadata (description, retention, use): a
+    /// rotate answer does not, so it cannot stand in for a read of the key.
+    pub hydrated: bool,
 }
 
 impl ApiKey {
@@ -163,6 +171,7 @@ impl KeyResponse {
         });
         let metadata = self.metadata;
         let key = ApiKey {
+            hydrated: metadata.is_some(),
             id: self.id,
             name: self.name,
             active: body.active,
@@ -238,6 +247,8 @@ pub struct ZenmlClient {
     transport: Transport,
     credential: ZenmlCredential,
     bearer: Mutex<Option<Bearer>>,
+    /// Service account name (or UUID) → its UUID and when it was looked up.
+    accounts: std::sync::Mutex<HashMap<String, (String, Instant)>>,
 }
 
 impl std::fmt::Debug for ZenmlClient {
@@ -265,6 +276,7 @@ impl ZenmlClient {
             transport,
             credential,
             bearer: Mutex::new(None),
+            accounts: Default::default(),
         })
     }
 
@@ -357,8 +369,36 @@ impl ZenmlClient {
     }
 
     /// The UUID of the service account with name or UUID `name_or_id` (key paths take only
-    /// the UUID), or `None` when there is none.
+    /// the UUID), or `None` when there is none. Remembered for [`ACCOUNT_ID_TTL`].
     pub async fn service_account_id(&self, name_or_id: &str) -> Result<Option<String>, UpstreamError> {
+        if let Some((id, _)) = self
+            .accounts_cache()
+            .get(name_or_id)
+            .filter(|(_, at)| at.elapsed() < ACCOUNT_ID_TTL)
+        {
+            return Ok(Some(id.clone()));
+        }
+        let found = self.look_up_service_account(name_or_id).await?;
+        if let Some(id) = &found {
+            self.accounts_cache()
+                .insert(name_or_id.to_owned(), (id.clone(), Instant::now()));
+        }
+        Ok(found)
+    }
+
+    /// Drops what [`ZenmlClient::service_account_id`] remembers of `name_or_id`: the id
+    /// was refused as not found, so the account may have been re-created.
+    pub fn forget_service_account(&self, name_or_id: &str) {
+        self.accounts_cache().remove(name_or_id);
+    }
+
+    fn accounts_cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, (String, Instant)>> {
+        self.accounts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn look_up_service_account(&self, name_or_id: &str) -> Result<Option<String>, UpstreamError> {
         let request = Request {
             operation: "get_service_account",
             method: Method::GET,

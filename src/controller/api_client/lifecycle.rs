@@ -137,23 +137,47 @@ async fn converge(
         .written
         .observed_generation
         .is_some_and(|observed| Some(observed) != object.meta().generation);
+    // The client as this run last read it (or created it), so the issuance below need not
+    // read it again.
     let found = match (&run.status.upstream_id, run.adoption()) {
-        (Some(id), _) => Ok(id.clone()),
-        (None, Some(Ok(wanted))) => adopt(run, akamai, &wanted).await?,
+        (Some(id), _) => Ok((id.clone(), None)),
+        (None, Some(Ok(wanted))) => adopt(run, akamai, &wanted)
+            .await?
+            .map(|c| (c.client_id.clone(), Some(c))),
         (None, Some(Err(refused))) => Err(refused),
         (None, None) => ensure_client(run, akamai, &name).await?,
     };
-    let client_id = match found {
-        Ok(id) => id,
+    let (client_id, seen) = match found {
+        Ok(found) => found,
         Err(blocked) => return Ok(Err(blocked)),
     };
     if run.status.credential_id.is_none() && run.status.pending.is_none() {
-        record_issue(run, akamai, &client_id, PendingKind::Create, "create", None).await?;
+        // Read with its credentials (or created with none) by this run: nothing to list.
+        let known = seen
+            .as_ref()
+            .map(|c| c.credentials.iter().map(|c| c.credential_id).collect());
+        record_issue(
+            run,
+            akamai,
+            &client_id,
+            PendingKind::Create,
+            "create",
+            None,
+            known,
+        )
+        .await?;
     }
-    if run.status.pending.is_some()
-        && let Err(blocked) = issue(run, akamai, &client_id).await?
-    {
-        return Ok(Err(blocked));
+    if run.status.pending.is_some() {
+        let client = match seen {
+            Some(client) if client.access_token.is_some() => client,
+            _ => match observe(run, akamai, &client_id).await {
+                Ok(client) => client,
+                Err(blocked) => return Ok(Err(blocked)),
+            },
+        };
+        if let Err(blocked) = issue(run, akamai, &client).await? {
+            return Ok(Err(blocked));
+        }
     }
 
     let observed = match observe(run, akamai, &client_id).await {
@@ -178,8 +202,18 @@ async fn converge(
         None => observed,
         Some(trigger) => {
             let replaces = current.map(|c| c.credential_id);
-            record_issue(run, akamai, &client_id, PendingKind::Rotate, trigger, replaces).await?;
-            if let Err(blocked) = issue(run, akamai, &client_id).await? {
+            let known = observed.credentials.iter().map(|c| c.credential_id).collect();
+            record_issue(
+                run,
+                akamai,
+                &client_id,
+                PendingKind::Rotate,
+                trigger,
+                replaces,
+                Some(known),
+            )
+            .await?;
+            if let Err(blocked) = issue(run, akamai, &observed).await? {
                 return Ok(Err(blocked));
             }
             // Observed again so the new credential gets its description and expiry below.
@@ -237,7 +271,7 @@ async fn ensure_client(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
     name: &str,
-) -> Result<Result<String, Blocked>, Error> {
+) -> Result<Result<(String, Option<Client>), Blocked>, Error> {
     let found = match akamai.find_clients_by_name(name).await {
         Ok(found) => found,
         Err(error) => {
@@ -248,8 +282,9 @@ async fn ensure_client(
         }
     };
     let whose = |c: &Client| run.mark.judge(c.client_description.as_deref());
-    let client = match found.iter().find(|c| whose(c) == Ownership::Ours) {
-        Some(client) => client.clone(),
+    // A listed client lacks the details an issuance needs, so only a created one is kept.
+    let (client, created) = match found.iter().find(|c| whose(c) == Ownership::Ours) {
+        Some(client) => (client.clone(), false),
         None if !found.is_empty() => {
             let taken = Blocked::name_taken::<ApiClient>(name, whose(&found[0]), "spec.clientName");
             return Ok(Err(taken));
@@ -257,16 +292,17 @@ async fn ensure_client(
         None => {
             let settings = decide::settings(&run.object.spec, name, &client_description(run, None));
             match akamai.create_client(&settings).await {
-                Ok(client) => client,
+                Ok(client) => (client, true),
                 Err(error) => return Ok(Err(Blocked::upstream(&format!("creating client {name}"), &error))),
             }
         }
     };
-    info!(client_id = %client.client_id, "client created or found by name and mark");
+    info!(client_id = %client.client_id, created, "client created or found by name and mark");
     run.status.upstream_id = Some(client.client_id.clone());
     run.status.upstream_state = Some(decide::state_name(Some(client.is_locked)).into());
     run.save().await?;
-    Ok(Ok(client.client_id))
+    let id = client.client_id.clone();
+    Ok(Ok((id, created.then_some(client))))
 }
 
 /// Takes over client `wanted` (its id): records it as this resource's; the credential the
@@ -276,7 +312,7 @@ async fn adopt(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
     wanted: &str,
-) -> Result<Result<String, Blocked>, Error> {
+) -> Result<Result<Client, Blocked>, Error> {
     let client = match akamai.get_client(wanted).await {
         Ok(Some(client)) => client,
         Ok(None) => return Ok(Err(run.adoption_refused(wanted, "the account has no such client"))),
@@ -300,11 +336,11 @@ async fn adopt(
         client.client_id
     );
     run.event(EventType::Normal, "Adopted", "Adopt", note).await;
-    Ok(Ok(client.client_id))
+    Ok(Ok(client))
 }
 
-/// Records which credentials exist before one is created, so recovery can tell the one
-/// whose secret a crash lost.
+/// Records which credentials exist before one is created (`known`, when this run has just
+/// read them, else listed now), so recovery can tell the one whose secret a crash lost.
 async fn record_issue(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
@@ -312,13 +348,17 @@ async fn record_issue(
     operation: PendingKind,
     trigger: &str,
     replaces: Option<i64>,
+    known: Option<Vec<i64>>,
 ) -> Result<(), Error> {
-    let known = akamai
-        .list_credentials(client_id)
-        .await?
-        .iter()
-        .map(|c| c.credential_id)
-        .collect();
+    let known = match known {
+        Some(known) => known,
+        None => akamai
+            .list_credentials(client_id)
+            .await?
+            .iter()
+            .map(|c| c.credential_id)
+            .collect(),
+    };
     let request =
         serde_json::to_string(&CredentialIssue { known, replaces }).map_err(Error::CorruptPending)?;
     run.record_pending(
@@ -330,24 +370,25 @@ async fn record_issue(
     .await
 }
 
-/// Executes `status.pending`: removes a credential an interrupted issuance left without a
-/// known secret, creates a credential and delivers it.
+/// Executes `status.pending` on `client` (read or created by this run, so a client carrying
+/// another resource's mark is never touched): removes a credential an interrupted issuance
+/// left without a known secret, creates a credential and delivers it.
 async fn issue(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
-    client_id: &str,
+    client: &Client,
 ) -> Result<Result<(), Blocked>, Error> {
+    let client_id = client.client_id.as_str();
     let pending = run.status.pending.clone().expect("caller checked");
     let recorded: CredentialIssue =
         serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
-    // Read first: a client carrying another resource's mark is never touched.
-    let client = match observe(run, akamai, client_id).await {
-        Ok(client) => client,
-        Err(blocked) => return Ok(Err(blocked)),
-    };
-    let credentials = match akamai.list_credentials(client_id).await {
-        Ok(credentials) => credentials,
-        Err(error) => return Ok(Err(Blocked::upstream("listing credentials", &error))),
+    // Recorded by this run: no earlier attempt can have created a credential since.
+    let credentials = match run.pending_recorded_now() {
+        true => Vec::new(),
+        false => match akamai.list_credentials(client_id).await {
+            Ok(credentials) => credentials,
+            Err(error) => return Ok(Err(Blocked::upstream("listing credentials", &error))),
+        },
     };
     for lost in decide::lost_credentials(&recorded, &credentials) {
         info!(

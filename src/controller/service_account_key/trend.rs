@@ -40,16 +40,22 @@ pub async fn converge(
         }
         None => {}
     }
-    if run.status.pending.is_some()
-        && let Err(blocked) = issue(run, trend).await?
-    {
-        return Ok(Err(blocked));
+    // A create or regenerate answers with the whole key: this run's observation too.
+    let mut issued_now = None;
+    if run.status.pending.is_some() {
+        match issue(run, trend).await? {
+            Ok(issued) => issued_now = Some(issued),
+            Err(blocked) => return Ok(Err(blocked)),
+        }
     }
 
     let id = run.status.upstream_id.clone().expect("issued above");
-    let observed = match trend.get(parse_id(&id)?).await {
-        Ok(observed) => observed,
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+    let observed = match issued_now {
+        Some(key) => Some(key),
+        None => match trend.get(parse_id(&id)?).await {
+            Ok(observed) => observed,
+            Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+        },
     };
     if let Some(observed) = &observed
         && run.mark.judge(observed.description.as_deref()) == Ownership::Others
@@ -141,12 +147,12 @@ async fn adopt(
     Ok(Ok(()))
 }
 
-/// Executes `status.pending` and delivers the secret; a key replaced by a second key is
-/// retired after `retainPrevious`.
+/// Executes `status.pending` and delivers the secret; returns the key as the answer
+/// described it. A key replaced by a second key is retired after `retainPrevious`.
 async fn issue(
     run: &mut Run<'_, ServiceAccountKey>,
     trend: &TrendMicroClient,
-) -> Result<Result<(), Blocked>, Error> {
+) -> Result<Result<ApiKey, Blocked>, Error> {
     let request = recorded::<TrendIssue>(run)?;
     let (issued, replaces) = match &request {
         TrendIssue::Create { key_name, replaces } => {
@@ -175,7 +181,7 @@ async fn issue(
         replaces: replaces.map(|r| r.to_string()),
     })
     .await?;
-    Ok(Ok(()))
+    Ok(Ok(issued.key))
 }
 
 /// Creates key `name` with the spec's settings, marked as this resource's; if it exists

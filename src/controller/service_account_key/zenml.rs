@@ -49,16 +49,22 @@ pub async fn converge(
         }
         None => {}
     }
-    if run.status.pending.is_some()
-        && let Err(blocked) = issue(run, zenml, &account).await?
-    {
-        return Ok(Err(blocked));
+    // A create answers with the whole key, so it is this run's observation too.
+    let mut issued_now = None;
+    if run.status.pending.is_some() {
+        match issue(run, zenml, &account).await? {
+            Ok(issued) => issued_now = Some(issued).filter(|key| key.hydrated),
+            Err(blocked) => return Ok(Err(blocked)),
+        }
     }
 
     let id = run.status.upstream_id.clone().expect("issued above");
-    let observed = match zenml.get(&account, &id).await {
-        Ok(observed) => observed,
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+    let observed = match issued_now {
+        Some(key) => Some(key),
+        None => match zenml.get(&account, &id).await {
+            Ok(observed) => observed,
+            Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+        },
     };
     if let Some(observed) = &observed
         && run.mark.judge(observed.description.as_deref()) == Ownership::Others
@@ -126,13 +132,14 @@ async fn adopt(
     Ok(Ok(()))
 }
 
-/// Executes `status.pending` and delivers the secret. The previous secret of a rotation is
-/// retired by ZenML itself at the end of the retain period, so nothing is scheduled here.
+/// Executes `status.pending` and delivers the secret; returns the key as the answer
+/// described it. The previous secret of a rotation is retired by ZenML itself at the end of
+/// the retain period, so nothing is scheduled here.
 async fn issue(
     run: &mut Run<'_, ServiceAccountKey>,
     zenml: &ZenmlClient,
     account: &str,
-) -> Result<Result<(), Blocked>, Error> {
+) -> Result<Result<ApiKey, Blocked>, Error> {
     let issued = match recorded::<ZenmlIssue>(run)? {
         ZenmlIssue::Create { name } => create_or_recover(run, zenml, account, &name).await,
         // The record is the operator's own: status proofs cover it (see status_proof).
@@ -154,7 +161,7 @@ async fn issue(
         replaces: None,
     })
     .await?;
-    Ok(Ok(()))
+    Ok(Ok(issued.key))
 }
 
 /// Creates key `name`, marked as this resource's; if it exists already and carries this
@@ -172,6 +179,12 @@ async fn create_or_recover(
     let replay = replay_key(&run.idempotency_key(nonce.unwrap_or_default()));
     match zenml.create(account, name, Some(&description), &replay).await {
         Err(error) if error.class() == ErrorClass::Conflict => {}
+        Err(error) if error.class() == ErrorClass::NotFound => {
+            if let Some(named) = run.object.spec.service_account.as_deref() {
+                zenml.forget_service_account(named);
+            }
+            return Err(Blocked::upstream(&format!("creating key {name}"), &error));
+        }
         result => return result.map_err(|e| Blocked::upstream(&format!("creating key {name}"), &e)),
     }
     let recovering = |e: UpstreamError| Blocked::upstream(&format!("recovering key {name}"), &e);
