@@ -68,8 +68,8 @@ credstore-conformance:
 ## (edgegrid-golang pkg/iam, built on first use): one line per check, fails if any fails.
 akamai-sdk:
 	cargo build --locked --bin apikey-operator
-	"$$(tests/akamai-sdk/build.sh | tail -n 1)" \
-	  --credstore-bin "$${CARGO_TARGET_DIR:-target}/debug/apikey-operator"
+	bin="$$(tests/akamai-sdk/build.sh | tail -n 1)"; \
+	"$$bin" --credstore-bin "$${CARGO_TARGET_DIR:-target}/debug/apikey-operator"
 
 ## Validates the kubectl plugin's krew manifest and installs it into a scratch krew root.
 krew: envtest

@@ -491,3 +491,222 @@ async fn bodies_with_unknown_or_invalid_fields_are_refused() {
         404
     );
 }
+
+/// What the official Go SDK (edgegrid-golang v11) and Terraform send: `cidr: null`,
+/// `purgeOptions`, and the `CREDENTIAL-*` and `READ` access levels.
+fn sdk_create_body() -> Value {
+    json!({
+        "allowAccountSwitch": false,
+        "apiAccess": {"allAccessibleApis": false, "apis": [
+            {"apiId": 1, "accessLevel": "CREDENTIAL-READ-WRITE"},
+            {"apiId": 5580, "accessLevel": "CREDENTIAL-READ-ONLY"},
+            {"apiId": 5801, "accessLevel": "READ"},
+        ]},
+        "authorizedUsers": ["sdk-user"],
+        "canAutoCreateCredential": false,
+        "clientDescription": "",
+        "clientName": "",
+        "clientType": "CLIENT",
+        "createCredential": false,
+        "groupAccess": {"cloneAuthorizedUserGroups": false, "groups": [
+            {"groupId": 10, "roleId": 5, "subgroups": [{"groupId": 11, "roleId": 6, "subgroups": null}]},
+        ]},
+        "ipAcl": {"cidr": null, "enable": false},
+        "notificationEmails": null,
+        "purgeOptions": {"canPurgeByCacheTag": true, "canPurgeByCpcode": true,
+            "cpcodeAccess": {"allCurrentAndNewCpcodes": false, "cpcodes": [101]}},
+    })
+}
+
+#[tokio::test]
+async fn sdk_bodies_are_accepted_and_answered_with_details() {
+    let store = Store::start().await;
+    let admin = EdgeClient::admin(&store);
+    let (status, created) = admin.send(Method::POST, CLIENTS, Some(sdk_create_body())).await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["clientId"].as_str().unwrap();
+    assert_eq!(
+        created["clientName"], id,
+        "an empty clientName gets a generated name"
+    );
+    assert_eq!(created["ipAcl"], json!({"enable": false, "cidr": []}));
+    assert_eq!(
+        created["purgeOptions"],
+        sdk_create_body()["purgeOptions"],
+        "purgeOptions are kept"
+    );
+    let apis = created["apiAccess"]["apis"].as_array().unwrap();
+    let levels: Vec<(i64, &str)> = apis
+        .iter()
+        .map(|a| (a["apiId"].as_i64().unwrap(), a["accessLevel"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        levels,
+        [
+            (1, "CREDENTIAL-READ-WRITE"),
+            (5580, "CREDENTIAL-READ-ONLY"),
+            (5801, "READ")
+        ]
+    );
+    assert!(
+        apis.iter()
+            .all(|a| ["apiName", "description", "endPoint", "documentationUrl"]
+                .iter()
+                .all(|k| a[k].as_str().is_some_and(|v| !v.is_empty()))),
+        "{apis:?}"
+    );
+    let group = &created["groupAccess"]["groups"][0];
+    assert_eq!((&group["groupId"], &group["roleId"]), (&json!(10), &json!(5)));
+    assert!(
+        group["groupName"].is_string()
+            && group["roleName"].is_string()
+            && group["roleDescription"].is_string()
+    );
+    assert_eq!(group["subGroups"][0]["roleId"], 6, "subgroups are described too");
+
+    let mut update = sdk_create_body();
+    update.as_object_mut().unwrap().remove("createCredential");
+    update["clientName"] = json!("renamed");
+    update["purgeOptions"] = json!({"canPurgeByCacheTag": false, "canPurgeByCpcode": false,
+        "cpcodeAccess": {"allCurrentAndNewCpcodes": true, "cpcodes": null}});
+    let (status, updated) = admin
+        .send(Method::PUT, &format!("{CLIENTS}/{id}"), Some(update.clone()))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(
+        updated["purgeOptions"]["cpcodeAccess"],
+        json!({"allCurrentAndNewCpcodes": true, "cpcodes": []})
+    );
+    update["clientName"] = json!("");
+    assert_eq!(
+        admin
+            .send(Method::PUT, &format!("{CLIENTS}/{id}"), Some(update))
+            .await
+            .0,
+        400,
+        "an update names the client"
+    );
+}
+
+#[tokio::test]
+async fn get_options_select_parts_and_all_access_is_spelled_out() {
+    let store = Store::start().await;
+    let admin = EdgeClient::admin(&store);
+    let (_, api_only) = admin
+        .send(Method::GET, &format!("{CLIENTS}/self?apiAccess=true"), None)
+        .await;
+    assert!(api_only.get("groupAccess").is_none(), "{api_only}");
+    assert!(
+        api_only["purgeOptions"].is_object(),
+        "purgeOptions come with apiAccess"
+    );
+    let apis = api_only["apiAccess"]["apis"].as_array().unwrap();
+    assert!(apis.len() >= 2, "allAccessibleApis lists the APIs: {apis:?}");
+
+    let (_, groups_only) = admin
+        .send(Method::GET, &format!("{CLIENTS}/self?groupAccess=true"), None)
+        .await;
+    assert!(groups_only.get("apiAccess").is_none() && groups_only.get("purgeOptions").is_none());
+    let cloned = &groups_only["groupAccess"]["groups"][0];
+    assert!(
+        cloned["groupId"].as_i64().unwrap() > 0 && cloned["roleName"].is_string(),
+        "{groups_only}"
+    );
+
+    let (_, plain) = admin.send(Method::GET, &format!("{CLIENTS}/self"), None).await;
+    assert!(plain.get("purgeOptions").is_none() && plain.get("actions").is_none());
+}
+
+#[tokio::test]
+async fn actions_offer_every_edit_and_account_switching_only_to_switchers() {
+    let store = Store::start().await;
+    let admin = EdgeClient::admin(&store);
+    let (_, created) = admin.send(Method::POST, CLIENTS, Some(create_body())).await;
+    let actions = &created["actions"];
+    for edit in [
+        "edit",
+        "editApis",
+        "editAuth",
+        "editGroups",
+        "editIpAcl",
+        "editSwitchAccount",
+    ] {
+        assert_eq!(actions[edit], true, "{edit} for an admin that switches accounts");
+    }
+    let issued = EdgeClient::for_credential(&store, &created, &created["credentials"][0]);
+    let (_, own) = issued
+        .send(Method::GET, &format!("{CLIENTS}/self?actions=true"), None)
+        .await;
+    assert_eq!(own["actions"]["editSwitchAccount"], false, "{own}");
+    assert_eq!(own["actions"]["editApis"], true);
+
+    let id = created["clientId"].as_str().unwrap();
+    let (_, locked) = admin
+        .send(Method::PUT, &format!("{CLIENTS}/{id}/lock"), None)
+        .await;
+    for edit in [
+        "edit",
+        "editApis",
+        "editAuth",
+        "editGroups",
+        "editIpAcl",
+        "editSwitchAccount",
+        "lock",
+    ] {
+        assert_eq!(locked["actions"][edit], false, "{edit} on a locked client");
+    }
+}
+
+#[tokio::test]
+async fn purge_options_need_a_consistent_cpcode_list() {
+    let store = Store::start().await;
+    let admin = EdgeClient::admin(&store);
+    for access in [
+        json!({"allCurrentAndNewCpcodes": false, "cpcodes": null}),
+        json!({"allCurrentAndNewCpcodes": false}),
+        json!({"allCurrentAndNewCpcodes": true, "cpcodes": [101]}),
+    ] {
+        let mut body = create_body();
+        body["purgeOptions"] =
+            json!({"canPurgeByCacheTag": false, "canPurgeByCpcode": true, "cpcodeAccess": access});
+        let (status, problem) = admin.send(Method::POST, CLIENTS, Some(body)).await;
+        assert_eq!(status, 400, "{access}");
+        assert!(
+            problem["detail"].as_str().unwrap().contains("cpcodes"),
+            "{problem}"
+        );
+    }
+    let mut body = create_body();
+    body["apiAccess"] = json!({"apis": [{"apiId": 1, "accessLevel": "ADMIN"}]});
+    assert_eq!(admin.send(Method::POST, CLIENTS, Some(body)).await.0, 400);
+}
+
+#[tokio::test]
+async fn credential_expiry_needs_fractional_seconds_like_upstream() {
+    let store = Store::start().await;
+    let admin = EdgeClient::admin(&store);
+    let (_, client) = admin.send(Method::POST, CLIENTS, Some(create_body())).await;
+    let path = format!(
+        "{CLIENTS}/{}/credentials/{}",
+        client["clientId"].as_str().unwrap(),
+        client["credentials"][0]["credentialId"]
+    );
+    let whole = (jiff::Timestamp::now() + jiff::SignedDuration::from_hours(24 * 30))
+        .strftime("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let update = |expires_on: String| Some(json!({"expiresOn": expires_on, "status": "ACTIVE"}));
+    let (status, problem) = admin.send(Method::PUT, &path, update(format!("{whole}Z"))).await;
+    assert_eq!(status, 400, "no fractional seconds: {problem}");
+    // The Go SDK's work-around for that: whole seconds plus one nanosecond.
+    let (status, updated) = admin
+        .send(Method::PUT, &path, update(format!("{whole}.000000001Z")))
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["expiresOn"], format!("{whole}.000Z"));
+    let (_, stored) = admin.send(Method::GET, &path, None).await;
+    assert_eq!(stored["expiresOn"], format!("{whole}.000Z"));
+    let (status, _) = admin
+        .send(Method::PUT, &path, update(format!("{whole}.250Z")))
+        .await;
+    assert_eq!(status, 200);
+}

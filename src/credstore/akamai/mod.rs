@@ -2,6 +2,7 @@
 //! credentials (`/identity-management/v3/api-clients`), authenticated by EdgeGrid.
 
 mod auth;
+mod catalogue;
 mod model;
 
 use axum::Router;
@@ -148,6 +149,7 @@ fn new_client(account: &Account, user: &str, now_ms: i64) -> Client {
         api_access: json!({}),
         group_access: json!({}),
         ip_acl: json!({"enable": false, "cidr": []}),
+        purge_options: None,
         created_by: user.to_owned(),
         created_ms: now_ms,
         access_token: akab_token(),
@@ -240,8 +242,7 @@ async fn create_client(State(state): State<AppState>, request: SignedRequest) ->
     let now_ms = state.clock.now_ms();
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
-        let body: ClientBody = parse_body(&request)?;
-        body.validate(false)?;
+        let settings = parse_body::<ClientBody>(&request)?.validate(false)?;
         let user = caller
             .client
             .authorized_users
@@ -249,15 +250,10 @@ async fn create_client(State(state): State<AppState>, request: SignedRequest) ->
             .cloned()
             .unwrap_or_default();
         let mut client = new_client(&caller.account, &user, now_ms);
-        let create_credential = body.create_credential == Some(true);
-        body.apply_to(&mut client);
+        let create_credential = settings.creates_credential();
+        settings.apply_to(&mut client);
         tx.put(API, CLIENT, &client.client_id, &client.account_id, &client)?;
-        let detail = Detail {
-            actions: true,
-            access: true,
-            credentials: true,
-            ip_acl: true,
-        };
+        let detail = Detail::full(caller.client.allow_account_switch);
         let mut value = client_response(tx, &state, &client, detail)?;
         if create_credential {
             let (credential, secret) = issue_credential(tx, &state, &client, now_ms)?;
@@ -275,12 +271,13 @@ async fn create_client(State(state): State<AppState>, request: SignedRequest) ->
 }
 
 async fn list_clients(State(state): State<AppState>, request: SignedRequest) -> Result<Response, ApiError> {
-    let detail = Detail {
-        actions: flag(&request, "actions"),
-        ..Detail::default()
-    };
     let clients = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
+        let detail = Detail {
+            actions: flag(&request, "actions"),
+            caller_switches_accounts: caller.client.allow_account_switch,
+            ..Detail::default()
+        };
         let clients: Vec<Client> = tx.list(API, CLIENT, Some(&caller.account.id))?;
         clients
             .iter()
@@ -295,15 +292,17 @@ async fn get_client(
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    let detail = Detail {
-        actions: flag(&request, "actions"),
-        access: flag(&request, "apiAccess") || flag(&request, "groupAccess"),
-        credentials: flag(&request, "credentials"),
-        ip_acl: flag(&request, "ipAcl"),
-    };
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let client = resolve(tx, &caller, &id)?;
+        let detail = Detail {
+            actions: flag(&request, "actions"),
+            api_access: flag(&request, "apiAccess"),
+            group_access: flag(&request, "groupAccess"),
+            credentials: flag(&request, "credentials"),
+            ip_acl: flag(&request, "ipAcl"),
+            caller_switches_accounts: caller.client.allow_account_switch,
+        };
         client_response(tx, &state, &client, detail)
     })?;
     Ok(json_response(StatusCode::OK, &value))
@@ -317,8 +316,7 @@ async fn update_client(
     let value = state.db.write(|tx| {
         let caller = authenticate(tx, &state, &request)?;
         let mut client = resolve(tx, &caller, &id)?;
-        let body: ClientBody = parse_body(&request)?;
-        body.validate(true)?;
+        let settings = parse_body::<ClientBody>(&request)?.validate(true)?;
         if client.is_locked {
             return Err(ApiError::new(
                 StatusCode::CONFLICT,
@@ -326,19 +324,13 @@ async fn update_client(
                 "A locked API client cannot be changed; unlock it first",
             ));
         }
-        body.apply_to(&mut client);
+        settings.apply_to(&mut client);
         tx.put(API, CLIENT, &client.client_id, &client.account_id, &client)?;
-        client_response(
-            tx,
-            &state,
-            &client,
-            Detail {
-                actions: true,
-                access: true,
-                credentials: false,
-                ip_acl: true,
-            },
-        )
+        let detail = Detail {
+            credentials: false,
+            ..Detail::full(caller.client.allow_account_switch)
+        };
+        client_response(tx, &state, &client, detail)
     })?;
     Ok(json_response(StatusCode::OK, &value))
 }
@@ -398,6 +390,7 @@ fn set_lock(
             &client,
             Detail {
                 actions: true,
+                caller_switches_accounts: caller.client.allow_account_switch,
                 ..Detail::default()
             },
         )
@@ -501,11 +494,7 @@ async fn update_credential(
         if credential.status == CredentialStatus::Deleted || body.status == CredentialStatus::Deleted {
             return Err(bad("Deleted credentials cannot be changed, and DELETE deletes"));
         }
-        let expires: jiff::Timestamp = body
-            .expires_on
-            .parse()
-            .map_err(|_| bad("expiresOn must be an ISO 8601 date-time"))?;
-        let expires_ms = expires.as_millisecond();
+        let expires_ms = body.expires_ms()?;
         if expires_ms > credential.created_ms + MAX_CREDENTIAL_LIFETIME_MS {
             return Err(bad("expiresOn is past maxAllowedExpiry"));
         }
