@@ -136,6 +136,7 @@ async fn main() -> anyhow::Result<()> {
         admin_api: false,
         advertise_address: None,
         clock_offset_seconds: 0,
+        zenml_session_minutes: None,
         faults: FaultSettings::default(),
     };
     let store = CredStore::open(config).await?;

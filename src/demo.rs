@@ -104,6 +104,7 @@ async fn run_until_stopped(options: DemoOptions) -> Result<(), DemoError> {
         advertise_address: None,
         admin_api: false,
         clock_offset_seconds: 0,
+        zenml_session_minutes: None,
         faults: FaultSettings::default(),
     })
     .await?;

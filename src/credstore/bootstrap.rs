@@ -15,6 +15,10 @@ use super::{Error, Shared, akamai, prefactor, trend, zenml};
 pub const AKAMAI_EDGERC_FILE: &str = "akamai.edgerc";
 pub const PREFACTOR_TOKEN_FILE: &str = "prefactor.token";
 pub const ZENML_API_KEY_FILE: &str = "zenml.api-key";
+/// The ZenML admin user's name and password (`grant_type=password`), which an
+/// open-source ZenML server needs to manage keys (the emulation also takes the key above).
+pub const ZENML_ADMIN_USER_FILE: &str = "zenml.admin-user";
+pub const ZENML_ADMIN_PASSWORD_FILE: &str = "zenml.admin-password";
 pub const TREND_SECRET_KEY_FILE: &str = "trendmicro.secret-key";
 pub const IDS_FILE: &str = "bootstrap.json";
 const MASTER_KEY_FILE: &str = "master.key";
@@ -80,8 +84,19 @@ pub fn run(shared: &Shared, dir: &Path) -> Result<(), Error> {
             &dir.join(PREFACTOR_TOKEN_FILE),
             format!("{prefactor_token}\n").as_bytes(),
         )?;
-        let (zenml_ids, zenml_key) = zenml::bootstrap(tx, now_ms)?;
-        write_private(&dir.join(ZENML_API_KEY_FILE), format!("{zenml_key}\n").as_bytes())?;
+        let (zenml_ids, zenml_secrets) = zenml::bootstrap(tx, now_ms)?;
+        write_private(
+            &dir.join(ZENML_API_KEY_FILE),
+            format!("{}\n", zenml_secrets.api_key).as_bytes(),
+        )?;
+        write_private(
+            &dir.join(ZENML_ADMIN_USER_FILE),
+            format!("{}\n", zenml_secrets.admin_user).as_bytes(),
+        )?;
+        write_private(
+            &dir.join(ZENML_ADMIN_PASSWORD_FILE),
+            format!("{}\n", zenml_secrets.admin_password).as_bytes(),
+        )?;
         let (trend_ids, trend_secret) = trend::bootstrap(tx, now_ms)?;
         write_private(
             &dir.join(TREND_SECRET_KEY_FILE),

@@ -61,9 +61,10 @@ impl Vendor {
             (Self::Prefactor, 422) => "invalid_value",
             (Self::Prefactor, 400..=499) => "bad_request",
             (Self::Prefactor, _) => "unexpected",
-            (Self::Zenml, 401) => "AuthorizationException",
+            (Self::Zenml, 401) => "CredentialsNotValid",
             (Self::Zenml, 403) => "IllegalOperationError",
             (Self::Zenml, 404) => "KeyError",
+            (Self::Zenml, 405) => ZENML_DETAIL_TEXT,
             (Self::Zenml, 409) => "EntityExistsError",
             (Self::Zenml, 400..=499) => "ValueError",
             (Self::Zenml, _) => "RuntimeError",
@@ -96,13 +97,21 @@ impl Vendor {
                 json!({"status": "error", "code": code, "message": message}),
             ),
             Self::TrendMicro => ("application/json", json!({"message": message})),
-            Self::Zenml if status == StatusCode::UNPROCESSABLE_ENTITY => (
-                "application/json",
-                json!({"detail": [{"loc": code.split('.').collect::<Vec<_>>(), "msg": message, "type": "value_error"}]}),
-            ),
+            // ZenML's own shapes, as the real server (zenml[server] 0.98.0) answers.
+            Self::Zenml if code == ZENML_PLAIN_TEXT => {
+                ("text/plain; charset=utf-8", Value::String(message.into()))
+            }
+            Self::Zenml if code == ZENML_DETAIL_TEXT => ("application/json", json!({"detail": message})),
+            Self::Zenml if code == ZENML_VALIDATION || code == "body" => {
+                ("application/json", json!(["ValueError", message]))
+            }
             Self::Zenml => ("application/json", json!({"detail": [code, message]})),
         };
-        let mut response = (status, body.to_string()).into_response();
+        let text = match body {
+            Value::String(text) if content_type.starts_with("text/") => text,
+            body => body.to_string(),
+        };
+        let mut response = (status, text).into_response();
         response
             .headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -110,9 +119,17 @@ impl Vendor {
     }
 }
 
+/// ZenML error codes that pick a shape rather than name an exception: request
+/// validation failures are a bare `["ValueError", "<pydantic text>"]`; FastAPI's own
+/// errors (not authenticated, unknown route, wrong method, bad login form) are
+/// `{"detail": "<text>"}`; an unhandled server error is plain text.
+pub const ZENML_VALIDATION: &str = "zenml-validation";
+pub const ZENML_DETAIL_TEXT: &str = "zenml-detail-text";
+pub const ZENML_PLAIN_TEXT: &str = "zenml-plain-text";
+
 /// An error a handler returns; rendered in the vendor's shape by [`shape_errors`].
 /// `code` is the vendor's code (Prefactor `code`, ZenML exception name, Akamai
-/// error type; for ZenML 422s the dotted `loc`). Messages never carry secrets.
+/// error type, or one of the `ZENML_*` shape codes). Messages never carry secrets.
 #[derive(Clone, Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -259,6 +276,9 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
     (status, axum::Json(body)).into_response()
 }
 
-pub async fn not_found() -> ApiError {
-    ApiError::status(StatusCode::NOT_FOUND, "no such resource")
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    match Vendor::for_path(uri.path()) {
+        Some(Vendor::Zenml) => ApiError::new(StatusCode::NOT_FOUND, ZENML_DETAIL_TEXT, "Not Found"),
+        _ => ApiError::status(StatusCode::NOT_FOUND, "no such resource"),
+    }
 }

@@ -54,6 +54,11 @@ pub struct Config {
     /// Starts the store's clock this many seconds ahead of (or, negative, behind) wall-clock time.
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub clock_offset_seconds: i64,
+    /// Lets ZenML bearer sessions expire this many minutes after login, as the real
+    /// server's `ZENML_SERVER_JWT_TOKEN_EXPIRE_MINUTES` does. Unset: they never expire
+    /// (`expires_in: null`), the real server's default.
+    #[arg(long)]
+    pub zenml_session_minutes: Option<u32>,
     #[command(flatten)]
     pub faults: FaultSettings,
 }
@@ -87,6 +92,8 @@ pub struct Shared {
     sealer: Sealer,
     /// `http://host:port` as clients reach this store.
     base_url: String,
+    /// See [`Config::zenml_session_minutes`].
+    zenml_session_minutes: Option<u32>,
 }
 
 pub type AppState = Arc<Shared>;
@@ -117,6 +124,7 @@ impl CredStore {
         let shared = Arc::new(Shared {
             db: Db::open(&data.join("credstore.sqlite3"))?,
             clock: Clock::with_offset_seconds(config.clock_offset_seconds),
+            zenml_session_minutes: config.zenml_session_minutes,
             faults: Faults::new(config.faults.clone()),
             counters: Counters::default(),
             sealer: Sealer::new(&master_key),

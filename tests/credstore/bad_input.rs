@@ -166,7 +166,15 @@ fn is_vendor_shaped(vendor: Vendor, body: &Value) -> bool {
             body["status"] == "error" && body["code"].is_string() && body["message"].is_string()
         }
         Vendor::Trend => body["message"].is_string() && body.as_object().is_some_and(|o| o.len() == 1),
-        Vendor::Zenml => body["detail"].is_array(),
+        // The real server's three shapes: `{"detail": [name, message]}` for its own
+        // errors, `{"detail": "text"}` for FastAPI's, a bare `[name, message]` for 422s.
+        Vendor::Zenml => {
+            body["detail"].is_array()
+                || body["detail"].is_string()
+                || body
+                    .as_array()
+                    .is_some_and(|a| a.len() == 2 && a.iter().all(Value::is_string))
+        }
     }
 }
 

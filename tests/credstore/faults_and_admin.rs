@@ -182,6 +182,7 @@ async fn admin_api_is_absent_unless_enabled() {
         admin_api: false,
         advertise_address: None,
         clock_offset_seconds: 0,
+        zenml_session_minutes: None,
         faults: FaultSettings::default(),
     };
     let store = apikey_operator::credstore::CredStore::open(config).await.unwrap();

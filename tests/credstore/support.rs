@@ -27,6 +27,7 @@ impl Store {
             admin_api: true,
             advertise_address: None,
             clock_offset_seconds: 0,
+            zenml_session_minutes: None,
             faults,
         };
         let store = CredStore::open(config).await.expect("credstore opens");

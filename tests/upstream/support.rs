@@ -23,6 +23,11 @@ pub struct Store {
 
 impl Store {
     pub async fn start() -> Self {
+        Self::start_with_zenml_sessions(None).await
+    }
+
+    /// A store whose ZenML sessions expire `minutes` after login (never, with `None`).
+    pub async fn start_with_zenml_sessions(minutes: Option<u32>) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
@@ -30,6 +35,7 @@ impl Store {
             advertise_address: None,
             admin_api: true,
             clock_offset_seconds: 0,
+            zenml_session_minutes: minutes,
             faults: FaultSettings::default(),
         };
         let store = CredStore::open(config).await.expect("credstore opens");

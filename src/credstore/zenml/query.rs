@@ -1,20 +1,27 @@
 //! ZenML list queries: `page`/`size` pagination, `sort_by`, and field filters
 //! written as `operator:value` (`name=contains:ci`), combined by `logical_operator`.
+//! Errors as the real server gives them: parameter types and bounds are FastAPI's
+//! bare-array 422; the filter model's own checks (sort field, boolean and date-time
+//! filter values) are `{"detail": ["ValueError", "1 validation error for <Filter>…"]}`.
 
 use std::cmp::Ordering;
 
 use axum::http::StatusCode;
-use jiff::Timestamp;
+use jiff::civil::DateTime;
 use serde_json::{Value, json};
 
+use super::validate::{self, Issue, parse_bool, py_str, query_issue};
 use crate::credstore::http::ApiError;
 
 const DEFAULT_SIZE: usize = 20;
 const MAX_SIZE: usize = 10_000;
+/// `zenml.constants.FILTERING_DATETIME_FORMAT`.
+const DATETIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 const OPERATORS: &[&str] = &[
     "equals",
     "notequals",
     "contains",
+    "notcontains",
     "startswith",
     "endswith",
     "gt",
@@ -22,6 +29,8 @@ const OPERATORS: &[&str] = &[
     "lt",
     "lte",
 ];
+/// Fields of every filter model that are not filters (nor sort keys).
+const NOT_SORTABLE: &[&str] = &["sort_by", "page", "size", "logical_operator"];
 
 /// A field value of a listed item, typed for comparison.
 #[derive(Clone, Debug, PartialEq, PartialOrd)]
@@ -31,21 +40,89 @@ pub enum Field {
     Time(Option<i64>),
 }
 
+/// How a filter field is typed (decides how its operand is read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FieldType {
+    Text,
+    Bool,
+    Time,
+}
+
+/// The filter model of one list endpoint: its name (in error texts), its fields,
+/// and fields that exist on the model but can be neither filtered nor sorted here.
+pub struct Model {
+    pub name: &'static str,
+    pub fields: &'static [(&'static str, FieldType)],
+    pub excluded: &'static [&'static str],
+}
+
+enum Operand {
+    Text(String),
+    Bool(bool),
+    Time(i64),
+}
+
 pub struct Query {
     page: usize,
     size: usize,
     sort_field: String,
     descending: bool,
     any: bool,
-    filters: Vec<(String, String, String)>,
+    filters: Vec<(String, String, Operand)>,
     pub hydrate: bool,
 }
 
-fn invalid(loc: &'static str, message: impl Into<String>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, loc, message)
+fn model_error(model: &Model, field: Option<&str>, message: &str, input: &str) -> ApiError {
+    let field_line = field.map(|f| format!("\n{f}")).unwrap_or_default();
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "ValueError",
+        format!(
+            "1 validation error for {}{field_line}\n  Value error, {message} [type=value_error, input_value={input}, input_type={}]\n    For further information visit https://errors.pydantic.dev/2.12/v/value_error",
+            model.name,
+            if field.is_some() { "str" } else { "dict" },
+        ),
+    )
 }
 
-pub fn parse(raw: Option<&str>, filterable: &[&str]) -> Result<Query, ApiError> {
+fn int_param(name: &str, value: &str, min: usize, max: usize, issues: &mut Vec<Issue>) -> Option<usize> {
+    let Some(n) = validate::parse_int(value) else {
+        issues.push(query_issue(
+            "int_parsing",
+            name,
+            "Input should be a valid integer, unable to parse string as an integer",
+            value,
+        ));
+        return None;
+    };
+    if n < min as i64 {
+        issues.push(validate::with_ctx(
+            query_issue(
+                "greater_than_equal",
+                name,
+                format!("Input should be greater than or equal to {min}"),
+                value,
+            ),
+            format!("{{'ge': {min}}}"),
+        ));
+        return None;
+    }
+    if n > max as i64 {
+        issues.push(validate::with_ctx(
+            query_issue(
+                "less_than_equal",
+                name,
+                format!("Input should be less than or equal to {max}"),
+                value,
+            ),
+            format!("{{'le': {max}}}"),
+        ));
+        return None;
+    }
+    usize::try_from(n).ok()
+}
+
+pub fn parse(raw: Option<&str>, model: &Model) -> Result<Query, ApiError> {
     let mut query = Query {
         page: 1,
         size: DEFAULT_SIZE,
@@ -55,158 +132,183 @@ pub fn parse(raw: Option<&str>, filterable: &[&str]) -> Result<Query, ApiError> 
         filters: Vec::new(),
         hydrate: false,
     };
+    let field_type = |name: &str| model.fields.iter().find(|(f, _)| *f == name).map(|(_, t)| *t);
+    let mut issues = Vec::new();
+    let mut sort_by = None;
+    let mut raw_filters = Vec::new();
     for (name, value) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match &*name {
             "page" => {
-                query.page = value
-                    .parse()
-                    .ok()
-                    .filter(|&p| p >= 1)
-                    .ok_or_else(|| invalid("query.page", "page must be an integer >= 1"))?
+                if let Some(page) = int_param("page", &value, 1, usize::MAX >> 1, &mut issues) {
+                    query.page = page;
+                }
             }
             "size" => {
-                query.size = value
-                    .parse()
-                    .ok()
-                    .filter(|s| (1..=MAX_SIZE).contains(s))
-                    .ok_or_else(|| {
-                        invalid(
-                            "query.size",
-                            format!("size must be an integer between 1 and {MAX_SIZE}"),
-                        )
-                    })?;
-            }
-            "hydrate" => {
-                query.hydrate =
-                    parse_bool(&value).ok_or_else(|| invalid("query.hydrate", "hydrate must be a boolean"))?
-            }
-            "logical_operator" => {
-                query.any = match &*value {
-                    "and" => false,
-                    "or" => true,
-                    _ => {
-                        return Err(invalid(
-                            "query.logical_operator",
-                            "logical_operator must be 'and' or 'or'",
-                        ));
-                    }
+                if let Some(size) = int_param("size", &value, 1, MAX_SIZE, &mut issues) {
+                    query.size = size;
                 }
             }
-            "sort_by" => {
-                let (direction, field) = value.split_once(':').unwrap_or(("asc", &value));
-                if !filterable.contains(&field) || !matches!(direction, "asc" | "desc") {
-                    return Err(ApiError::status(
-                        StatusCode::BAD_REQUEST,
-                        format!("Invalid sort_by value {value}"),
-                    ));
+            "hydrate" => match parse_bool(&value) {
+                Some(hydrate) => query.hydrate = hydrate,
+                None => issues.push(query_issue(
+                    "bool_parsing",
+                    "hydrate",
+                    "Input should be a valid boolean, unable to interpret input",
+                    &value,
+                )),
+            },
+            "logical_operator" => match &*value {
+                "and" => query.any = false,
+                "or" => query.any = true,
+                _ => issues.push(validate::with_ctx(
+                    query_issue(
+                        "enum",
+                        "logical_operator",
+                        "Input should be 'or' or 'and'",
+                        &value,
+                    ),
+                    "{'expected': \"'or' or 'and'\"}".into(),
+                )),
+            },
+            "sort_by" => sort_by = Some(value.into_owned()),
+            field => {
+                if let Some(kind) = field_type(field) {
+                    raw_filters.push((field.to_owned(), kind, value.into_owned()));
                 }
-                query.sort_field = field.to_owned();
-                query.descending = direction == "desc";
             }
-            field if filterable.contains(&field) => {
-                let (op, operand) = match value.split_once(':') {
-                    Some((op, operand)) if OPERATORS.contains(&op) => (op, operand),
-                    _ => ("equals", &*value),
-                };
-                query
-                    .filters
-                    .push((field.to_owned(), op.to_owned(), operand.to_owned()));
-            }
-            _ => {}
         }
+    }
+    if !issues.is_empty() {
+        return Err(validate::failure(&issues));
+    }
+
+    if let Some(value) = sort_by {
+        // An unknown direction falls back to ascending on the text after the colon.
+        let (direction, column) = match value.split_once(':') {
+            Some((direction, column)) => (direction, column),
+            None => ("asc", value.as_str()),
+        };
+        if model.excluded.contains(&column) || NOT_SORTABLE.contains(&column) {
+            return Err(model_error(
+                model,
+                Some("sort_by"),
+                &format!("This resource can not be sorted by this field: '{value}'"),
+                &py_str(&value),
+            ));
+        }
+        if field_type(column).is_none() {
+            return Err(model_error(
+                model,
+                Some("sort_by"),
+                "You can only sort by valid fields of this resource",
+                &py_str(&value),
+            ));
+        }
+        query.sort_field = column.to_owned();
+        query.descending = direction == "desc";
+    }
+
+    for (field, kind, value) in raw_filters {
+        let (op, operand) = match value.split_once(':') {
+            Some((op, operand)) if OPERATORS.contains(&op) => (op.to_owned(), operand.to_owned()),
+            _ => ("equals".to_owned(), value.clone()),
+        };
+        let operand = match kind {
+            FieldType::Text => Operand::Text(operand),
+            FieldType::Bool => Operand::Bool(zenml_bool(&operand).ok_or_else(|| {
+                model_error(
+                    model,
+                    Some("value"),
+                    "The bool filter only works with boolean values.",
+                    &py_str(&value),
+                )
+            })?),
+            FieldType::Time => Operand::Time(parse_time(&operand).ok_or_else(|| {
+                model_error(
+                    model,
+                    None,
+                    &format!(
+                        "The datetime filter only works with values in the following format: {DATETIME_FORMAT}"
+                    ),
+                    "{…}",
+                )
+            })?),
+        };
+        query.filters.push((field, op, operand));
     }
     Ok(query)
 }
 
-pub fn parse_bool(text: &str) -> Option<bool> {
-    match text.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Some(true),
-        "false" | "0" | "no" | "off" => Some(false),
+/// The filter's boolean reading: pydantic's lax booleans, then ZenML's own strings.
+fn zenml_bool(text: &str) -> Option<bool> {
+    parse_bool(text).or_else(|| match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "y" | "yes" | "true" => Some(true),
+        "0" | "n" | "no" | "false" => Some(false),
         _ => None,
-    }
+    })
 }
 
-/// Parses an RFC 3339 date-time, or a naive ISO 8601 one taken as UTC.
+/// `%Y-%m-%d %H:%M:%S`, taken as UTC (the real server stores naive UTC times).
 fn parse_time(text: &str) -> Option<i64> {
-    text.parse::<Timestamp>()
+    DateTime::strptime(DATETIME_FORMAT, text)
         .ok()
-        .or_else(|| {
-            text.parse::<jiff::civil::DateTime>()
-                .ok()
-                .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
-                .map(|z| z.timestamp())
-        })
-        .map(|ts| ts.as_millisecond())
+        .and_then(|dt| dt.to_zoned(jiff::tz::TimeZone::UTC).ok())
+        .map(|z| z.timestamp().as_millisecond())
 }
 
-fn matches(field: &Field, op: &str, operand: &str) -> Result<bool, ApiError> {
+fn matches(field: &Field, op: &str, operand: &Operand) -> bool {
     let ordering = |ord: Ordering| match op {
-        "equals" => Ok(ord == Ordering::Equal),
-        "notequals" => Ok(ord != Ordering::Equal),
-        "gt" => Ok(ord == Ordering::Greater),
-        "gte" => Ok(ord != Ordering::Less),
-        "lt" => Ok(ord == Ordering::Less),
-        "lte" => Ok(ord != Ordering::Greater),
-        _ => Err(ApiError::status(
-            StatusCode::BAD_REQUEST,
-            format!("operator {op} does not apply to this field"),
-        )),
+        "notequals" => ord != Ordering::Equal,
+        "gt" => ord == Ordering::Greater,
+        "gte" => ord != Ordering::Less,
+        "lt" => ord == Ordering::Less,
+        "lte" => ord != Ordering::Greater,
+        _ => ord == Ordering::Equal,
     };
-    match field {
-        Field::Text(text) => match op {
-            "contains" => Ok(text.contains(operand)),
-            "startswith" => Ok(text.starts_with(operand)),
-            "endswith" => Ok(text.ends_with(operand)),
+    match (field, operand) {
+        (Field::Text(text), Operand::Text(operand)) => match op {
+            "contains" => text.contains(operand.as_str()),
+            "notcontains" => !text.contains(operand.as_str()),
+            "startswith" => text.starts_with(operand.as_str()),
+            "endswith" => text.ends_with(operand.as_str()),
             _ => ordering(text.as_str().cmp(operand)),
         },
-        Field::Bool(value) => {
-            let operand = parse_bool(operand).ok_or_else(|| {
-                ApiError::status(StatusCode::BAD_REQUEST, "expected a boolean filter value")
-            })?;
-            match op {
-                "equals" => Ok(*value == operand),
-                "notequals" => Ok(*value != operand),
-                _ => Err(ApiError::status(
-                    StatusCode::BAD_REQUEST,
-                    format!("operator {op} does not apply to booleans"),
-                )),
-            }
+        (Field::Bool(value), Operand::Bool(operand)) => match op {
+            "notequals" => value != operand,
+            _ => value == operand,
+        },
+        // SQL: a comparison with NULL is never true.
+        (Field::Time(Some(value)), Operand::Time(operand)) => {
+            // Stored times have sub-second precision, filter values do not.
+            ordering(value.cmp(operand))
         }
-        Field::Time(value) => {
-            let operand = parse_time(operand).ok_or_else(|| {
-                ApiError::status(StatusCode::BAD_REQUEST, "expected a date-time filter value")
-            })?;
-            match value {
-                Some(value) => ordering(value.cmp(&operand)),
-                None => Ok(op == "notequals"),
-            }
-        }
+        _ => false,
     }
 }
 
 /// Filters, sorts and pages `items`; `field` reads a named field of an item.
 pub fn page<T>(
     query: &Query,
-    mut items: Vec<T>,
+    items: Vec<T>,
     field: impl Fn(&T, &str) -> Field,
     render: impl Fn(&T) -> Value,
 ) -> Result<Value, ApiError> {
-    let mut kept = Vec::with_capacity(items.len());
-    for item in items.drain(..) {
-        let mut results = Vec::with_capacity(query.filters.len());
-        for (name, op, operand) in &query.filters {
-            results.push(matches(&field(&item, name), op, operand)?);
-        }
-        let keep = results.is_empty()
-            || if query.any {
-                results.iter().any(|&r| r)
+    let mut kept: Vec<T> = items
+        .into_iter()
+        .filter(|item| {
+            let mut results = query
+                .filters
+                .iter()
+                .map(|(name, op, operand)| matches(&field(item, name), op, operand));
+            if query.filters.is_empty() {
+                true
+            } else if query.any {
+                results.any(|r| r)
             } else {
-                results.iter().all(|&r| r)
-            };
-        if keep {
-            kept.push(item);
-        }
-    }
+                results.all(|r| r)
+            }
+        })
+        .collect();
     kept.sort_by(|a, b| {
         let ord = field(a, &query.sort_field)
             .partial_cmp(&field(b, &query.sort_field))
@@ -216,8 +318,9 @@ pub fn page<T>(
     let total = kept.len();
     let total_pages = total.div_ceil(query.size).max(1);
     if query.page > total_pages {
-        return Err(ApiError::status(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
+            "ValueError",
             format!(
                 "Invalid page {}. The requested page size is {} and there are a total of {total} items for this query. The maximum page value therefore is {total_pages}.",
                 query.page, query.size
