@@ -188,7 +188,19 @@ async fn load_admin_secrets(client: &Client, data: &Path) -> Result<(), DemoErro
         secrets.push((EXAMPLES_NAMESPACE, "prefactor-admin", data.clone()));
         secrets.push((OPERATOR_NAMESPACE, "prefactor-admin", data));
     }
-    if let Some(key) = read(credstore::bootstrap::ZENML_API_KEY_FILE)? {
+    // The admin user, as an open-source ZenML server needs; a data directory from before
+    // the store had one still offers its service-account key.
+    let zenml_user = (
+        read(credstore::bootstrap::ZENML_ADMIN_USER_FILE)?,
+        read(credstore::bootstrap::ZENML_ADMIN_PASSWORD_FILE)?,
+    );
+    if let (Some(username), Some(password)) = zenml_user {
+        let data = [
+            ("username".to_string(), username),
+            ("password".to_string(), password),
+        ];
+        secrets.push((EXAMPLES_NAMESPACE, "zenml-admin", data.into()));
+    } else if let Some(key) = read(credstore::bootstrap::ZENML_API_KEY_FILE)? {
         secrets.push((
             EXAMPLES_NAMESPACE,
             "zenml-admin",

@@ -133,12 +133,23 @@ async fn store_credential_secrets_with_bad_content_say_which_key_to_fix_and_reco
                 "CredentialsRefused",
                 "refused",
             ),
-            (
-                "kubernetes.io/basic-auth",
-                json!({"username": "admin", "password": "hunter2"}),
-                "CredentialsInvalid",
-                "of type kubernetes.io/basic-auth",
-            ),
+            // A basic-auth Secret holds exactly what a ZenML admin user is: it is read, and
+            // the wrong password refused; to the others it is the wrong type of Secret.
+            if store.provider == "zenml" {
+                (
+                    "kubernetes.io/basic-auth",
+                    json!({"username": "admin", "password": "hunter2"}),
+                    "CredentialsRefused",
+                    "`username` and `password`",
+                )
+            } else {
+                (
+                    "kubernetes.io/basic-auth",
+                    json!({"username": "admin", "password": "hunter2"}),
+                    "CredentialsInvalid",
+                    "of type kubernetes.io/basic-auth",
+                )
+            },
         ];
         for (type_, data, reason, says) in cases {
             put(type_, data).await;
