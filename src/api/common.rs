@@ -305,8 +305,9 @@ pub struct RotationRequests {
 pub struct PendingOperation {
     /// Which operation is in flight.
     pub operation: PendingKind,
-    /// Idempotency key (Prefactor) or deterministic upstream name/tag used to find the
-    /// object again after a crash. At most 64 characters, the Prefactor limit.
+    /// The nonce the upstream idempotency key is derived from (ApiToken, and the ZenML
+    /// create's `Idempotency-Key` of a ServiceAccountKey), or the client id a credential
+    /// is issued on (ApiClient). At most 64 characters, the Prefactor limit.
     #[schemars(length(min = 1, max = 64))]
     pub idempotency_key: String,
     /// When the operation was recorded.

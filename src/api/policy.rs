@@ -137,7 +137,9 @@ pub struct AkamaiRule {
 pub struct ApiLimit {
     #[schemars(range(min = 1))]
     pub api_id: i64,
-    /// `READ-ONLY` allows read-only grants; `READ-WRITE` allows both.
+    /// The most a grant of this API may ask: `READ-WRITE` allows every level; `READ-ONLY`
+    /// allows `READ-ONLY` and `CREDENTIAL-READ-ONLY`; `CREDENTIAL-READ-WRITE` allows the two
+    /// `CREDENTIAL-*` levels only; `CREDENTIAL-READ-ONLY` only itself.
     pub max_access_level: AccessLevel,
 }
 

@@ -296,6 +296,11 @@ impl<'a, K: KeyResource> Run<'a, K> {
         self.ctx.cluster.idempotency_key(&owner_uid(self.object), nonce)
     }
 
+    /// [`Run::idempotency_key`] as a UUID, for APIs that take only UUIDs.
+    pub fn idempotency_uuid(&self, nonce: &str) -> uuid::Uuid {
+        self.ctx.cluster.idempotency_uuid(&owner_uid(self.object), nonce)
+    }
+
     /// Where the operator writes this resource's secret.
     pub fn secret_name(&self) -> String {
         secret_name(self.object)
@@ -627,6 +632,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.status.rotation_count = Some(self.status.rotation_count.unwrap_or_default() + 1);
         }
         self.status.pending = None;
+        self.pending_recorded_now = false;
         // Written as the run will most likely end (in sync, Secret current, Ready), so the
         // end of the run has nothing left to write unless a later step changes something.
         let id = self.status.upstream_id.clone().unwrap_or_default();

@@ -44,6 +44,10 @@ impl ClusterIdentity {
     }
 
     fn digest(&self, parts: &[&str]) -> String {
+        hex(&self.digest_bytes(parts))
+    }
+
+    fn digest_bytes(&self, parts: &[&str]) -> [u8; 32] {
         let mut hasher = Sha256::new();
         hasher.update(self.0.as_bytes());
         for part in parts {
@@ -51,7 +55,7 @@ impl ClusterIdentity {
             hasher.update([0]);
             hasher.update(part.as_bytes());
         }
-        hex(&hasher.finalize())
+        hasher.finalize().into()
     }
 
     /// The mark of the resource with this UID.
@@ -75,6 +79,15 @@ impl ClusterIdentity {
     /// resource's UID (64 hex characters, the Prefactor limit).
     pub fn idempotency_key(&self, uid: &str, nonce: &str) -> String {
         self.digest(&["idempotency", uid, nonce])
+    }
+
+    /// The same key as a UUID (version 8, "custom": the digest's first 128 bits), for APIs
+    /// that take only UUIDs (ZenML's `Idempotency-Key`).
+    pub fn idempotency_uuid(&self, uid: &str, nonce: &str) -> uuid::Uuid {
+        let digest = self.digest_bytes(&["idempotency", uid, nonce]);
+        let mut bits = [0u8; 16];
+        bits.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_custom_bytes(bits).into_uuid()
     }
 }
 
@@ -204,5 +217,10 @@ mod tests {
         assert_eq!(key.len(), 64);
         assert_ne!(key, c.idempotency_key("uid-2", "nonce"), "a copied record");
         assert_ne!(key, c.idempotency_key("uid-1", "other"));
+        let replay = c.idempotency_uuid("uid-1", "nonce");
+        assert_eq!(replay.get_version_num(), 8);
+        assert_eq!(replay, c.idempotency_uuid("uid-1", "nonce"), "stable");
+        assert_ne!(replay, c.idempotency_uuid("uid-2", "nonce"), "a copied record");
+        assert_ne!(replay, c.idempotency_uuid("uid-1", "other"));
     }
 }

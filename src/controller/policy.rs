@@ -282,7 +282,7 @@ fn check_akamai(rule: &crate::api::AkamaiRule, spec: &ApiClientSpec) -> Result<(
                         format!("API {} is not allowed (allowed: {})", grant.api_id, listed(&ids)),
                     );
                 }
-                Some(limit) if rank(grant.access_level) > rank(limit.max_access_level) => {
+                Some(limit) if !within(grant.access_level, limit.max_access_level) => {
                     return refuse(
                         "spec.apiAccess.apis",
                         format!(
@@ -348,12 +348,16 @@ fn check_akamai(rule: &crate::api::AkamaiRule, spec: &ApiClientSpec) -> Result<(
     Ok(())
 }
 
-/// Levels ranked by whether they write: the credential levels are the read and the write
-/// level of one API's credential calls, so a `READ-ONLY` limit allows `CREDENTIAL-READ-ONLY`.
-fn rank(level: AccessLevel) -> u8 {
-    match level {
-        AccessLevel::ReadOnly | AccessLevel::CredentialReadOnly => 1,
-        AccessLevel::ReadWrite | AccessLevel::CredentialReadWrite => 2,
+/// Whether `limit` allows `level`. Not a ranking: the credential levels reach only an API's
+/// credential calls, so `CREDENTIAL-READ-WRITE` allows neither `READ-ONLY` nor `READ-WRITE`
+/// (full use of the API), while `READ-WRITE` allows all four and `READ-ONLY` both reads.
+fn within(level: AccessLevel, limit: AccessLevel) -> bool {
+    use AccessLevel::*;
+    match limit {
+        ReadWrite => true,
+        ReadOnly => matches!(level, ReadOnly | CredentialReadOnly),
+        CredentialReadWrite => matches!(level, CredentialReadOnly | CredentialReadWrite),
+        CredentialReadOnly => level == CredentialReadOnly,
     }
 }
 
@@ -421,6 +425,24 @@ fn parse_cidr(cidr: &str) -> Option<(IpAddr, u8)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credential_level_limit_never_allows_full_use_of_the_api() {
+        use AccessLevel::*;
+        let all = [ReadOnly, ReadWrite, CredentialReadOnly, CredentialReadWrite];
+        let allowed = |limit| {
+            all.into_iter()
+                .filter(|level| within(*level, limit))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(allowed(ReadWrite), all);
+        assert_eq!(allowed(ReadOnly), [ReadOnly, CredentialReadOnly]);
+        assert_eq!(
+            allowed(CredentialReadWrite),
+            [CredentialReadOnly, CredentialReadWrite]
+        );
+        assert_eq!(allowed(CredentialReadOnly), [CredentialReadOnly]);
+    }
 
     fn rule(json: serde_json::Value) -> PolicyRule {
         let mut value = serde_json::json!({"name": "team", "namespaces": ["*"]});

@@ -335,7 +335,7 @@ impl ZenmlClient {
                 Api::Zenml,
                 "update_service_account",
                 format!(
-                    "the ZenML server refuses changes by service account {} ({error}): a server without RBAC (open-source ZenML) lets only admin users manage service-account keys; put an admin user's `username` and `password` into the Secret instead of `apiKey`",
+                    "the ZenML server refuses changes by service account {} ({error}): a server without RBAC (open-source ZenML) lets only admin users manage service-account keys, so put an admin user's `username` and `password` into the Secret instead of `apiKey`; on a server with RBAC, give the account permission to update service accounts, itself included",
                     account.name
                 ),
             )),

@@ -168,12 +168,10 @@ fn deleted_upstream(run: &Run<'_, ServiceAccountKey>, id: &str) -> Blocked {
     )
 }
 
-/// Records an issuance request (no secret material) in `status.pending`, keyed by the
-/// upstream name it creates or acts on (cut to the 64 characters the field allows; the
-/// full name is in the request).
-/// Records `request` under a fresh nonce: the ZenML create's `Idempotency-Key` is derived
-/// from it, so a create recorded anew (after the key was deleted upstream) is never
-/// answered with the replay of an earlier one.
+/// Records an issuance request (no secret material) in `status.pending` under a fresh
+/// nonce (the upstream name it creates or acts on is in the request). The ZenML create's
+/// `Idempotency-Key` is derived from the nonce, so a create recorded anew (after the key was
+/// deleted upstream) is never answered with the replay of an earlier one.
 async fn record_pending<R: serde::Serialize>(
     run: &mut Run<'_, ServiceAccountKey>,
     operation: crate::api::PendingKind,

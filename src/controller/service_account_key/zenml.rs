@@ -176,7 +176,10 @@ async fn create_or_recover(
 ) -> Result<IssuedApiKey, Blocked> {
     let description = run.mark.describe(run.object.spec.description.as_deref());
     let nonce = run.status.pending.as_ref().map(|p| p.idempotency_key.as_str());
-    let replay = replay_key(&run.idempotency_key(nonce.unwrap_or_default()));
+    let replay = run
+        .idempotency_uuid(nonce.unwrap_or_default())
+        .hyphenated()
+        .to_string();
     match zenml.create(account, name, Some(&description), &replay).await {
         Err(error) if error.class() == ErrorClass::Conflict => {}
         Err(error) if error.class() == ErrorClass::NotFound => {
@@ -209,19 +212,6 @@ async fn create_or_recover(
     }
     info!(key_id = %existing.id, "key found by name after an interrupted create; replacing its secret");
     zenml.rotate(account, &existing.id, 0).await.map_err(recovering)
-}
-
-/// ZenML takes only a UUID as `Idempotency-Key`: the first 128 bits of the derived key,
-/// in UUID form (version 8, "custom").
-fn replay_key(derived: &str) -> String {
-    let bits = derived
-        .get(..32)
-        .and_then(|hex| uuid::Uuid::try_parse(hex).ok())
-        .unwrap_or_default();
-    uuid::Builder::from_custom_bytes(bits.into_bytes())
-        .into_uuid()
-        .hyphenated()
-        .to_string()
 }
 
 /// Brings `active` and the description to the spec.
@@ -295,19 +285,4 @@ pub async fn delete(
         zenml.delete(account, id).await?;
     }
     Ok(ids.len())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_replay_key_is_a_uuid_fixed_by_the_derived_key() {
-        let derived = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-        let key = replay_key(derived);
-        let parsed = uuid::Uuid::parse_str(&key).unwrap();
-        assert_eq!(parsed.get_version_num(), 8);
-        assert_eq!(key, replay_key(derived));
-        assert_ne!(key, replay_key(&derived.replace('0', "f")));
-    }
 }
