@@ -218,9 +218,6 @@ pub struct Run<'a, K: KeyResource> {
     trusted: bool,
     /// When a held retirement is looked at again (see [`Run::may_retire`]).
     hold_recheck: Option<Duration>,
-    /// Whether `status.pending` was recorded by this run: then nothing of it can have
-    /// reached the upstream before, and recovery lookups are skipped.
-    pending_recorded_now: bool,
 }
 
 impl<'a, K: KeyResource> Run<'a, K> {
@@ -242,7 +239,6 @@ impl<'a, K: KeyResource> Run<'a, K> {
             mark: ctx.cluster.mark(&owner_uid(object)),
             trusted: false,
             hold_recheck: None,
-            pending_recorded_now: false,
         }
     }
 
@@ -508,7 +504,6 @@ impl<'a, K: KeyResource> Run<'a, K> {
             request,
         });
         self.save().await?;
-        self.pending_recorded_now = true;
         failpoint::hit(match operation {
             PendingKind::Create => "before-create",
             PendingKind::Rotate => "before-rotate",
@@ -517,9 +512,11 @@ impl<'a, K: KeyResource> Run<'a, K> {
     }
 
     /// Whether `status.pending` was recorded by this run (so no earlier attempt of it can
-    /// have reached the upstream).
+    /// have reached the upstream): it is not the record the resource carried when the run
+    /// began (each record has its own nonce and start time).
     pub fn pending_recorded_now(&self) -> bool {
-        self.pending_recorded_now
+        let at_start = self.object.key_status().and_then(|s| s.pending.as_ref());
+        self.status.pending.is_some() && self.status.pending.as_ref() != at_start
     }
 
     /// Whether a rotation is due and why: scheduled, requested, or forced because the Secret
@@ -632,7 +629,6 @@ impl<'a, K: KeyResource> Run<'a, K> {
             self.status.rotation_count = Some(self.status.rotation_count.unwrap_or_default() + 1);
         }
         self.status.pending = None;
-        self.pending_recorded_now = false;
         // Written as the run will most likely end (in sync, Secret current, Ready), so the
         // end of the run has nothing left to write unless a later step changes something.
         let id = self.status.upstream_id.clone().unwrap_or_default();

@@ -431,24 +431,7 @@ async fn next_matching(
 /// `tests/kstatus/build.sh` builds). Never skips: without the tool the test fails.
 fn run_kstatus(objects: &[Value]) -> Vec<Value> {
     use std::io::Write;
-    let bin = match std::env::var_os("KSTATUS_BIN") {
-        Some(bin) => PathBuf::from(bin),
-        None => {
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kstatus/build.sh");
-            let output = std::process::Command::new("bash")
-                .arg(&script)
-                .stderr(std::process::Stdio::inherit())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-            assert!(
-                output.status.success(),
-                "{} failed: no kstatus tool",
-                script.display()
-            );
-            let stdout = String::from_utf8(output.stdout).unwrap();
-            PathBuf::from(stdout.lines().last().expect("build.sh prints the tool's path"))
-        }
-    };
+    let bin = support::tool("KSTATUS_BIN", "tests/kstatus/build.sh", "kstatus tool");
     let mut child = std::process::Command::new(&bin)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -502,25 +485,9 @@ fn run_health_script(files: &[PathBuf]) -> Vec<Value> {
 /// `ARGOCD_LUA_PYTHON` (set by `make test`), or whatever `tests/argocd/venv.sh` installs.
 /// Never skips: without a Lua interpreter the test fails with the reason.
 fn lua_python() -> PathBuf {
-    if let Some(python) = std::env::var_os("ARGOCD_LUA_PYTHON") {
-        return PathBuf::from(python);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/argocd/venv.sh");
-    let output = std::process::Command::new("bash")
-        .arg(&script)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        output.status.success(),
-        "{} failed: no Lua interpreter for the Argo CD health checks",
-        script.display()
-    );
-    PathBuf::from(
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .expect("venv.sh prints the python"),
+    support::tool(
+        "ARGOCD_LUA_PYTHON",
+        "tests/argocd/venv.sh",
+        "Lua interpreter for the Argo CD health checks",
     )
 }

@@ -188,3 +188,26 @@ pub async fn apply(
     api.patch(&name, &PatchParams::apply("tests").force(), &Patch::Apply(object))
         .await
 }
+
+/// A test tool: the path in environment variable `env` (set by `make test`), or the last
+/// line printed by `script` (relative to the repository), which builds or installs it once.
+/// Never skips: when the script fails, the test fails saying `what` is missing.
+pub fn tool(env: &str, script: &str, what: &str) -> PathBuf {
+    if let Some(path) = std::env::var_os(env) {
+        return PathBuf::from(path);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
+    let output = std::process::Command::new("bash")
+        .arg(&script)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(output.status.success(), "{} failed: no {what}", script.display());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    PathBuf::from(
+        stdout
+            .lines()
+            .last()
+            .unwrap_or_else(|| panic!("{} printed no path", script.display())),
+    )
+}

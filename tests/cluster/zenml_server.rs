@@ -78,26 +78,10 @@ fn repo() -> PathBuf {
 /// `ZENML_VENV` (set by `make test`), or whatever `tests/credstore/conformance/setup.sh`
 /// installs (the venv holding `zenml[server]`).
 fn venv() -> PathBuf {
-    if let Some(venv) = std::env::var_os("ZENML_VENV") {
-        return PathBuf::from(venv);
-    }
-    let script = repo().join("tests/credstore/conformance/setup.sh");
-    let output = Command::new("bash")
-        .arg(&script)
-        .stderr(Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        output.status.success(),
-        "{} failed: no venv with the real ZenML server",
-        script.display()
-    );
-    PathBuf::from(
-        String::from_utf8(output.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .expect("setup.sh prints the venv"),
+    support::tool(
+        "ZENML_VENV",
+        "tests/credstore/conformance/setup.sh",
+        "venv with the real ZenML server",
     )
 }
 

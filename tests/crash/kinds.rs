@@ -63,6 +63,19 @@ async fn get_json(request: reqwest::RequestBuilder) -> Value {
     response.json().await.unwrap()
 }
 
+/// What a ZenML key listing (emulated or real) holds: every key, and the active ones.
+fn zenml_upstream(keys: &[Value]) -> Upstream {
+    let id = |k: &Value| k["id"].as_str().unwrap().to_string();
+    Upstream {
+        objects: keys.iter().map(id).collect(),
+        usable: keys
+            .iter()
+            .filter(|k| k["body"]["active"] == true)
+            .map(id)
+            .collect(),
+    }
+}
+
 /// ApiToken on Prefactor: tokens are listed by the store admin; retired ones are deleted.
 pub struct Prefactor;
 
@@ -129,16 +142,7 @@ impl Kind for Zenml {
             .bearer_auth(bearer),
         )
         .await;
-        let keys = page["items"].as_array().unwrap();
-        let id = |k: &Value| k["id"].as_str().unwrap().to_string();
-        Upstream {
-            objects: keys.iter().map(id).collect(),
-            usable: keys
-                .iter()
-                .filter(|k| k["body"]["active"] == true)
-                .map(id)
-                .collect(),
-        }
+        zenml_upstream(page["items"].as_array().unwrap())
     }
 
     async fn authenticates(&self, credstore: &Credstore, data: &BTreeMap<String, String>) -> bool {
@@ -186,15 +190,7 @@ impl Kind for RealZenml {
 
     async fn upstream(&self, credstore: &Credstore) -> Upstream {
         let keys = zenml_server::open_source().keys(&self.account(credstore)).await;
-        let id = |k: &Value| k["id"].as_str().unwrap().to_string();
-        Upstream {
-            objects: keys.iter().map(id).collect(),
-            usable: keys
-                .iter()
-                .filter(|k| k["body"]["active"] == true)
-                .map(id)
-                .collect(),
-        }
+        zenml_upstream(&keys)
     }
 
     async fn authenticates(&self, _credstore: &Credstore, data: &BTreeMap<String, String>) -> bool {
