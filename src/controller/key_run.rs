@@ -24,6 +24,7 @@ use super::ownership::{ADOPT_ANNOTATION, ClusterIdentity, OwnerMark, Ownership};
 use super::retirement::{self, Decision, Gates, How, Observed};
 use super::schedule::{self, Issued, ROTATE_ANNOTATION, Schedule};
 use super::target_secret::{self, Material};
+use super::trigger::{self, Trigger};
 use super::{Context, Error, compromised, key_status, rollout};
 use crate::api::{
     DeletionPolicy, KeyStatus, PendingKind, PendingOperation, RetiringCredential, RolloutTarget, Rotation,
@@ -77,6 +78,7 @@ pub trait KeyResource:
 }
 
 /// Why converging stopped short, as the condition to report and when to try again.
+#[derive(Debug)]
 pub struct Blocked {
     pub condition: &'static str,
     pub reason: &'static str,
@@ -178,6 +180,30 @@ impl Blocked {
         Blocked::new(condition, reason, format!("{what}: {error}{advice}"), retry)
     }
 }
+
+/// Why converging ended before the key converged: at a condition the status reports (the
+/// run still saves it), or at a failure the controller retries with backoff. Both travel by
+/// `?`, so each step reads as the happy path.
+#[derive(Debug)]
+pub enum Stop {
+    Blocked(Blocked),
+    Failed(Error),
+}
+
+impl From<Blocked> for Stop {
+    fn from(blocked: Blocked) -> Self {
+        Stop::Blocked(blocked)
+    }
+}
+
+impl<E: Into<Error>> From<E> for Stop {
+    fn from(error: E) -> Self {
+        Stop::Failed(error.into())
+    }
+}
+
+/// What a converging step gives: its value, or why the run stops.
+pub type Step<T = ()> = Result<T, Stop>;
 
 /// A freshly minted secret and what is known about it, ready to be delivered.
 pub struct Delivery {
@@ -295,6 +321,18 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// [`Run::idempotency_key`] as a UUID, for APIs that take only UUIDs.
     pub fn idempotency_uuid(&self, nonce: &str) -> uuid::Uuid {
         self.ctx.cluster.idempotency_uuid(&owner_uid(self.object), nonce)
+    }
+
+    /// The operation `status.pending` records, which the steps that execute it are only
+    /// called with.
+    pub fn pending(&self) -> Result<PendingOperation, Error> {
+        (self.status.pending.clone()).ok_or_else(|| Error::CorruptStatus("no operation is pending".into()))
+    }
+
+    /// The upstream object's id, which every step after the create has.
+    pub fn upstream_id(&self) -> Result<String, Error> {
+        (self.status.upstream_id.clone())
+            .ok_or_else(|| Error::CorruptStatus("no upstream id is recorded".into()))
     }
 
     /// Where the operator writes this resource's secret.
@@ -483,11 +521,11 @@ impl<'a, K: KeyResource> Run<'a, K> {
     pub async fn record_pending(
         &mut self,
         operation: PendingKind,
-        trigger: &str,
+        trigger: Trigger,
         key: String,
         request: Option<String>,
     ) -> Result<(), Error> {
-        if trigger == "secretLost" {
+        if trigger == Trigger::SecretLost {
             let note = format!(
                 "Secret {} no longer holds the current {} under the keys spec.secret names (deleted, edited or \
                  emptied by hand, or its keys renamed); issuing a new one, as the old secret cannot be shown again",
@@ -500,7 +538,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             operation,
             idempotency_key: key,
             started_at: Time(self.now),
-            trigger: Some(trigger.into()),
+            trigger: Some(trigger.as_str().into()),
             request,
         });
         self.save().await?;
@@ -521,13 +559,10 @@ impl<'a, K: KeyResource> Run<'a, K> {
 
     /// Whether a rotation is due and why: scheduled, requested, or forced because the Secret
     /// no longer holds the current secret. Also sets `status.nextRotationTime`.
-    pub fn rotation_due(&mut self) -> Result<Option<&'static str>, Error> {
+    pub fn rotation_due(&mut self) -> Result<Option<Trigger>, Error> {
         let plan = self.schedule_next_rotation()?;
         let secret_lost = self.secret_fingerprint.as_deref() != self.status.secret_fingerprint.as_deref();
-        Ok(plan
-            .due
-            .map(|t| t.as_str())
-            .or(secret_lost.then_some("secretLost")))
+        Ok(plan.due.or(secret_lost.then_some(Trigger::SecretLost)))
     }
 
     /// Sets `status.nextRotationTime` from the spec and the current credential, and returns
@@ -575,7 +610,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
         let name = self.secret_name();
         let owner = object
             .controller_owner_ref(&())
-            .expect("a stored object has a uid");
+            .ok_or_else(|| Error::CorruptStatus("the resource has no uid".into()))?;
         let desired = target_secret::desired(&name, &self.namespace, owner, common.secret, &material);
         // Read again, not reused from the start of the run: a Secret someone created since
         // must be refused, not taken over.
@@ -642,9 +677,9 @@ impl<'a, K: KeyResource> Run<'a, K> {
 
         let noun = K::NOUN;
         let recorded = pending.and_then(|p| p.trigger);
-        let label = trigger_label(recorded.as_deref());
+        let label = trigger::label(recorded.as_deref());
         let trigger = recorded.unwrap_or_else(|| label.into());
-        let adopted = trigger == ADOPT_TRIGGER;
+        let adopted = label == Trigger::Adopt.as_str();
         if !rotated {
             info!(credential_id = %new_id, kind = K::KIND, adopted, "credential created");
             let (reason_, note) = match adopted {
@@ -869,9 +904,6 @@ pub fn default_upstream_name<K: KeyResource>(object: &K, cluster: &ClusterIdenti
     )
 }
 
-/// The pending trigger of an adoption (`apikeys.dev/adopt`).
-pub const ADOPT_TRIGGER: &str = "adopt";
-
 /// Default upstream names stay this short: within every API's limit (Trend Micro's 254)
 /// with room for the `-r<n>` of a Trend Micro overlap key.
 pub const DEFAULT_NAME_MAX: usize = 240;
@@ -887,24 +919,6 @@ fn current_requests<K: KeyResource>(object: &K) -> crate::api::RotationRequests 
 /// Prefactor allows 64).
 pub fn idempotency_key() -> String {
     uuid::Uuid::new_v4().simple().to_string()
-}
-
-/// Maps a recorded trigger to a bounded metric label: the status is user-writable, so a
-/// trigger this version does not record is `unknown`, and a pending record without one (an
-/// older version wrote it) is `resumed`.
-fn trigger_label(trigger: Option<&str>) -> &'static str {
-    match trigger {
-        None => "resumed",
-        Some("interval") => "interval",
-        Some("expiring") => "expiring",
-        Some("requestedAt") => "requestedAt",
-        Some("annotation") => "annotation",
-        Some("secretLost") => "secretLost",
-        Some("expiresAt") => "expiresAt",
-        Some("credentialDeleted") => "credentialDeleted",
-        Some(ADOPT_TRIGGER) => "adopt",
-        Some(_) => "unknown",
-    }
 }
 
 #[cfg(test)]
@@ -936,18 +950,6 @@ mod tests {
             });
         }
         status
-    }
-
-    #[test]
-    fn every_recorded_trigger_has_its_own_label() {
-        assert_eq!(trigger_label(Some("credentialDeleted")), "credentialDeleted");
-        assert_eq!(trigger_label(Some(ADOPT_TRIGGER)), "adopt");
-        assert_eq!(
-            trigger_label(None),
-            "resumed",
-            "recorded by a version without triggers"
-        );
-        assert_eq!(trigger_label(Some("edited by hand")), "unknown");
     }
 
     #[test]

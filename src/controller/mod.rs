@@ -21,6 +21,7 @@ pub mod status_proof;
 pub mod store;
 pub mod stores;
 pub mod target_secret;
+pub mod trigger;
 
 pub use context::Context;
 use kube::runtime::finalizer::Error as FinalizerError;

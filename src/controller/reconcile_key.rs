@@ -17,7 +17,7 @@ use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use tracing::{info, instrument};
 
 use super::conditions::{self, reason};
-use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, owner_uid, secret_name};
+use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, Step, Stop, owner_uid, secret_name};
 use super::key_status::{self, FINALIZER};
 use super::own_writes::CachedVersion;
 use super::ownership::ClusterIdentity;
@@ -26,24 +26,24 @@ use super::stores::StoreKey;
 use super::{Context, Error, target_secret};
 use crate::api::{DeletionPolicy, KeyStatus};
 use crate::failpoint;
-use crate::upstream::UpstreamClient;
+use crate::upstream::{self, UpstreamClient};
 
 /// A key over its store's quota looks again this soon: another key's deletion lets it in.
 const QUOTA_RETRY: Duration = Duration::from_secs(30);
 
 /// What a key kind adds to the shared loop.
 pub trait KeyKind: KeyResource {
-    /// Store providers this kind can be created in (`"prefactor"`, `"zenml"`, …).
-    const PROVIDERS: &'static [&'static str];
+    /// The APIs of the stores this kind can be created in.
+    const PROVIDERS: &'static [upstream::Api];
 
     /// Drives the upstream object towards the spec once the store is resolved: create or
     /// recover (through [`Run::record_pending`] and [`Run::deliver`]), observe, correct
-    /// drift, rotate, retire. `Ok(Ok(wait))`: converged, look again after `wait`;
-    /// `Ok(Err(blocked))`: stopped at a condition the user or time must fix.
+    /// drift, rotate, retire. `Ok(wait)`: converged, look again after `wait`;
+    /// [`Stop::Blocked`]: stopped at a condition the user or time must fix.
     fn converge(
         run: &mut Run<'_, Self>,
         upstream: &UpstreamClient,
-    ) -> impl Future<Output = Result<Result<Duration, Blocked>, Error>> + Send;
+    ) -> impl Future<Output = Step<Duration>> + Send;
 
     /// What the resource asks of its store, for the store's policy: the upstream name it
     /// uses, expiry, rotation and the provider's fields. `store_account` is a Prefactor
@@ -168,16 +168,17 @@ async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
     let outcome = match proven {
         true => {
             run.trust();
-            converge(&mut run).await?
+            converge_checked(&mut run).await
         }
-        false => Err(unproven::<K>(&run.written)),
+        false => Err(unproven::<K>(&run.written).into()),
     };
     let action = match outcome {
         Ok(wake) => Action::requeue(wake.min(RESYNC_INTERVAL)),
-        Err(blocked) => {
+        Err(Stop::Blocked(blocked)) => {
             run.set(blocked.condition, false, blocked.reason, blocked.message);
             Action::requeue(blocked.retry)
         }
+        Err(Stop::Failed(error)) => return Err(error),
     };
     run.save().await?;
     run.settle();
@@ -251,7 +252,7 @@ fn unproven<K: KeyKind>(status: &KeyStatus) -> Blocked {
 }
 
 /// Checks the target Secret may be written and the store is usable, then hands over.
-async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, Blocked>, Error> {
+async fn converge_checked<K: KeyKind>(run: &mut Run<'_, K>) -> Step<Duration> {
     let object = run.object;
     let name = run.secret_name();
     let existing_secret = run.secrets.get_opt(&name).await.map_err(Error::Kube)?;
@@ -260,16 +261,17 @@ async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, B
             "Secret {name} already exists and was not created by this {}; delete it or set spec.secret.name to another name",
             K::KIND
         );
-        return Ok(Err(Blocked::new(
+        return Err(Blocked::new(
             conditions::SECRET_SYNCED,
             reason::SECRET_CONFLICT,
             message,
             RESYNC_INTERVAL,
-        )));
+        )
+        .into());
     }
     run.observed_secret(existing_secret.as_ref());
 
-    let upstream = match run
+    let upstream = run
         .ctx
         .stores
         .resolve(
@@ -280,40 +282,50 @@ async fn converge<K: KeyKind>(run: &mut Run<'_, K>) -> Result<Result<Duration, B
             K::PROVIDERS,
         )
         .await
-    {
-        Ok(upstream) => upstream,
-        Err(problem) => {
-            return Ok(Err(Blocked::new(
+        .map_err(|problem| {
+            Blocked::new(
                 conditions::STORE_READY,
                 problem.reason(),
                 problem.to_string(),
                 problem.retry().unwrap_or(RESYNC_INTERVAL),
-            )));
-        }
-    };
+            )
+        })?;
     run.set(
         conditions::STORE_READY,
         true,
         reason::RECONCILED,
         "the store is ready".into(),
     );
-    if let Some(refused) = check_policy(run, &upstream).await? {
-        return Ok(Err(refused));
-    }
+    check_policy(run, &upstream).await?;
     K::converge(run, &upstream).await
+}
+
+/// A store of an API the kind is not created in got through resolution (its provider block
+/// was replaced since): reported like the resolver's refusal.
+pub fn wrong_provider<K: KeyKind>(upstream: &UpstreamClient) -> Blocked {
+    let wanted: Vec<&str> = K::PROVIDERS.iter().map(|api| api.as_str()).collect();
+    let message = format!(
+        "the store serves the {} API, but a {} needs a store with a {} block; point spec.storeRef at such a store",
+        upstream.api(),
+        K::KIND,
+        wanted.join(" or ")
+    );
+    Blocked::new(
+        conditions::STORE_READY,
+        reason::WRONG_PROVIDER,
+        message,
+        RESYNC_INTERVAL,
+    )
 }
 
 /// The store's policy, checked before anything happens upstream: a refusal names the
 /// store, the rule and the field. A quota refusal is looked at again soon, as deleting
 /// another key lets this one through.
-async fn check_policy<K: KeyKind>(
-    run: &Run<'_, K>,
-    upstream: &UpstreamClient,
-) -> Result<Option<Blocked>, Error> {
+async fn check_policy<K: KeyKind>(run: &Run<'_, K>, upstream: &UpstreamClient) -> Step {
     let object = run.object;
     let store_ref = object.common().store_ref;
     let Some(view) = run.ctx.stores.policy_of(&run.namespace, store_ref) else {
-        return Ok(None);
+        return Ok(());
     };
     let labels = match policy::needs_labels(&view.policy, &run.namespace) {
         true => Api::<Namespace>::all(run.ctx.client.clone())
@@ -326,21 +338,22 @@ async fn check_policy<K: KeyKind>(
         false => Default::default(),
     };
     let refused = |message: String, retry| {
-        Some(Blocked::new(
+        Err(Blocked::new(
             conditions::UPSTREAM_SYNCED,
             reason::POLICY_VIOLATION,
             message,
             retry,
-        ))
+        )
+        .into())
     };
     let rule = match policy::applies(Some(&view.policy), view.cluster_store, &run.namespace, &labels) {
-        policy::Applies::Unrestricted => return Ok(None),
+        policy::Applies::Unrestricted => return Ok(()),
         policy::Applies::NoRule => {
             let message = format!(
                 "{} has a policy and none of its rules applies to namespace {}; ask the store's owner to add one",
                 view.store, run.namespace
             );
-            return Ok(refused(message, RESYNC_INTERVAL));
+            return refused(message, RESYNC_INTERVAL);
         }
         policy::Applies::Rule(rule) => rule,
     };
@@ -350,7 +363,7 @@ async fn check_policy<K: KeyKind>(
             "{} policy rule {:?}: {} {}; change {} or ask the store's owner to allow it",
             view.store, rule.name, violation.field, violation.detail, violation.field
         );
-        return Ok(refused(message, RESYNC_INTERVAL));
+        return refused(message, RESYNC_INTERVAL);
     }
     if let Some(max) = rule.max_keys_per_namespace {
         let store = StoreKey::referenced(&run.namespace, store_ref);
@@ -364,10 +377,10 @@ async fn check_policy<K: KeyKind>(
                  (maxKeysPerNamespace); delete one or ask the store's owner for more",
                 view.store, rule.name, run.namespace
             );
-            return Ok(refused(message, QUOTA_RETRY));
+            return refused(message, QUOTA_RETRY);
         }
     }
-    Ok(None)
+    Ok(())
 }
 
 /// Deletion: with `Delete`, everything this resource created upstream is removed and the

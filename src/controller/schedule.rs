@@ -3,6 +3,7 @@
 
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
+use super::trigger::Trigger;
 use crate::api::{RetiringCredential, Rotation, RotationRequests};
 
 /// The annotation that asks for one rotation from kubectl (any new value).
@@ -30,31 +31,6 @@ pub fn spread_of(uid: &str) -> f64 {
     (hash >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Why a rotation is due now.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RotationTrigger {
-    /// `rotation.interval` elapsed since the last rotation.
-    Interval,
-    /// The credential expires within `rotation.renewBefore`.
-    Expiring,
-    /// `rotation.requestedAt` changed.
-    Requested,
-    /// The `apikeys.dev/rotate` annotation changed.
-    Annotation,
-}
-
-impl RotationTrigger {
-    /// A short label for events and metrics.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RotationTrigger::Interval => "interval",
-            RotationTrigger::Expiring => "expiring",
-            RotationTrigger::Requested => "requestedAt",
-            RotationTrigger::Annotation => "annotation",
-        }
-    }
-}
-
 /// The credential's rotation history the schedule depends on.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Issued {
@@ -73,7 +49,7 @@ pub struct Issued {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
     /// A rotation is due now, and why.
-    pub due: Option<RotationTrigger>,
+    pub due: Option<Trigger>,
     /// When the next scheduled rotation falls due (interval or renewal), if any.
     pub next_rotation: Option<Timestamp>,
 }
@@ -140,13 +116,13 @@ pub fn evaluate(
     let next_rotation = [interval_due, renewal_due].into_iter().flatten().min();
 
     let due = if requests.requested_at.is_some() && requests.requested_at != handled.requested_at {
-        Some(RotationTrigger::Requested)
+        Some(Trigger::RequestedAt)
     } else if requests.annotation.is_some() && requests.annotation != handled.annotation {
-        Some(RotationTrigger::Annotation)
+        Some(Trigger::Annotation)
     } else if renewal_due.is_some_and(|t| t <= now) {
-        Some(RotationTrigger::Expiring)
+        Some(Trigger::Expiring)
     } else if interval_due.is_some_and(|t| t <= now) {
-        Some(RotationTrigger::Interval)
+        Some(Trigger::Interval)
     } else {
         None
     };
@@ -305,7 +281,7 @@ mod tests {
             at("2026-01-02T00:00:00Z"),
         )
         .unwrap();
-        assert_eq!(after.due, Some(RotationTrigger::Interval));
+        assert_eq!(after.due, Some(Trigger::Interval));
     }
 
     #[test]
@@ -317,7 +293,7 @@ mod tests {
         assert_eq!(s.next_rotation, Some(at("2026-01-03T00:00:00Z")));
         assert_eq!(s.due, None);
         let s = evaluate(Some(&r), &requests, None, i, at("2026-01-03T00:00:00Z")).unwrap();
-        assert_eq!(s.due, Some(RotationTrigger::Expiring));
+        assert_eq!(s.due, Some(Trigger::Expiring));
     }
 
     #[test]
@@ -349,13 +325,13 @@ mod tests {
         let i = issued("2026-01-01T00:00:00Z", None);
         let now = at("2026-01-01T01:00:00Z");
         let s = evaluate(Some(&r), &requests, None, i, now).unwrap();
-        assert_eq!(s.due, Some(RotationTrigger::Requested));
+        assert_eq!(s.due, Some(Trigger::RequestedAt));
         let handled = RotationRequests {
             requested_at: Some("2026-11-01".into()),
             annotation: None,
         };
         let s = evaluate(Some(&r), &requests, Some(&handled), i, now).unwrap();
-        assert_eq!(s.due, Some(RotationTrigger::Annotation));
+        assert_eq!(s.due, Some(Trigger::Annotation));
         let s = evaluate(Some(&r), &requests, Some(&requests), i, now).unwrap();
         assert_eq!(s.due, None);
     }

@@ -15,7 +15,7 @@ use kube::{Client, ResourceExt};
 
 use super::conditions::{self, reason};
 use crate::api::{ClusterCredentialStore, CredentialStore, Provider, StoreKind, StorePolicy, StoreRef};
-use crate::upstream::UpstreamClient;
+use crate::upstream::{self, UpstreamClient};
 
 /// Identifies a store: its kind, namespace (for CredentialStores) and name.
 #[derive(Clone, Debug, Hash, PartialEq, Eq)]
@@ -130,17 +130,7 @@ impl StoreProblem {
 
 /// The name of the provider block a store sets.
 pub fn provider_name(provider: &Provider) -> &'static str {
-    if provider.akamai.is_some() {
-        "akamai"
-    } else if provider.prefactor.is_some() {
-        "prefactor"
-    } else if provider.trend_micro.is_some() {
-        "trendMicro"
-    } else if provider.zenml.is_some() {
-        "zenml"
-    } else {
-        "unset"
-    }
+    upstream::provider_api(provider).map_or("unset", upstream::Api::as_str)
 }
 
 /// Store objects (from the controllers' caches) and connected clients.
@@ -269,7 +259,7 @@ impl Stores {
         kind: &'static str,
         namespace: &str,
         store_ref: &StoreRef,
-        wanted: &[&'static str],
+        wanted: &[upstream::Api],
     ) -> Result<Arc<UpstreamClient>, StoreProblem> {
         let key = StoreKey::referenced(namespace, store_ref);
         let store = key.display();
@@ -309,13 +299,17 @@ impl Stores {
                 (object.spec.provider.clone(), object.status.clone())
             }
         };
-        let actual = provider_name(&provider);
-        if !wanted.contains(&actual) {
+        let actual = upstream::provider_api(&provider);
+        if !actual.is_some_and(|api| wanted.contains(&api)) {
             return Err(StoreProblem::WrongProvider {
                 store,
                 kind,
-                actual,
-                wanted: wanted.join(" or "),
+                actual: actual.map_or("unset", upstream::Api::as_str),
+                wanted: wanted
+                    .iter()
+                    .map(|api| api.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
             });
         }
         self.registered(&key).ok_or_else(|| {

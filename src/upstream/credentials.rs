@@ -36,6 +36,8 @@ impl From<String> for SecretString {
 
 /// Secret keys of each provider's credential, as DESIGN §1 and the store types document.
 pub mod keys {
+    use crate::upstream::{Api, provider_api};
+
     pub const AKAMAI_HOST: &str = "host";
     pub const AKAMAI_CLIENT_TOKEN: &str = "client_token";
     pub const AKAMAI_CLIENT_SECRET: &str = "client_secret";
@@ -49,7 +51,7 @@ pub mod keys {
     /// Where a provider's credential is read from, as a person reads it: "key `token`",
     /// "keys `host`, …", or the two ZenML alternatives.
     pub fn wanted(provider: &crate::api::Provider) -> String {
-        if provider.zenml.is_some() {
+        if provider_api(provider) == Some(Api::Zenml) {
             return format!(
                 "key `{ZENML_API_KEY}` (a service account's API key, for servers with RBAC) or keys \
                  `{ZENML_USERNAME}` and `{ZENML_PASSWORD}` (an admin user, for open-source servers)"
@@ -64,21 +66,17 @@ pub mod keys {
 
     /// The keys a provider's credential Secret must hold (ZenML: the API-key form).
     pub fn of(provider: &crate::api::Provider) -> &'static [&'static str] {
-        if provider.akamai.is_some() {
-            &[
+        match provider_api(provider) {
+            Some(Api::Akamai) => &[
                 AKAMAI_HOST,
                 AKAMAI_CLIENT_TOKEN,
                 AKAMAI_CLIENT_SECRET,
                 AKAMAI_ACCESS_TOKEN,
-            ]
-        } else if provider.prefactor.is_some() {
-            &[PREFACTOR_TOKEN]
-        } else if provider.trend_micro.is_some() {
-            &[TREND_MICRO_API_SECRET_KEY]
-        } else if provider.zenml.is_some() {
-            &[ZENML_API_KEY]
-        } else {
-            &[]
+            ],
+            Some(Api::Prefactor) => &[PREFACTOR_TOKEN],
+            Some(Api::TrendMicro) => &[TREND_MICRO_API_SECRET_KEY],
+            Some(Api::Zenml) => &[ZENML_API_KEY],
+            None => &[],
         }
     }
 }

@@ -39,7 +39,50 @@ pub use ratelimit::RateLimiters;
 pub use trend::TrendMicroClient;
 pub use zenml::ZenmlClient;
 
-use crate::api::{Connection, Provider};
+use crate::api::{
+    AkamaiProvider, Connection, PrefactorProvider, Provider, TrendMicroProvider, ZenmlProvider,
+};
+
+/// The one provider block a store sets, converted once from the API's struct of options
+/// (the schema keeps a field per provider, so `kubectl explain` shows each).
+#[derive(Clone, Copy, Debug)]
+pub enum ProviderBlock<'a> {
+    Akamai(&'a AkamaiProvider),
+    Prefactor(&'a PrefactorProvider),
+    TrendMicro(&'a TrendMicroProvider),
+    Zenml(&'a ZenmlProvider),
+}
+
+impl<'a> ProviderBlock<'a> {
+    /// The block `provider` sets; `None` when it sets none (the schema requires one).
+    pub fn of(provider: &'a Provider) -> Option<Self> {
+        let Provider {
+            akamai,
+            prefactor,
+            trend_micro,
+            zenml,
+        } = provider;
+        (akamai.as_ref().map(ProviderBlock::Akamai))
+            .or(prefactor.as_ref().map(ProviderBlock::Prefactor))
+            .or(trend_micro.as_ref().map(ProviderBlock::TrendMicro))
+            .or(zenml.as_ref().map(ProviderBlock::Zenml))
+    }
+
+    /// The API the block configures.
+    pub fn api(self) -> Api {
+        match self {
+            ProviderBlock::Akamai(_) => Api::Akamai,
+            ProviderBlock::Prefactor(_) => Api::Prefactor,
+            ProviderBlock::TrendMicro(_) => Api::TrendMicro,
+            ProviderBlock::Zenml(_) => Api::Zenml,
+        }
+    }
+}
+
+/// The API a store's provider block configures, `None` when it sets none.
+pub fn provider_api(provider: &Provider) -> Option<Api> {
+    ProviderBlock::of(provider).map(ProviderBlock::api)
+}
 
 /// A client for whichever API a store's provider block names.
 #[derive(Debug)]
@@ -86,32 +129,32 @@ pub fn connect(
         options: options.clone(),
     };
     let secret = SecretData(secret_data);
-    let provider = store.provider;
-    let client = if let Some(akamai) = &provider.akamai {
-        let edgerc = secret.akamai()?;
-        let base_url = akamai
-            .url
-            .clone()
-            .unwrap_or_else(|| format!("https://{}", edgerc.host));
-        UpstreamClient::Akamai(AkamaiClient::new(
-            endpoint(&base_url),
-            edgerc.credential,
-            akamai.account_switch_key.clone(),
-        )?)
-    } else if let Some(prefactor) = &provider.prefactor {
-        let token = secret.prefactor_token()?;
-        UpstreamClient::Prefactor(PrefactorClient::new(
+    let block = ProviderBlock::of(store.provider).ok_or(ConnectError::NoProvider)?;
+    let client = match block {
+        ProviderBlock::Akamai(akamai) => {
+            let edgerc = secret.akamai()?;
+            let base_url = akamai
+                .url
+                .clone()
+                .unwrap_or_else(|| format!("https://{}", edgerc.host));
+            UpstreamClient::Akamai(AkamaiClient::new(
+                endpoint(&base_url),
+                edgerc.credential,
+                akamai.account_switch_key.clone(),
+            )?)
+        }
+        ProviderBlock::Prefactor(prefactor) => UpstreamClient::Prefactor(PrefactorClient::new(
             endpoint(&prefactor.url),
-            token,
+            secret.prefactor_token()?,
             prefactor.account_id.clone(),
-        )?)
-    } else if let Some(trend) = &provider.trend_micro {
-        let key = secret.trend_micro_api_secret_key()?;
-        UpstreamClient::TrendMicro(TrendMicroClient::new(endpoint(&trend.url), key)?)
-    } else if let Some(zenml) = &provider.zenml {
-        UpstreamClient::Zenml(ZenmlClient::new(endpoint(&zenml.url), secret.zenml()?)?)
-    } else {
-        return Err(ConnectError::NoProvider);
+        )?),
+        ProviderBlock::TrendMicro(trend) => UpstreamClient::TrendMicro(TrendMicroClient::new(
+            endpoint(&trend.url),
+            secret.trend_micro_api_secret_key()?,
+        )?),
+        ProviderBlock::Zenml(zenml) => {
+            UpstreamClient::Zenml(ZenmlClient::new(endpoint(&zenml.url), secret.zenml()?)?)
+        }
     };
     Ok(client)
 }

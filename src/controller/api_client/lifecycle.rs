@@ -13,22 +13,24 @@ use super::decide::{self, CredentialIssue, EdgercValues};
 use crate::api::{ApiClient, KeyStatus, PendingKind};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, default_upstream_name, owner_uid};
+use crate::controller::key_run::{
+    Blocked, Delivery, RESYNC_INTERVAL, Run, Step, default_upstream_name, owner_uid,
+};
 use crate::controller::ownership::{ClusterIdentity, Ownership, user_description};
 use crate::controller::policy;
-use crate::controller::reconcile_key::KeyKind;
+use crate::controller::reconcile_key::{KeyKind, wrong_provider};
+use crate::controller::trigger::Trigger;
 use crate::failpoint;
 use crate::upstream::akamai::{ApiClient as Client, Credential, CredentialStatus};
-use crate::upstream::{AkamaiClient, ErrorClass, UpstreamClient, UpstreamError};
+use crate::upstream::{self, AkamaiClient, ErrorClass, UpstreamClient, UpstreamError};
 
 impl KeyKind for ApiClient {
-    const PROVIDERS: &'static [&'static str] = &["akamai"];
+    const PROVIDERS: &'static [upstream::Api] = &[upstream::Api::Akamai];
 
-    async fn converge(
-        run: &mut Run<'_, Self>,
-        upstream: &UpstreamClient,
-    ) -> Result<Result<Duration, Blocked>, Error> {
-        let akamai = upstream.akamai().expect("resolve checked the provider");
+    async fn converge(run: &mut Run<'_, Self>, upstream: &UpstreamClient) -> Step<Duration> {
+        let Some(akamai) = upstream.akamai() else {
+            return Err(wrong_provider::<Self>(upstream).into());
+        };
         converge(run, akamai).await
     }
 
@@ -55,7 +57,9 @@ impl KeyKind for ApiClient {
         upstream: &UpstreamClient,
         cluster: &ClusterIdentity,
     ) -> Result<usize, Error> {
-        let akamai = upstream.akamai().expect("resolve checked the provider");
+        let Some(akamai) = upstream.akamai() else {
+            return Err(Error::CleanupBlocked(wrong_provider::<Self>(upstream).message));
+        };
         let mark = cluster.mark(&owner_uid(object));
         let ids: Vec<String> = match &status.upstream_id {
             // Recorded in the proven status.
@@ -122,13 +126,10 @@ fn client_description(run: &Run<'_, ApiClient>, observed: Option<&Client>) -> St
         .describe(run.object.spec.client_description.as_deref().or(upstream))
 }
 
-async fn converge(
-    run: &mut Run<'_, ApiClient>,
-    akamai: &AkamaiClient,
-) -> Result<Result<Duration, Blocked>, Error> {
+async fn converge(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient) -> Step<Duration> {
     let object = run.object;
     if run.is_idle_echo()? {
-        return Ok(Ok(run.converged()));
+        return Ok(run.converged());
     }
     let name = client_name(object, &run.ctx.cluster);
     // Taken before anything is saved: a save records the current generation as observed.
@@ -139,17 +140,14 @@ async fn converge(
         .is_some_and(|observed| Some(observed) != object.meta().generation);
     // The client as this run last read it (or created it), so the issuance below need not
     // read it again.
-    let found = match (&run.status.upstream_id, run.adoption()) {
-        (Some(id), _) => Ok((id.clone(), None)),
-        (None, Some(Ok(wanted))) => adopt(run, akamai, &wanted)
-            .await?
-            .map(|c| (c.client_id.clone(), Some(c))),
-        (None, Some(Err(refused))) => Err(refused),
+    let (client_id, seen) = match (&run.status.upstream_id, run.adoption()) {
+        (Some(id), _) => (id.clone(), None),
+        (None, Some(Ok(wanted))) => {
+            let client = adopt(run, akamai, &wanted).await?;
+            (client.client_id.clone(), Some(client))
+        }
+        (None, Some(Err(refused))) => return Err(refused.into()),
         (None, None) => ensure_client(run, akamai, &name).await?,
-    };
-    let (client_id, seen) = match found {
-        Ok(found) => found,
-        Err(blocked) => return Ok(Err(blocked)),
     };
     if run.status.credential_id.is_none() && run.status.pending.is_none() {
         // Read with its credentials (or created with none) by this run: nothing to list.
@@ -161,7 +159,7 @@ async fn converge(
             akamai,
             &client_id,
             PendingKind::Create,
-            "create",
+            Trigger::Create,
             None,
             known,
         )
@@ -170,26 +168,17 @@ async fn converge(
     if run.status.pending.is_some() {
         let client = match seen {
             Some(client) if client.access_token.is_some() => client,
-            _ => match observe(run, akamai, &client_id).await {
-                Ok(client) => client,
-                Err(blocked) => return Ok(Err(blocked)),
-            },
+            _ => observe(run, akamai, &client_id).await?,
         };
-        if let Err(blocked) = issue(run, akamai, &client).await? {
-            return Ok(Err(blocked));
-        }
+        issue(run, akamai, &client).await?;
     }
 
-    let observed = match observe(run, akamai, &client_id).await {
-        Ok(observed) => observed,
-        Err(blocked) => return Ok(Err(blocked)),
-    };
+    let observed = observe(run, akamai, &client_id).await?;
     run.status.upstream_state = Some(decide::state_name(Some(observed.is_locked)).into());
-    let current_id = run.status.credential_id.clone().expect("issued above");
-    let current = observed
-        .credentials
-        .iter()
-        .find(|c| c.credential_id.to_string() == current_id && c.status != CredentialStatus::Deleted);
+    let current_id = run.status.credential_id.as_deref();
+    let current = observed.credentials.iter().find(|c| {
+        Some(c.credential_id.to_string().as_str()) == current_id && c.status != CredentialStatus::Deleted
+    });
     if let Some(current) = current {
         run.status.expires_at = current.expires_on.map(Time);
     }
@@ -197,7 +186,7 @@ async fn converge(
     // A credential deleted behind our back cannot be brought back: issue another.
     let trigger = run
         .rotation_due()?
-        .or(current.is_none().then_some("credentialDeleted"));
+        .or(current.is_none().then_some(Trigger::CredentialDeleted));
     let observed = match trigger {
         None => observed,
         Some(trigger) => {
@@ -213,19 +202,12 @@ async fn converge(
                 Some(known),
             )
             .await?;
-            if let Err(blocked) = issue(run, akamai, &observed).await? {
-                return Ok(Err(blocked));
-            }
+            issue(run, akamai, &observed).await?;
             // Observed again so the new credential gets its description and expiry below.
-            match observe(run, akamai, &client_id).await {
-                Ok(observed) => observed,
-                Err(blocked) => return Ok(Err(blocked)),
-            }
+            observe(run, akamai, &client_id).await?
         }
     };
-    if let Err(blocked) = drive(run, akamai, &observed, &name, generation_changed).await {
-        return Ok(Err(blocked));
-    }
+    drive(run, akamai, &observed, &name, generation_changed).await?;
 
     for credential in run.due_for_retirement() {
         // Akamai reports no use of a credential (the API refuses retireWhenUnusedFor).
@@ -234,14 +216,15 @@ async fn converge(
         };
         failpoint::hit("before-retire");
         if let Err(error) = retire(akamai, &client_id, parse_id(&credential.id)?).await {
-            return Ok(Err(Blocked::upstream(
+            return Err(Blocked::upstream(
                 &format!("retiring previous credential {}", credential.id),
                 &error,
-            )));
+            )
+            .into());
         }
         run.retired(&credential.id, how).await;
     }
-    Ok(Ok(run.converged()))
+    Ok(run.converged())
 }
 
 /// Reads the client with its credentials; a client gone upstream blocks.
@@ -271,14 +254,11 @@ async fn ensure_client(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
     name: &str,
-) -> Result<Result<(String, Option<Client>), Blocked>, Error> {
+) -> Step<(String, Option<Client>)> {
     let found = match akamai.find_clients_by_name(name).await {
         Ok(found) => found,
         Err(error) => {
-            return Ok(Err(Blocked::upstream(
-                &format!("looking for client {name}"),
-                &error,
-            )));
+            return Err(Blocked::upstream(&format!("looking for client {name}"), &error).into());
         }
     };
     let whose = |c: &Client| run.mark.judge(c.client_description.as_deref());
@@ -287,13 +267,15 @@ async fn ensure_client(
         Some(client) => (client.clone(), false),
         None if !found.is_empty() => {
             let taken = Blocked::name_taken::<ApiClient>(name, whose(&found[0]), "spec.clientName");
-            return Ok(Err(taken));
+            return Err(taken.into());
         }
         None => {
             let settings = decide::settings(&run.object.spec, name, &client_description(run, None));
             match akamai.create_client(&settings).await {
                 Ok(client) => (client, true),
-                Err(error) => return Ok(Err(Blocked::upstream(&format!("creating client {name}"), &error))),
+                Err(error) => {
+                    return Err(Blocked::upstream(&format!("creating client {name}"), &error).into());
+                }
             }
         }
     };
@@ -302,29 +284,28 @@ async fn ensure_client(
     run.status.upstream_state = Some(decide::state_name(Some(client.is_locked)).into());
     run.save().await?;
     let id = client.client_id.clone();
-    Ok(Ok((id, created.then_some(client))))
+    Ok((id, created.then_some(client)))
 }
 
 /// Takes over client `wanted` (its id): records it as this resource's; the credential the
 /// operator manages is then created on it and the spec's settings and mark applied. The
 /// client's other credentials are left as they are. Another resource's client is refused.
-async fn adopt(
-    run: &mut Run<'_, ApiClient>,
-    akamai: &AkamaiClient,
-    wanted: &str,
-) -> Result<Result<Client, Blocked>, Error> {
+async fn adopt(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, wanted: &str) -> Step<Client> {
     let client = match akamai.get_client(wanted).await {
         Ok(Some(client)) => client,
-        Ok(None) => return Ok(Err(run.adoption_refused(wanted, "the account has no such client"))),
+        Ok(None) => {
+            return Err(run
+                .adoption_refused(wanted, "the account has no such client")
+                .into());
+        }
         Err(error) => {
-            return Ok(Err(Blocked::upstream(
-                &format!("reading client {wanted}"),
-                &error,
-            )));
+            return Err(Blocked::upstream(&format!("reading client {wanted}"), &error).into());
         }
     };
     if run.mark.judge(client.client_description.as_deref()) == Ownership::Others {
-        return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));
+        return Err(run
+            .adoption_refused(wanted, "it belongs to another resource")
+            .into());
     }
     info!(client_id = %client.client_id, "client adopted");
     run.status.upstream_id = Some(client.client_id.clone());
@@ -336,7 +317,7 @@ async fn adopt(
         client.client_id
     );
     run.event(EventType::Normal, "Adopted", "Adopt", note).await;
-    Ok(Ok(client))
+    Ok(client)
 }
 
 /// Records which credentials exist before one is created (`known`, when this run has just
@@ -346,7 +327,7 @@ async fn record_issue(
     akamai: &AkamaiClient,
     client_id: &str,
     operation: PendingKind,
-    trigger: &str,
+    trigger: Trigger,
     replaces: Option<i64>,
     known: Option<Vec<i64>>,
 ) -> Result<(), Error> {
@@ -373,13 +354,9 @@ async fn record_issue(
 /// Executes `status.pending` on `client` (read or created by this run, so a client carrying
 /// another resource's mark is never touched): removes a credential an interrupted issuance
 /// left without a known secret, creates a credential and delivers it.
-async fn issue(
-    run: &mut Run<'_, ApiClient>,
-    akamai: &AkamaiClient,
-    client: &Client,
-) -> Result<Result<(), Blocked>, Error> {
+async fn issue(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, client: &Client) -> Step {
     let client_id = client.client_id.as_str();
-    let pending = run.status.pending.clone().expect("caller checked");
+    let pending = run.pending()?;
     let recorded: CredentialIssue =
         serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
     // Recorded by this run: no earlier attempt can have created a credential since.
@@ -387,7 +364,7 @@ async fn issue(
         true => Vec::new(),
         false => match akamai.list_credentials(client_id).await {
             Ok(credentials) => credentials,
-            Err(error) => return Ok(Err(Blocked::upstream("listing credentials", &error))),
+            Err(error) => return Err(Blocked::upstream("listing credentials", &error).into()),
         },
     };
     for lost in decide::lost_credentials(&recorded, &credentials) {
@@ -396,24 +373,22 @@ async fn issue(
             "credential created before an interruption; its secret is lost, removing it"
         );
         if let Err(error) = retire(akamai, client_id, lost).await {
-            return Ok(Err(Blocked::upstream(
-                &format!("removing credential {lost}"),
-                &error,
-            )));
+            return Err(Blocked::upstream(&format!("removing credential {lost}"), &error).into());
         }
     }
     let Some(access_token) = client.access_token.clone() else {
         let message = format!("client {client_id} has no access token upstream; retrying");
-        return Ok(Err(Blocked::new(
+        return Err(Blocked::new(
             conditions::UPSTREAM_SYNCED,
             reason::UPSTREAM_ERROR,
             message,
             Duration::from_secs(30),
-        )));
+        )
+        .into());
     };
     let issued = match akamai.create_credential(client_id).await {
         Ok(issued) => issued,
-        Err(error) => return Ok(Err(Blocked::upstream("creating a credential", &error))),
+        Err(error) => return Err(Blocked::upstream("creating a credential", &error).into()),
     };
     let host = decide::credential_host(client.base_url.as_deref(), akamai.host());
     let entries = decide::secret_entries(&EdgercValues {
@@ -431,7 +406,7 @@ async fn issue(
         replaces: recorded.replaces.map(|id| id.to_string()),
     })
     .await?;
-    Ok(Ok(()))
+    Ok(())
 }
 
 /// Brings the settings, the lock state and the current credential to the spec. A locked
@@ -482,8 +457,9 @@ async fn drive(
         .credentials
         .iter()
         .find(|c| Some(c.credential_id.to_string()) == run.status.credential_id);
-    if let Some(update) = current.and_then(|c| decide::credential_update(spec, c)) {
-        let credential = current.expect("found above").credential_id;
+    if let Some((credential, update)) =
+        current.and_then(|c| decide::credential_update(spec, c).map(|update| (c.credential_id, update)))
+    {
         let updated = akamai
             .update_credential(id, credential, &update)
             .await

@@ -13,23 +13,23 @@ use super::decide::{self, CreateRequest, StateStep};
 use crate::api::{ApiToken, KeyStatus, PendingKind, TokenState};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, idempotency_key, owner_uid};
+use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, Step, idempotency_key, owner_uid};
 use crate::controller::ownership::ClusterIdentity;
 use crate::controller::policy;
-use crate::controller::reconcile_key::KeyKind;
+use crate::controller::reconcile_key::{KeyKind, wrong_provider};
 use crate::controller::schedule::ROTATE_ANNOTATION;
+use crate::controller::trigger::Trigger;
 use crate::failpoint;
 use crate::upstream::prefactor::{ApiTokenDetails, PrefactorClient, TokenAction, TokenStatus};
-use crate::upstream::{ErrorClass, UpstreamClient, UpstreamError};
+use crate::upstream::{self, ErrorClass, UpstreamClient, UpstreamError};
 
 impl KeyKind for ApiToken {
-    const PROVIDERS: &'static [&'static str] = &["prefactor"];
+    const PROVIDERS: &'static [upstream::Api] = &[upstream::Api::Prefactor];
 
-    async fn converge(
-        run: &mut Run<'_, Self>,
-        upstream: &UpstreamClient,
-    ) -> Result<Result<Duration, Blocked>, Error> {
-        let prefactor = upstream.prefactor().expect("resolve checked the provider");
+    async fn converge(run: &mut Run<'_, Self>, upstream: &UpstreamClient) -> Step<Duration> {
+        let Some(prefactor) = upstream.prefactor() else {
+            return Err(wrong_provider::<Self>(upstream).into());
+        };
         converge(run, prefactor).await
     }
 
@@ -57,7 +57,9 @@ impl KeyKind for ApiToken {
         upstream: &UpstreamClient,
         cluster: &ClusterIdentity,
     ) -> Result<usize, Error> {
-        let prefactor = upstream.prefactor().expect("resolve checked the provider");
+        let Some(prefactor) = upstream.prefactor() else {
+            return Err(Error::CleanupBlocked(wrong_provider::<Self>(upstream).message));
+        };
         let mut ids: Vec<String> = status.retiring.iter().map(|r| r.id.clone()).collect();
         ids.extend(status.upstream_id.clone());
         if let Some(pending) = &status.pending {
@@ -75,10 +77,7 @@ impl KeyKind for ApiToken {
     }
 }
 
-async fn converge(
-    run: &mut Run<'_, ApiToken>,
-    prefactor: &PrefactorClient,
-) -> Result<Result<Duration, Blocked>, Error> {
+async fn converge(run: &mut Run<'_, ApiToken>, prefactor: &PrefactorClient) -> Step<Duration> {
     let token = run.object;
     match run.adoption() {
         // A Prefactor token has no field to carry an owner mark, so the operator cannot
@@ -88,21 +87,19 @@ async fn converge(
             let why = "Prefactor tokens carry no owner mark, so the operator cannot tell whether another resource \
                        relies on it; remove the annotation to have a new token issued, and revoke the old token by \
                        hand once its consumers use the new one";
-            return Ok(Err(run.adoption_refused(&wanted, why)));
+            return Err(run.adoption_refused(&wanted, why).into());
         }
-        Some(Err(refused)) => return Ok(Err(refused)),
+        Some(Err(refused)) => return Err(refused.into()),
         None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
-            record_pending(run, PendingKind::Create, "create").await?;
+            record_pending(run, PendingKind::Create, Trigger::Create).await?;
         }
         None => {}
     }
     // A token issued in this run was observed by its create response.
     let mut issued_now = None;
     if run.status.pending.is_some() {
-        match issue(run, prefactor).await? {
-            Ok(details) => issued_now = Some(details),
-            Err(blocked) => return Ok(Err(blocked)),
-        }
+        let details = issue(run, prefactor).await?;
+        issued_now = Some(details);
     }
 
     // Rotation: scheduled, requested, forced by lost Secret material, or a new expiry
@@ -111,17 +108,17 @@ async fn converge(
         &token.spec,
         run.status.expires_at.as_ref().map(|t| t.0),
     )
-    .then_some("expiresAt"));
+    .then_some(Trigger::ExpiresAt));
     if issued_now.is_none() && trigger.is_none() && run.is_idle_echo()? {
-        return Ok(Ok(run.converged()));
+        return Ok(run.converged());
     }
 
-    let id = run.status.upstream_id.clone().expect("issued above");
+    let id = run.upstream_id()?;
     let observed = match issued_now {
         Some(details) => Some(details),
         None => match prefactor.get(&id).await {
             Ok(details) => details,
-            Err(error) => return Ok(Err(Blocked::upstream(&format!("reading token {id}"), &error))),
+            Err(error) => return Err(Blocked::upstream(&format!("reading token {id}"), &error).into()),
         },
     };
     run.status.upstream_state = Some(decide::upstream_state_name(observed.as_ref().map(|d| d.status)).into());
@@ -138,15 +135,11 @@ async fn converge(
     let usable = token.spec.state == TokenState::Active || lost_upstream;
     if let (Some(trigger), true) = (trigger, usable) {
         record_pending(run, PendingKind::Rotate, trigger).await?;
-        match issue(run, prefactor).await? {
-            Ok(details) => {
-                let state = decide::upstream_state_name(Some(details.status));
-                run.upstream_in_sync(&details.id, state);
-            }
-            Err(blocked) => return Ok(Err(blocked)),
-        }
+        let details = issue(run, prefactor).await?;
+        let state = decide::upstream_state_name(Some(details.status));
+        run.upstream_in_sync(&details.id, state);
     } else if let Some(blocked) = drive_state(run, prefactor, &id, step).await {
-        return Ok(Err(blocked));
+        return Err(blocked.into());
     }
 
     for credential in run.due_for_retirement() {
@@ -155,7 +148,7 @@ async fn converge(
                 Ok(previous) => previous.and_then(|p| p.last_used_at),
                 Err(error) => {
                     let what = format!("reading the last use of previous token {}", credential.id);
-                    return Ok(Err(Blocked::upstream(&what, &error)));
+                    return Err(Blocked::upstream(&what, &error).into());
                 }
             },
             false => None,
@@ -165,14 +158,13 @@ async fn converge(
         };
         failpoint::hit("before-retire");
         if let Err(error) = retire(prefactor, &credential.id).await {
-            return Ok(Err(Blocked::upstream(
-                &format!("retiring previous token {}", credential.id),
-                &error,
-            )));
+            return Err(
+                Blocked::upstream(&format!("retiring previous token {}", credential.id), &error).into(),
+            );
         }
         run.retired(&credential.id, how).await;
     }
-    Ok(Ok(run.converged()))
+    Ok(run.converged())
 }
 
 /// Sends the state action the spec asks for, or reports a token lost upstream.
@@ -249,7 +241,7 @@ fn action_name(action: TokenAction) -> &'static str {
 async fn record_pending(
     run: &mut Run<'_, ApiToken>,
     operation: PendingKind,
-    trigger: &str,
+    trigger: Trigger,
 ) -> Result<(), Error> {
     let request =
         serde_json::to_string(&CreateRequest::from_spec(&run.object.spec)).map_err(Error::CorruptPending)?;
@@ -263,16 +255,13 @@ fn recorded_request(request: Option<&str>) -> Result<CreateRequest, Error> {
 
 /// Executes `status.pending`: mints (or gets back, on a repeat) the token and delivers it;
 /// on rotation the previous token retires after `retainPrevious`.
-async fn issue(
-    run: &mut Run<'_, ApiToken>,
-    prefactor: &PrefactorClient,
-) -> Result<Result<ApiTokenDetails, Blocked>, Error> {
-    let pending = run.status.pending.clone().expect("caller checked");
+async fn issue(run: &mut Run<'_, ApiToken>, prefactor: &PrefactorClient) -> Step<ApiTokenDetails> {
+    let pending = run.pending()?;
     let request = recorded_request(pending.request.as_deref())?;
     let key = run.idempotency_key(&pending.idempotency_key);
     let issued = match prefactor.create(&request.to_upstream(), &key).await {
         Ok(issued) => issued,
-        Err(error) => return Ok(Err(Blocked::upstream("creating the token", &error))),
+        Err(error) => return Err(Blocked::upstream("creating the token", &error).into()),
     };
     let new_id = issued.details.id.clone();
     let replaces = run.status.upstream_id.clone().filter(|old| *old != new_id);
@@ -285,7 +274,7 @@ async fn issue(
         replaces,
     })
     .await?;
-    Ok(Ok(issued.details))
+    Ok(issued.details)
 }
 
 /// Revokes (if needed) and deletes token `id`; a token already gone is fine.

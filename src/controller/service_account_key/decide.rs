@@ -9,35 +9,37 @@ use crate::controller::conditions::reason;
 use crate::controller::ownership::{OwnerMark, user_description};
 use crate::upstream::trend::{ApiKey as TrendKey, ApiKeySettings};
 
-/// The store provider a key lives in (the two [`super::KeyKind::PROVIDERS`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Provider {
-    Zenml,
-    TrendMicro,
+/// Why the spec cannot be used with a Trend Micro store: a reason and what to fix.
+pub fn trend_micro_problem(spec: &ServiceAccountKeySpec) -> Option<(&'static str, String)> {
+    if spec.role_id.is_none() {
+        return Some((
+            reason::ROLE_ID_REQUIRED,
+            "the store is a Trend Micro store, which creates keys with a role: set spec.roleID".into(),
+        ));
+    }
+    spec.service_account.is_some().then(|| {
+        (
+            reason::FIELD_NOT_APPLICABLE,
+            "spec.serviceAccount applies to ZenML keys only: unset it for a Trend Micro store".into(),
+        )
+    })
 }
 
-/// Why the spec cannot be used with the store's provider: a reason and what to fix.
-pub fn spec_problem(provider: Provider, spec: &ServiceAccountKeySpec) -> Option<(&'static str, String)> {
-    match provider {
-        Provider::Zenml if spec.service_account.is_none() => Some((
+/// The service account a ZenML key is created on, or why the spec cannot be used with a
+/// ZenML store.
+pub fn zenml_service_account(spec: &ServiceAccountKeySpec) -> Result<&str, (&'static str, String)> {
+    match spec.service_account.as_deref() {
+        None => Err((
             reason::SERVICE_ACCOUNT_REQUIRED,
             "the store is a ZenML store, which creates keys on a service account: set spec.serviceAccount"
                 .into(),
         )),
-        Provider::Zenml if spec.role_id.is_some() || spec.expires_at.is_some() => Some((
+        Some(_) if spec.role_id.is_some() || spec.expires_at.is_some() => Err((
             reason::FIELD_NOT_APPLICABLE,
             "spec.roleID and spec.expiresAt apply to Trend Micro keys only: unset them for a ZenML store"
                 .into(),
         )),
-        Provider::TrendMicro if spec.role_id.is_none() => Some((
-            reason::ROLE_ID_REQUIRED,
-            "the store is a Trend Micro store, which creates keys with a role: set spec.roleID".into(),
-        )),
-        Provider::TrendMicro if spec.service_account.is_some() => Some((
-            reason::FIELD_NOT_APPLICABLE,
-            "spec.serviceAccount applies to ZenML keys only: unset it for a Trend Micro store".into(),
-        )),
-        _ => None,
+        Some(account) => Ok(account),
     }
 }
 
@@ -181,16 +183,13 @@ mod tests {
     fn each_provider_demands_its_own_fields() {
         let zenml = spec(serde_json::json!({"serviceAccount": "sa"}));
         let trend = spec(serde_json::json!({"roleID": 3}));
-        assert_eq!(spec_problem(Provider::Zenml, &zenml), None);
-        assert_eq!(spec_problem(Provider::TrendMicro, &trend), None);
+        assert_eq!(zenml_service_account(&zenml), Ok("sa"));
+        assert_eq!(trend_micro_problem(&trend), None);
         assert_eq!(
-            spec_problem(Provider::Zenml, &trend).unwrap().0,
+            zenml_service_account(&trend).unwrap_err().0,
             reason::SERVICE_ACCOUNT_REQUIRED
         );
-        assert_eq!(
-            spec_problem(Provider::TrendMicro, &zenml).unwrap().0,
-            reason::ROLE_ID_REQUIRED
-        );
+        assert_eq!(trend_micro_problem(&zenml).unwrap().0, reason::ROLE_ID_REQUIRED);
     }
 
     #[test]

@@ -21,18 +21,19 @@ use std::time::Duration;
 
 use kube::ResourceExt;
 
-use self::decide::Provider;
 use crate::api::{KeyStatus, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{
-    Blocked, Common, KeyResource, RESYNC_INTERVAL, Run, default_upstream_name, idempotency_key, owner_uid,
+    Blocked, Common, KeyResource, RESYNC_INTERVAL, Run, Step, default_upstream_name, idempotency_key,
+    owner_uid,
 };
 use crate::controller::ownership::ClusterIdentity;
 use crate::controller::policy;
-use crate::controller::reconcile_key::KeyKind;
+use crate::controller::reconcile_key::{KeyKind, wrong_provider};
 use crate::controller::schedule::ROTATE_ANNOTATION;
-use crate::upstream::UpstreamClient;
+use crate::controller::trigger::Trigger;
+use crate::upstream::{self, UpstreamClient};
 
 /// Used in messages, events and metrics.
 pub const KIND: &str = "ServiceAccountKey";
@@ -65,29 +66,26 @@ impl KeyResource for ServiceAccountKey {
 }
 
 impl KeyKind for ServiceAccountKey {
-    const PROVIDERS: &'static [&'static str] = &["zenml", "trendMicro"];
+    const PROVIDERS: &'static [upstream::Api] = &[upstream::Api::Zenml, upstream::Api::TrendMicro];
 
-    async fn converge(
-        run: &mut Run<'_, Self>,
-        upstream: &UpstreamClient,
-    ) -> Result<Result<Duration, Blocked>, Error> {
+    async fn converge(run: &mut Run<'_, Self>, upstream: &UpstreamClient) -> Step<Duration> {
         let spec = &run.object.spec;
         // ZenML keys never expire; a Trend Micro key renewed keeps the spec's expiryDate.
         if run.is_idle_echo()? {
-            return Ok(Ok(run.converged()));
+            return Ok(run.converged());
         }
         if let Some(client) = upstream.zenml() {
-            match decide::spec_problem(Provider::Zenml, spec) {
-                Some((reason_, message)) => Ok(Err(Blocked::spec(reason_, message))),
-                None => zenml::converge(run, client).await,
+            match decide::zenml_service_account(spec) {
+                Ok(account) => zenml::converge(run, client, account).await,
+                Err((reason_, message)) => Err(Blocked::spec(reason_, message).into()),
             }
         } else if let Some(client) = upstream.trend_micro() {
-            match decide::spec_problem(Provider::TrendMicro, spec) {
-                Some((reason_, message)) => Ok(Err(Blocked::spec(reason_, message))),
+            match decide::trend_micro_problem(spec) {
+                Some((reason_, message)) => Err(Blocked::spec(reason_, message).into()),
                 None => trend::converge(run, client).await,
             }
         } else {
-            Ok(Err(wrong_provider(upstream)))
+            Err(wrong_provider::<Self>(upstream).into())
         }
     }
 
@@ -132,18 +130,6 @@ impl KeyKind for ServiceAccountKey {
 }
 
 /// Store resolution checks the provider; this guards the dispatch all the same.
-fn wrong_provider(upstream: &UpstreamClient) -> Blocked {
-    Blocked::new(
-        conditions::STORE_READY,
-        reason::WRONG_PROVIDER,
-        format!(
-            "the store serves the {:?} API; a ServiceAccountKey needs a zenml or trendMicro store",
-            upstream.api()
-        ),
-        RESYNC_INTERVAL,
-    )
-}
-
 /// The key's name upstream: `spec.keyName`, or `<namespace>-<name>-<hash>`.
 fn key_name(key: &ServiceAccountKey, cluster: &ClusterIdentity) -> String {
     key.spec
@@ -175,7 +161,7 @@ fn deleted_upstream(run: &Run<'_, ServiceAccountKey>, id: &str) -> Blocked {
 async fn record_pending<R: serde::Serialize>(
     run: &mut Run<'_, ServiceAccountKey>,
     operation: crate::api::PendingKind,
-    trigger: &str,
+    trigger: Trigger,
     request: &R,
 ) -> Result<(), Error> {
     let request = serde_json::to_string(request).map_err(Error::CorruptPending)?;
@@ -184,6 +170,6 @@ async fn record_pending<R: serde::Serialize>(
 }
 
 fn recorded<R: serde::de::DeserializeOwned>(run: &Run<'_, ServiceAccountKey>) -> Result<R, Error> {
-    let pending = run.status.pending.as_ref().expect("caller checked");
+    let pending = run.pending()?;
     serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)
 }

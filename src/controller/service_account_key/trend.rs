@@ -13,54 +13,48 @@ use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
 use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{ADOPT_TRIGGER, Blocked, Delivery, Run};
+use crate::controller::key_run::{Blocked, Delivery, Run, Step};
 use crate::controller::ownership::{OwnerMark, Ownership};
 use crate::controller::schedule;
+use crate::controller::trigger::Trigger;
 use crate::upstream::trend::{ApiKey, IssuedApiKey, TrendMicroClient};
 
-pub async fn converge(
-    run: &mut Run<'_, ServiceAccountKey>,
-    trend: &TrendMicroClient,
-) -> Result<Result<Duration, Blocked>, Error> {
+pub async fn converge(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroClient) -> Step<Duration> {
     let key = run.object;
     let base = key_name(key, &run.ctx.cluster);
     match run.adoption() {
         Some(Ok(wanted)) => {
-            if let Err(blocked) = adopt(run, trend, &wanted).await? {
-                return Ok(Err(blocked));
-            }
+            adopt(run, trend, &wanted).await?;
         }
-        Some(Err(refused)) => return Ok(Err(refused)),
+        Some(Err(refused)) => return Err(refused.into()),
         None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
             let request = TrendIssue::Create {
                 key_name: base.clone(),
                 replaces: None,
             };
-            record_pending(run, PendingKind::Create, "create", &request).await?;
+            record_pending(run, PendingKind::Create, Trigger::Create, &request).await?;
         }
         None => {}
     }
     // A create or regenerate answers with the whole key: this run's observation too.
     let mut issued_now = None;
     if run.status.pending.is_some() {
-        match issue(run, trend).await? {
-            Ok(issued) => issued_now = Some(issued),
-            Err(blocked) => return Ok(Err(blocked)),
-        }
+        let issued = issue(run, trend).await?;
+        issued_now = Some(issued);
     }
 
-    let id = run.status.upstream_id.clone().expect("issued above");
+    let id = run.upstream_id()?;
     let observed = match issued_now {
         Some(key) => Some(key),
         None => match trend.get(parse_id(&id)?).await {
             Ok(observed) => observed,
-            Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+            Err(error) => return Err(Blocked::upstream(&format!("reading key {id}"), &error).into()),
         },
     };
     if let Some(observed) = &observed
         && run.mark.judge(observed.description.as_deref()) == Ownership::Others
     {
-        return Ok(Err(Blocked::owned_by_other::<ServiceAccountKey>(&id)));
+        return Err(Blocked::owned_by_other::<ServiceAccountKey>(&id).into());
     }
     run.status.upstream_state = Some(decide::state_name(observed.as_ref().map(|k| k.active)).into());
     if let Some(observed) = &observed {
@@ -82,15 +76,11 @@ pub async fn converge(
                 },
             };
             record_pending(run, PendingKind::Rotate, trigger, &request).await?;
-            if let Err(blocked) = issue(run, trend).await? {
-                return Ok(Err(blocked));
-            }
+            issue(run, trend).await?;
         }
-        (None, None) => return Ok(Err(deleted_upstream(run, &id))),
+        (None, None) => return Err(deleted_upstream(run, &id).into()),
         (None, Some(observed)) => {
-            if let Err(blocked) = drive(run, trend, &observed).await {
-                return Ok(Err(blocked));
-            }
+            drive(run, trend, &observed).await?;
         }
     }
 
@@ -101,7 +91,7 @@ pub async fn converge(
                 Ok(previous) => previous.and_then(|p| p.last_sign_in).and_then(from_millis),
                 Err(error) => {
                     let what = format!("reading the last use of previous key {id}");
-                    return Ok(Err(Blocked::upstream(&what, &error)));
+                    return Err(Blocked::upstream(&what, &error).into());
                 }
             },
             false => None,
@@ -111,48 +101,41 @@ pub async fn converge(
         };
         crate::failpoint::hit("before-retire");
         if let Err(error) = trend.delete(id).await {
-            return Ok(Err(Blocked::upstream(
-                &format!("deleting previous key {}", credential.id),
-                &error,
-            )));
+            return Err(
+                Blocked::upstream(&format!("deleting previous key {}", credential.id), &error).into(),
+            );
         }
         run.retired(&credential.id, how).await;
     }
-    Ok(Ok(run.converged()))
+    Ok(run.converged())
 }
 
 /// Records the adoption of key `wanted` (its numeric id) as a regeneration: its secret
 /// cannot be shown, so a new one replaces it. Another resource's key is refused.
-async fn adopt(
-    run: &mut Run<'_, ServiceAccountKey>,
-    trend: &TrendMicroClient,
-    wanted: &str,
-) -> Result<Result<(), Blocked>, Error> {
+async fn adopt(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroClient, wanted: &str) -> Step {
     let Ok(id) = wanted.parse::<i64>() else {
-        return Ok(Err(run.adoption_refused(
-            wanted,
-            "Trend Micro keys are adopted by their numeric ID",
-        )));
+        return Err(run
+            .adoption_refused(wanted, "Trend Micro keys are adopted by their numeric ID")
+            .into());
     };
     let existing = match trend.get(id).await {
         Ok(Some(existing)) => existing,
-        Ok(None) => return Ok(Err(run.adoption_refused(wanted, "the manager has no such key"))),
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+        Ok(None) => return Err(run.adoption_refused(wanted, "the manager has no such key").into()),
+        Err(error) => return Err(Blocked::upstream(&format!("reading key {id}"), &error).into()),
     };
     if run.mark.judge(existing.description.as_deref()) == Ownership::Others {
-        return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));
+        return Err(run
+            .adoption_refused(wanted, "it belongs to another resource")
+            .into());
     }
     let request = TrendIssue::Regenerate { id };
-    record_pending(run, PendingKind::Create, ADOPT_TRIGGER, &request).await?;
-    Ok(Ok(()))
+    record_pending(run, PendingKind::Create, Trigger::Adopt, &request).await?;
+    Ok(())
 }
 
 /// Executes `status.pending` and delivers the secret; returns the key as the answer
 /// described it. A key replaced by a second key is retired after `retainPrevious`.
-async fn issue(
-    run: &mut Run<'_, ServiceAccountKey>,
-    trend: &TrendMicroClient,
-) -> Result<Result<ApiKey, Blocked>, Error> {
+async fn issue(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroClient) -> Step<ApiKey> {
     let request = recorded::<TrendIssue>(run)?;
     let (issued, replaces) = match &request {
         TrendIssue::Create { key_name, replaces } => {
@@ -167,10 +150,7 @@ async fn issue(
             None,
         ),
     };
-    let issued = match issued {
-        Ok(issued) => issued,
-        Err(blocked) => return Ok(Err(blocked)),
-    };
+    let issued = issued?;
     let id = issued.key.id.to_string();
     run.deliver(Delivery {
         upstream_id: id.clone(),
@@ -181,7 +161,7 @@ async fn issue(
         replaces: replaces.map(|r| r.to_string()),
     })
     .await?;
-    Ok(Ok(issued.key))
+    Ok(issued.key)
 }
 
 /// Creates key `name` with the spec's settings, marked as this resource's; if it exists

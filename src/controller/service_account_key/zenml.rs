@@ -10,66 +10,63 @@ use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
 use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
-use crate::controller::key_run::{ADOPT_TRIGGER, Blocked, Delivery, Run};
+use crate::controller::key_run::{Blocked, Delivery, Run, Step};
 use crate::controller::ownership::{OwnerMark, Ownership, user_description};
 use crate::controller::schedule;
+use crate::controller::trigger::Trigger;
 use crate::upstream::zenml::{ApiKey, ApiKeyUpdate, IssuedApiKey, ZenmlClient};
 use crate::upstream::{ErrorClass, UpstreamError};
 
 pub async fn converge(
     run: &mut Run<'_, ServiceAccountKey>,
     zenml: &ZenmlClient,
-) -> Result<Result<Duration, Blocked>, Error> {
+    named: &str,
+) -> Step<Duration> {
     let key = run.object;
-    let named = key.spec.service_account.as_deref().expect("spec_problem checked");
     let account = match zenml.service_account_id(named).await {
         Ok(Some(id)) => id,
         Ok(None) => {
             let message = format!(
                 "ZenML has no service account {named:?}: create it, or set spec.serviceAccount to an existing one"
             );
-            return Ok(Err(Blocked::spec(reason::SERVICE_ACCOUNT_NOT_FOUND, message)));
+            return Err(Blocked::spec(reason::SERVICE_ACCOUNT_NOT_FOUND, message).into());
         }
         Err(error) => {
             let what = format!("looking up service account {named}");
-            return Ok(Err(Blocked::upstream(&what, &error)));
+            return Err(Blocked::upstream(&what, &error).into());
         }
     };
     let name = key_name(key, &run.ctx.cluster);
     match run.adoption() {
         Some(Ok(wanted)) => {
-            if let Err(blocked) = adopt(run, zenml, &account, &wanted).await? {
-                return Ok(Err(blocked));
-            }
+            adopt(run, zenml, &account, &wanted).await?;
         }
-        Some(Err(refused)) => return Ok(Err(refused)),
+        Some(Err(refused)) => return Err(refused.into()),
         None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
             let request = ZenmlIssue::Create { name: name.clone() };
-            record_pending(run, PendingKind::Create, "create", &request).await?;
+            record_pending(run, PendingKind::Create, Trigger::Create, &request).await?;
         }
         None => {}
     }
     // A create answers with the whole key, so it is this run's observation too.
     let mut issued_now = None;
     if run.status.pending.is_some() {
-        match issue(run, zenml, &account).await? {
-            Ok(issued) => issued_now = Some(issued).filter(|key| key.hydrated),
-            Err(blocked) => return Ok(Err(blocked)),
-        }
+        let issued = issue(run, zenml, &account).await?;
+        issued_now = Some(issued).filter(|key| key.hydrated);
     }
 
-    let id = run.status.upstream_id.clone().expect("issued above");
+    let id = run.upstream_id()?;
     let observed = match issued_now {
         Some(key) => Some(key),
         None => match zenml.get(&account, &id).await {
             Ok(observed) => observed,
-            Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {id}"), &error))),
+            Err(error) => return Err(Blocked::upstream(&format!("reading key {id}"), &error).into()),
         },
     };
     if let Some(observed) = &observed
         && run.mark.judge(observed.description.as_deref()) == Ownership::Others
     {
-        return Ok(Err(Blocked::owned_by_other::<ServiceAccountKey>(&id)));
+        return Err(Blocked::owned_by_other::<ServiceAccountKey>(&id).into());
     }
     run.status.upstream_state = Some(decide::state_name(observed.as_ref().map(|k| k.active)).into());
 
@@ -83,25 +80,19 @@ pub async fn converge(
                 retain_minutes: decide::retain_minutes(retain),
             };
             record_pending(run, PendingKind::Rotate, trigger, &request).await?;
-            if let Err(blocked) = issue(run, zenml, &account).await? {
-                return Ok(Err(blocked));
-            }
+            issue(run, zenml, &account).await?;
         }
         (Some(trigger), None) => {
             let request = ZenmlIssue::Create { name: name.clone() };
             record_pending(run, PendingKind::Rotate, trigger, &request).await?;
-            if let Err(blocked) = issue(run, zenml, &account).await? {
-                return Ok(Err(blocked));
-            }
+            issue(run, zenml, &account).await?;
         }
-        (None, None) => return Ok(Err(deleted_upstream(run, &id))),
+        (None, None) => return Err(deleted_upstream(run, &id).into()),
         (None, Some(observed)) => {
-            if let Err(blocked) = drive(run, zenml, &account, &observed).await {
-                return Ok(Err(blocked));
-            }
+            drive(run, zenml, &account, &observed).await?;
         }
     }
-    Ok(Ok(run.converged()))
+    Ok(run.converged())
 }
 
 /// Records the adoption of key `wanted` (name or id) as a rotation with no retention: its
@@ -111,35 +102,33 @@ async fn adopt(
     zenml: &ZenmlClient,
     account: &str,
     wanted: &str,
-) -> Result<Result<(), Blocked>, Error> {
+) -> Step {
     let existing = match zenml.get(account, wanted).await {
         Ok(Some(existing)) => existing,
         Ok(None) => {
-            return Ok(Err(
-                run.adoption_refused(wanted, "the service account has no such key")
-            ));
+            return Err(run
+                .adoption_refused(wanted, "the service account has no such key")
+                .into());
         }
-        Err(error) => return Ok(Err(Blocked::upstream(&format!("reading key {wanted}"), &error))),
+        Err(error) => return Err(Blocked::upstream(&format!("reading key {wanted}"), &error).into()),
     };
     if run.mark.judge(existing.description.as_deref()) == Ownership::Others {
-        return Ok(Err(run.adoption_refused(wanted, "it belongs to another resource")));
+        return Err(run
+            .adoption_refused(wanted, "it belongs to another resource")
+            .into());
     }
     let request = ZenmlIssue::Rotate {
         id: existing.id.clone(),
         retain_minutes: 0,
     };
-    record_pending(run, PendingKind::Create, ADOPT_TRIGGER, &request).await?;
-    Ok(Ok(()))
+    record_pending(run, PendingKind::Create, Trigger::Adopt, &request).await?;
+    Ok(())
 }
 
 /// Executes `status.pending` and delivers the secret; returns the key as the answer
 /// described it. The previous secret of a rotation is retired by ZenML itself at the end of
 /// the retain period, so nothing is scheduled here.
-async fn issue(
-    run: &mut Run<'_, ServiceAccountKey>,
-    zenml: &ZenmlClient,
-    account: &str,
-) -> Result<Result<ApiKey, Blocked>, Error> {
+async fn issue(run: &mut Run<'_, ServiceAccountKey>, zenml: &ZenmlClient, account: &str) -> Step<ApiKey> {
     let issued = match recorded::<ZenmlIssue>(run)? {
         ZenmlIssue::Create { name } => create_or_recover(run, zenml, account, &name).await,
         // The record is the operator's own: status proofs cover it (see status_proof).
@@ -148,10 +137,7 @@ async fn issue(
             .await
             .map_err(|e| Blocked::upstream(&format!("rotating key {id}"), &e)),
     };
-    let issued = match issued {
-        Ok(issued) => issued,
-        Err(blocked) => return Ok(Err(blocked)),
-    };
+    let issued = issued?;
     run.deliver(Delivery {
         upstream_id: issued.key.id.clone(),
         credential_id: issued.key.id.clone(),
@@ -161,7 +147,7 @@ async fn issue(
         replaces: None,
     })
     .await?;
-    Ok(Ok(issued.key))
+    Ok(issued.key)
 }
 
 /// Creates key `name`, marked as this resource's; if it exists already and carries this
