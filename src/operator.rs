@@ -17,16 +17,16 @@ use tracing::info;
 use crate::api::{
     ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreKind,
 };
+use crate::controller::Context;
 use crate::controller::context::Shared;
 use crate::controller::inventory::{KeyInventory, UsageTriggers};
 use crate::controller::key_run::KeyResource;
 use crate::controller::ownership::ClusterIdentity;
 use crate::controller::reconcile_key::{self, KeyKind};
 use crate::controller::status_proof::{self, StatusKey};
-use crate::controller::store::StoreObject;
-use crate::controller::stores::Stores;
+use crate::controller::store_probe::{self, StoreObject};
+use crate::controller::store_registry::Stores;
 use crate::controller::target_secret::{MANAGED_BY_LABEL, MANAGED_BY_VALUE};
-use crate::controller::{Context, store};
 use crate::health::{self, Readiness};
 use crate::leader;
 use crate::metrics::Metrics;
@@ -288,7 +288,7 @@ impl Controllers {
             .reconcile_on(usage_changed.namespaced)
             .shutdown_on_signal()
             .run(
-                store::reconcile::<CredentialStore>,
+                store_probe::reconcile::<CredentialStore>,
                 store_error_policy::<CredentialStore>,
                 ctx.clone(),
             )
@@ -299,7 +299,7 @@ impl Controllers {
                     .reconcile_on(usage_changed.cluster)
                     .shutdown_on_signal()
                     .run(
-                        store::reconcile::<ClusterCredentialStore>,
+                        store_probe::reconcile::<ClusterCredentialStore>,
                         store_error_policy::<ClusterCredentialStore>,
                         ctx.clone(),
                     )

@@ -11,7 +11,7 @@ use super::inventory::{KeyInventory, UsageTriggers};
 use super::own_writes::OwnWrites;
 use super::ownership::ClusterIdentity;
 use super::status_proof::StatusKey;
-use super::stores::Stores;
+use super::store_registry::Stores;
 use crate::metrics::Metrics;
 use crate::upstream::{ClientOptions, RateLimiters};
 

@@ -9,7 +9,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::conditions::{self, reason};
 use super::key_run::KeyResource;
-use super::stores::StoreKey;
+use super::store_registry::StoreKey;
 use crate::api::{
     ApiClient, ApiToken, ClusterCredentialStore, CredentialStore, ServiceAccountKey, StoreUsage,
 };

@@ -520,7 +520,6 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// request (no secret material) a retry repeats.
     pub async fn record_pending(
         &mut self,
-        operation: PendingKind,
         trigger: Trigger,
         key: String,
         request: Option<String>,
@@ -534,6 +533,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             );
             self.event(EventType::Warning, "SecretLost", "Rotate", note).await;
         }
+        let operation = trigger.operation();
         self.status.pending = Some(PendingOperation {
             operation,
             idempotency_key: key,

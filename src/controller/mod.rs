@@ -18,8 +18,8 @@ pub mod rollout;
 pub mod schedule;
 pub mod service_account_key;
 pub mod status_proof;
-pub mod store;
-pub mod stores;
+pub mod store_probe;
+pub mod store_registry;
 pub mod target_secret;
 pub mod trigger;
 

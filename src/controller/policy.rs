@@ -73,7 +73,7 @@ pub fn applies<'a>(
             || rule
                 .namespace_selector
                 .as_ref()
-                .is_some_and(|selector| super::stores::selector_matches(selector, labels))
+                .is_some_and(|selector| super::store_registry::selector_matches(selector, labels))
     };
     match policy.rules.iter().find(|rule| matches(rule)) {
         Some(rule) => Applies::Rule(rule),

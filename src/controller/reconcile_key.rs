@@ -22,7 +22,8 @@ use super::key_status::{self, FINALIZER};
 use super::own_writes::CachedVersion;
 use super::ownership::ClusterIdentity;
 use super::policy;
-use super::stores::StoreKey;
+use super::store_registry::StoreKey;
+use super::trigger::Trigger;
 use super::{Context, Error, target_secret};
 use crate::api::{DeletionPolicy, KeyStatus};
 use crate::failpoint;
@@ -44,6 +45,13 @@ pub trait KeyKind: KeyResource {
         run: &mut Run<'_, Self>,
         upstream: &UpstreamClient,
     ) -> impl Future<Output = Step<Duration>> + Send;
+
+    /// A rotation the spec asks for that the schedule cannot see (an ApiToken's new
+    /// `spec.expiresAt`, which Prefactor cannot change in place); checked before the echo of
+    /// the operator's own write is skipped.
+    fn spec_rotation(_object: &Self, _status: &KeyStatus) -> Option<Trigger> {
+        None
+    }
 
     /// What the resource asks of its store, for the store's policy: the upstream name it
     /// uses, expiry, rotation and the provider's fields. `store_account` is a Prefactor
@@ -297,6 +305,10 @@ async fn converge_checked<K: KeyKind>(run: &mut Run<'_, K>) -> Step<Duration> {
         "the store is ready".into(),
     );
     check_policy(run, &upstream).await?;
+    // The echo of this operator's own write: the upstream was observed moments ago.
+    if run.is_idle_echo()? && K::spec_rotation(object, &run.status).is_none() {
+        return Ok(run.converged());
+    }
     K::converge(run, &upstream).await
 }
 

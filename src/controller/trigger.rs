@@ -2,6 +2,8 @@
 //! before the upstream call, named in the Rotated event, and labels the rotation metric.
 //! The status is user-writable, so a recorded text is parsed back, never trusted as a label.
 
+use crate::api::PendingKind;
+
 /// What started a create or a rotation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Trigger {
@@ -51,6 +53,14 @@ impl Trigger {
             Trigger::SecretLost => "secretLost",
             Trigger::ExpiresAt => "expiresAt",
             Trigger::CredentialDeleted => "credentialDeleted",
+        }
+    }
+
+    /// The operation it starts: a first credential, or one replacing the current.
+    pub fn operation(self) -> PendingKind {
+        match self {
+            Trigger::Create | Trigger::Adopt => PendingKind::Create,
+            _ => PendingKind::Rotate,
         }
     }
 

@@ -11,30 +11,30 @@ use crate::api::{ApiClient, ApiToken, ServiceAccountKey};
 
 /// A key kind the plugin works with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum KeyKind {
+pub enum Kind {
     ApiClient,
     ApiToken,
     ServiceAccountKey,
 }
 
-impl KeyKind {
-    pub const ALL: [KeyKind; 3] = [KeyKind::ApiClient, KeyKind::ApiToken, KeyKind::ServiceAccountKey];
+impl Kind {
+    pub const ALL: [Kind; 3] = [Kind::ApiClient, Kind::ApiToken, Kind::ServiceAccountKey];
 
     /// The API resource, from the same Rust types the CRDs are generated from.
     pub fn resource(self) -> ApiResource {
         match self {
-            KeyKind::ApiClient => ApiResource::erase::<ApiClient>(&()),
-            KeyKind::ApiToken => ApiResource::erase::<ApiToken>(&()),
-            KeyKind::ServiceAccountKey => ApiResource::erase::<ServiceAccountKey>(&()),
+            Kind::ApiClient => ApiResource::erase::<ApiClient>(&()),
+            Kind::ApiToken => ApiResource::erase::<ApiToken>(&()),
+            Kind::ServiceAccountKey => ApiResource::erase::<ServiceAccountKey>(&()),
         }
     }
 
     /// The kind as kubectl prints it in `KIND/NAME`.
     pub fn lowercase(self) -> &'static str {
         match self {
-            KeyKind::ApiClient => "apiclient",
-            KeyKind::ApiToken => "apitoken",
-            KeyKind::ServiceAccountKey => "serviceaccountkey",
+            Kind::ApiClient => "apiclient",
+            Kind::ApiToken => "apitoken",
+            Kind::ServiceAccountKey => "serviceaccountkey",
         }
     }
 
@@ -43,7 +43,7 @@ impl KeyKind {
     }
 }
 
-impl FromStr for KeyKind {
+impl FromStr for Kind {
     type Err = PluginError;
 
     /// Accepts the kind, its plural and short names, in any case, optionally with the group
@@ -52,9 +52,9 @@ impl FromStr for KeyKind {
         let lower = s.to_ascii_lowercase();
         let bare = lower.strip_suffix(".apikeys.dev").unwrap_or(&lower);
         match bare {
-            "apiclient" | "apiclients" => Ok(KeyKind::ApiClient),
-            "apitoken" | "apitokens" => Ok(KeyKind::ApiToken),
-            "serviceaccountkey" | "serviceaccountkeys" | "sakey" | "sakeys" => Ok(KeyKind::ServiceAccountKey),
+            "apiclient" | "apiclients" => Ok(Kind::ApiClient),
+            "apitoken" | "apitokens" => Ok(Kind::ApiToken),
+            "serviceaccountkey" | "serviceaccountkeys" | "sakey" | "sakeys" => Ok(Kind::ServiceAccountKey),
             _ => Err(PluginError::UnknownKind(s.to_string())),
         }
     }
@@ -63,7 +63,7 @@ impl FromStr for KeyKind {
 /// One key resource named on the command line as `KIND/NAME`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Target {
-    pub kind: KeyKind,
+    pub kind: Kind,
     pub name: String,
 }
 
@@ -94,17 +94,17 @@ mod tests {
     #[test]
     fn kinds_parse_like_kubectl_resource_names() {
         for (input, kind) in [
-            ("apitoken", KeyKind::ApiToken),
-            ("ApiTokens", KeyKind::ApiToken),
-            ("apitokens.apikeys.dev", KeyKind::ApiToken),
-            ("apiclient", KeyKind::ApiClient),
-            ("sakey", KeyKind::ServiceAccountKey),
-            ("ServiceAccountKey", KeyKind::ServiceAccountKey),
+            ("apitoken", Kind::ApiToken),
+            ("ApiTokens", Kind::ApiToken),
+            ("apitokens.apikeys.dev", Kind::ApiToken),
+            ("apiclient", Kind::ApiClient),
+            ("sakey", Kind::ServiceAccountKey),
+            ("ServiceAccountKey", Kind::ServiceAccountKey),
         ] {
-            assert_eq!(input.parse::<KeyKind>().unwrap(), kind, "{input}");
+            assert_eq!(input.parse::<Kind>().unwrap(), kind, "{input}");
         }
         assert!(matches!(
-            "secret".parse::<KeyKind>(),
+            "secret".parse::<Kind>(),
             Err(PluginError::UnknownKind(_))
         ));
     }

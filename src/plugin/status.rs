@@ -5,7 +5,7 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, ListParams};
 
 use super::PluginError;
-use super::kind::KeyKind;
+use super::kind::Kind;
 use super::table::{self, Table};
 use super::view::KeyView;
 
@@ -23,7 +23,7 @@ pub enum Listing {
 
 pub async fn status(client: &Client, scope: &Scope) -> Result<Listing, PluginError> {
     let mut keys = Vec::new();
-    for kind in KeyKind::ALL {
+    for kind in Kind::ALL {
         let api: Api<DynamicObject> = match scope {
             Scope::Namespace(namespace) => kind.namespaced(client, namespace),
             Scope::AllNamespaces => Api::all_with(client.clone(), &kind.resource()),

@@ -6,7 +6,7 @@ use kube::ResourceExt;
 use kube::api::DynamicObject;
 
 use super::PluginError;
-use super::kind::{KeyKind, Target};
+use super::kind::{Kind, Target};
 use crate::api::KeyStatus;
 use crate::controller::conditions;
 use crate::controller::key_status::PAUSED_ANNOTATION;
@@ -28,7 +28,7 @@ pub struct KeyView {
 }
 
 impl KeyView {
-    pub fn new(kind: KeyKind, object: &DynamicObject) -> Result<KeyView, PluginError> {
+    pub fn new(kind: Kind, object: &DynamicObject) -> Result<KeyView, PluginError> {
         let target = Target {
             kind,
             name: object.name_any(),

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::credentials::SecretString;
 use super::edgegrid::{ClientCredential, Signer, SigningPolicy};
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
-use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment};
+use super::http::{
+    Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, found, path_segment,
+};
 use super::prefactor::default_message;
 use crate::api::{ApiAccess, ClientType, GroupAccess, IpAcl, PurgeOptions};
 
@@ -53,7 +55,7 @@ struct CreateClientBody<'a> {
 /// An API client as the API describes it. Detail-only fields are `None` in lists.
 #[derive(Clone, Debug, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ApiClient {
+pub struct AkamaiApiClient {
     pub client_id: String,
     #[serde(default)]
     pub client_name: Option<String>,
@@ -222,7 +224,7 @@ impl AkamaiClient {
     }
 
     /// Reads the store's own client (`/api-clients/self`): proves the credential.
-    pub async fn probe(&self) -> Result<ApiClient, UpstreamError> {
+    pub async fn probe(&self) -> Result<AkamaiApiClient, UpstreamError> {
         self.call(
             "get_self",
             Method::GET,
@@ -236,7 +238,7 @@ impl AkamaiClient {
     }
 
     /// Creates a client without credentials. Sent at most once past the connection.
-    pub async fn create_client(&self, settings: &ClientSettings) -> Result<ApiClient, UpstreamError> {
+    pub async fn create_client(&self, settings: &ClientSettings) -> Result<AkamaiApiClient, UpstreamError> {
         let body = Body::json(&CreateClientBody {
             settings,
             create_credential: false,
@@ -254,7 +256,7 @@ impl AkamaiClient {
     }
 
     /// The client with its credentials, or `None` when there is none.
-    pub async fn get_client(&self, client_id: &str) -> Result<Option<ApiClient>, UpstreamError> {
+    pub async fn get_client(&self, client_id: &str) -> Result<Option<AkamaiApiClient>, UpstreamError> {
         let path = format!("/api-clients/{}", path_segment(Api::Akamai, client_id)?);
         let query = [
             ("credentials", "true"),
@@ -262,18 +264,16 @@ impl AkamaiClient {
             ("groupAccess", "true"),
             ("ipAcl", "true"),
         ];
-        match self
+        let outcome = self
             .call("get_client", Method::GET, &path, &query, None, Retry::Safe)
-            .await
-        {
-            Ok(response) => Ok(Some(response.json(Api::Akamai, "get_client")?)),
-            Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
-            Err(error) => Err(error),
-        }
+            .await;
+        found(outcome)?
+            .map(|response| response.json(Api::Akamai, "get_client"))
+            .transpose()
     }
 
     /// Every client the store's credential can see (the API does not paginate).
-    pub async fn list_clients(&self) -> Result<Vec<ApiClient>, UpstreamError> {
+    pub async fn list_clients(&self) -> Result<Vec<AkamaiApiClient>, UpstreamError> {
         self.call(
             "list_clients",
             Method::GET,
@@ -287,7 +287,10 @@ impl AkamaiClient {
     }
 
     /// Clients named exactly `client_name`.
-    pub async fn find_clients_by_name(&self, client_name: &str) -> Result<Vec<ApiClient>, UpstreamError> {
+    pub async fn find_clients_by_name(
+        &self,
+        client_name: &str,
+    ) -> Result<Vec<AkamaiApiClient>, UpstreamError> {
         let mut clients = self.list_clients().await?;
         clients.retain(|client| client.client_name.as_deref() == Some(client_name));
         Ok(clients)
@@ -298,7 +301,7 @@ impl AkamaiClient {
         &self,
         client_id: &str,
         settings: &ClientSettings,
-    ) -> Result<ApiClient, UpstreamError> {
+    ) -> Result<AkamaiApiClient, UpstreamError> {
         let path = format!("/api-clients/{}", path_segment(Api::Akamai, client_id)?);
         self.call(
             "update_client",
@@ -313,7 +316,7 @@ impl AkamaiClient {
     }
 
     /// Locks (`true`) or unlocks (`false`) the client.
-    pub async fn set_locked(&self, client_id: &str, locked: bool) -> Result<ApiClient, UpstreamError> {
+    pub async fn set_locked(&self, client_id: &str, locked: bool) -> Result<AkamaiApiClient, UpstreamError> {
         let (operation, action) = if locked {
             ("lock_client", "lock")
         } else {
@@ -331,7 +334,7 @@ impl AkamaiClient {
         let outcome = self
             .call("delete_client", Method::DELETE, &path, &[], None, Retry::Safe)
             .await;
-        gone_is_fine(outcome)
+        found(outcome).map(drop)
     }
 
     /// Creates an ACTIVE credential with the API's default expiry. Sent at most once past
@@ -439,7 +442,7 @@ impl AkamaiClient {
         let outcome = self
             .call("delete_credential", Method::DELETE, &path, &[], None, Retry::Safe)
             .await;
-        gone_is_fine(outcome)
+        found(outcome).map(drop)
     }
 
     /// Sends a signed request; `accountSwitchKey` joins the query (it is part of the signed path).
@@ -480,14 +483,6 @@ fn credential_path(client_id: &str, credential_id: i64, suffix: &str) -> Result<
         "/api-clients/{}/credentials/{credential_id}{suffix}",
         path_segment(Api::Akamai, client_id)?
     ))
-}
-
-fn gone_is_fine(outcome: Result<Response, UpstreamError>) -> Result<(), UpstreamError> {
-    match outcome {
-        Ok(_) => Ok(()),
-        Err(error) if error.class() == ErrorClass::NotFound => Ok(()),
-        Err(error) => Err(error),
-    }
 }
 
 /// RFC 7807 problem details; the last segment of `type` serves as the code.

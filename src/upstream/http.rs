@@ -131,6 +131,16 @@ impl std::fmt::Debug for Response {
     }
 }
 
+/// The answer to a request for something that may not exist: `Ok(None)` when the
+/// upstream says it does not (404, 410), so a lookup or a delete of what is gone is no error.
+pub(crate) fn found(outcome: Result<Response, UpstreamError>) -> Result<Option<Response>, UpstreamError> {
+    match outcome {
+        Ok(response) => Ok(Some(response)),
+        Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
 impl Response {
     /// Decodes a JSON body; a body that breaks the documented shape is an upstream bug.
     pub(crate) fn json<T: serde::de::DeserializeOwned>(
@@ -180,7 +190,7 @@ pub(crate) struct Transport {
 /// Everything a client needs to talk to one store.
 #[derive(Clone, Debug)]
 pub struct Endpoint {
-    /// Identity of the store, for logs and the rate-limit registry (e.g. `CredentialStore/ns/name`).
+    /// Identity of the store, for logs and the rate-limit registry (e.g. `CredentialStore ns/name`).
     pub store: String,
     /// Base URL the API paths are appended to.
     pub base_url: String,

@@ -108,7 +108,7 @@ pub enum ConnectError {
 /// A store as the client builder needs it.
 #[derive(Clone, Copy, Debug)]
 pub struct StoreSpec<'a> {
-    /// Stable identity for logs and the rate-limit registry, e.g. `CredentialStore/ns/name`.
+    /// Stable identity for logs and the rate-limit registry, e.g. `CredentialStore ns/name`.
     pub identity: &'a str,
     pub provider: &'a Provider,
     pub connection: &'a Connection,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::credentials::SecretString;
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
-use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Retry, Transport, path_segment};
+use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Retry, Transport, found, path_segment};
 
 /// Page size used when listing; the API's maximum is not documented, 100 is conservative.
 const PAGE_SIZE: u32 = 100;
@@ -252,15 +252,10 @@ impl PrefactorClient {
             body: None,
             retry: Retry::Safe,
         };
-        match self.send(request).await {
-            Ok(response) => Ok(Some(
-                response
-                    .json::<DetailsEnvelope>(Api::Prefactor, "get_token")?
-                    .details,
-            )),
-            Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
-            Err(error) => Err(error),
-        }
+        found(self.send(request).await)?
+            .map(|response| response.json::<DetailsEnvelope>(Api::Prefactor, "get_token"))
+            .transpose()
+            .map(|envelope| envelope.map(|e| e.details))
     }
 
     /// Suspends, activates or revokes. The key makes a retried call harmless; pass a fresh
@@ -298,11 +293,7 @@ impl PrefactorClient {
             body: None,
             retry: Retry::Safe,
         };
-        match self.send(request).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.class() == ErrorClass::NotFound => Ok(()),
-            Err(error) => Err(error),
-        }
+        found(self.send(request).await).map(drop)
     }
 
     /// Every token of the store's account (or of the admin token's account), all pages.

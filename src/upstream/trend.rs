@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::credentials::SecretString;
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
-use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport};
+use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, found};
 use super::prefactor::default_message;
 
 /// Keys per search page; page boundaries follow `ID`, so any size works.
@@ -157,11 +157,9 @@ impl TrendMicroClient {
 
     /// The key with `id`, or `None` when there is none.
     pub async fn get(&self, id: i64) -> Result<Option<ApiKey>, UpstreamError> {
-        match self.send(get("get_key", format!("/apikeys/{id}"))).await {
-            Ok(response) => Ok(Some(response.json(Api::TrendMicro, "get_key")?)),
-            Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
-            Err(error) => Err(error),
-        }
+        found(self.send(get("get_key", format!("/apikeys/{id}"))).await)?
+            .map(|response| response.json(Api::TrendMicro, "get_key"))
+            .transpose()
     }
 
     /// Changes the fields set in `changes` (a partial update: POST, not PUT).
@@ -202,11 +200,7 @@ impl TrendMicroClient {
             body: None,
             retry: Retry::Safe,
         };
-        match self.send(request).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.class() == ErrorClass::NotFound => Ok(()),
-            Err(error) => Err(error),
-        }
+        found(self.send(request).await).map(drop)
     }
 
     /// Keys named exactly `key_name`.

@@ -19,7 +19,9 @@ use tracing::debug;
 
 use super::credentials::{SecretString, ZenmlCredential};
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
-use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, path_segment};
+use super::http::{
+    Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, found, path_segment,
+};
 use super::prefactor::default_message;
 
 /// Keys requested per list page (the API allows up to 10000; 100 keeps pages small).
@@ -406,15 +408,10 @@ impl ZenmlClient {
             body: None,
             retry: Retry::Safe,
         };
-        match self.send(request).await {
-            Ok(response) => Ok(Some(
-                response
-                    .json::<AccountResponse>(Api::Zenml, "get_service_account")?
-                    .id,
-            )),
-            Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
-            Err(error) => Err(error),
-        }
+        found(self.send(request).await)?
+            .map(|response| response.json::<AccountResponse>(Api::Zenml, "get_service_account"))
+            .transpose()
+            .map(|account| account.map(|a| a.id))
     }
 
     /// The key addressed by name or UUID, or `None` when there is none.
@@ -426,13 +423,10 @@ impl ZenmlClient {
             body: None,
             retry: Retry::Safe,
         };
-        match self.send(request).await {
-            Ok(response) => Ok(Some(
-                response.json::<KeyResponse>(Api::Zenml, "get_key")?.split().0,
-            )),
-            Err(error) if error.class() == ErrorClass::NotFound => Ok(None),
-            Err(error) => Err(error),
-        }
+        found(self.send(request).await)?
+            .map(|response| response.json::<KeyResponse>(Api::Zenml, "get_key"))
+            .transpose()
+            .map(|key| key.map(|k| k.split().0))
     }
 
     /// Changes the given fields (`active: Some(false)` stops the key authenticating).
@@ -485,11 +479,7 @@ impl ZenmlClient {
             body: None,
             retry: Retry::Safe,
         };
-        match self.send(request).await {
-            Ok(_) => Ok(()),
-            Err(error) if error.class() == ErrorClass::NotFound => Ok(()),
-            Err(error) => Err(error),
-        }
+        found(self.send(request).await).map(drop)
     }
 
     /// Every key of `service_account`, all pages.

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::ApiClientSpec;
 use crate::upstream::akamai::{
-    ApiClient as UpstreamClient, ClientSettings, Credential, CredentialStatus, CredentialUpdate,
+    AkamaiApiClient, ClientSettings, Credential, CredentialStatus, CredentialUpdate,
 };
 
 /// The create (and full-replace update) body for the spec, under upstream name `name`
@@ -33,7 +33,7 @@ pub fn settings_stale(
     spec: &ApiClientSpec,
     name: &str,
     description: &str,
-    observed: &UpstreamClient,
+    observed: &AkamaiApiClient,
     generation_changed: bool,
 ) -> bool {
     generation_changed

@@ -10,7 +10,7 @@ use kube::{Resource, ResourceExt};
 use tracing::info;
 
 use super::decide::{self, CredentialIssue, EdgercValues};
-use crate::api::{ApiClient, KeyStatus, PendingKind};
+use crate::api::{ApiClient, KeyStatus};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{
@@ -21,7 +21,7 @@ use crate::controller::policy;
 use crate::controller::reconcile_key::{KeyKind, wrong_provider};
 use crate::controller::trigger::Trigger;
 use crate::failpoint;
-use crate::upstream::akamai::{ApiClient as Client, Credential, CredentialStatus};
+use crate::upstream::akamai::{AkamaiApiClient, Credential, CredentialStatus};
 use crate::upstream::{self, AkamaiClient, ErrorClass, UpstreamClient, UpstreamError};
 
 impl KeyKind for ApiClient {
@@ -118,7 +118,7 @@ fn client_name(object: &ApiClient, cluster: &ClusterIdentity) -> String {
 
 /// The client's description upstream: the spec's (else the one upstream, so a client from
 /// before marks keeps its text) followed by this resource's mark.
-fn client_description(run: &Run<'_, ApiClient>, observed: Option<&Client>) -> String {
+fn client_description(run: &Run<'_, ApiClient>, observed: Option<&AkamaiApiClient>) -> String {
     let upstream = observed
         .and_then(|c| c.client_description.as_deref())
         .and_then(user_description);
@@ -128,9 +128,6 @@ fn client_description(run: &Run<'_, ApiClient>, observed: Option<&Client>) -> St
 
 async fn converge(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient) -> Step<Duration> {
     let object = run.object;
-    if run.is_idle_echo()? {
-        return Ok(run.converged());
-    }
     let name = client_name(object, &run.ctx.cluster);
     // Taken before anything is saved: a save records the current generation as observed.
     // A resource never reconciled before has its client created with the current spec.
@@ -154,16 +151,7 @@ async fn converge(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient) -> Step<D
         let known = seen
             .as_ref()
             .map(|c| c.credentials.iter().map(|c| c.credential_id).collect());
-        record_issue(
-            run,
-            akamai,
-            &client_id,
-            PendingKind::Create,
-            Trigger::Create,
-            None,
-            known,
-        )
-        .await?;
+        record_issue(run, akamai, &client_id, Trigger::Create, None, known).await?;
     }
     if run.status.pending.is_some() {
         let client = match seen {
@@ -192,16 +180,7 @@ async fn converge(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient) -> Step<D
         Some(trigger) => {
             let replaces = current.map(|c| c.credential_id);
             let known = observed.credentials.iter().map(|c| c.credential_id).collect();
-            record_issue(
-                run,
-                akamai,
-                &client_id,
-                PendingKind::Rotate,
-                trigger,
-                replaces,
-                Some(known),
-            )
-            .await?;
+            record_issue(run, akamai, &client_id, trigger, replaces, Some(known)).await?;
             issue(run, akamai, &observed).await?;
             // Observed again so the new credential gets its description and expiry below.
             observe(run, akamai, &client_id).await?
@@ -233,7 +212,7 @@ async fn observe(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
     client_id: &str,
-) -> Result<Client, Blocked> {
+) -> Result<AkamaiApiClient, Blocked> {
     match akamai.get_client(client_id).await {
         Ok(Some(observed)) if run.mark.judge(observed.client_description.as_deref()) == Ownership::Others => {
             Err(Blocked::owned_by_other::<ApiClient>(client_id))
@@ -254,14 +233,14 @@ async fn ensure_client(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
     name: &str,
-) -> Step<(String, Option<Client>)> {
+) -> Step<(String, Option<AkamaiApiClient>)> {
     let found = match akamai.find_clients_by_name(name).await {
         Ok(found) => found,
         Err(error) => {
             return Err(Blocked::upstream(&format!("looking for client {name}"), &error).into());
         }
     };
-    let whose = |c: &Client| run.mark.judge(c.client_description.as_deref());
+    let whose = |c: &AkamaiApiClient| run.mark.judge(c.client_description.as_deref());
     // A listed client lacks the details an issuance needs, so only a created one is kept.
     let (client, created) = match found.iter().find(|c| whose(c) == Ownership::Ours) {
         Some(client) => (client.clone(), false),
@@ -290,7 +269,7 @@ async fn ensure_client(
 /// Takes over client `wanted` (its id): records it as this resource's; the credential the
 /// operator manages is then created on it and the spec's settings and mark applied. The
 /// client's other credentials are left as they are. Another resource's client is refused.
-async fn adopt(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, wanted: &str) -> Step<Client> {
+async fn adopt(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, wanted: &str) -> Step<AkamaiApiClient> {
     let client = match akamai.get_client(wanted).await {
         Ok(Some(client)) => client,
         Ok(None) => {
@@ -326,7 +305,6 @@ async fn record_issue(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
     client_id: &str,
-    operation: PendingKind,
     trigger: Trigger,
     replaces: Option<i64>,
     known: Option<Vec<i64>>,
@@ -342,19 +320,14 @@ async fn record_issue(
     };
     let request =
         serde_json::to_string(&CredentialIssue { known, replaces }).map_err(Error::CorruptPending)?;
-    run.record_pending(
-        operation,
-        trigger,
-        client_id.chars().take(64).collect(),
-        Some(request),
-    )
-    .await
+    run.record_pending(trigger, client_id.chars().take(64).collect(), Some(request))
+        .await
 }
 
 /// Executes `status.pending` on `client` (read or created by this run, so a client carrying
 /// another resource's mark is never touched): removes a credential an interrupted issuance
 /// left without a known secret, creates a credential and delivers it.
-async fn issue(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, client: &Client) -> Step {
+async fn issue(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, client: &AkamaiApiClient) -> Step {
     let client_id = client.client_id.as_str();
     let pending = run.pending()?;
     let recorded: CredentialIssue =
@@ -414,7 +387,7 @@ async fn issue(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, client: &Cli
 async fn drive(
     run: &mut Run<'_, ApiClient>,
     akamai: &AkamaiClient,
-    observed: &Client,
+    observed: &AkamaiApiClient,
     name: &str,
     generation_changed: bool,
 ) -> Result<(), Blocked> {

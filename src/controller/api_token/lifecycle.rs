@@ -10,7 +10,7 @@ use tracing::info;
 
 use super::SECRET_KEY;
 use super::decide::{self, CreateRequest, StateStep};
-use crate::api::{ApiToken, KeyStatus, PendingKind, TokenState};
+use crate::api::{ApiToken, KeyStatus, TokenState};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, RESYNC_INTERVAL, Run, Step, idempotency_key, owner_uid};
@@ -31,6 +31,11 @@ impl KeyKind for ApiToken {
             return Err(wrong_provider::<Self>(upstream).into());
         };
         converge(run, prefactor).await
+    }
+
+    fn spec_rotation(token: &Self, status: &KeyStatus) -> Option<Trigger> {
+        let expires_at = status.expires_at.as_ref().map(|t| t.0);
+        decide::expiry_changed(&token.spec, expires_at).then_some(Trigger::ExpiresAt)
     }
 
     fn policy_request<'a>(
@@ -91,7 +96,7 @@ async fn converge(run: &mut Run<'_, ApiToken>, prefactor: &PrefactorClient) -> S
         }
         Some(Err(refused)) => return Err(refused.into()),
         None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
-            record_pending(run, PendingKind::Create, Trigger::Create).await?;
+            record_issue(run, Trigger::Create).await?;
         }
         None => {}
     }
@@ -104,14 +109,9 @@ async fn converge(run: &mut Run<'_, ApiToken>, prefactor: &PrefactorClient) -> S
 
     // Rotation: scheduled, requested, forced by lost Secret material, or a new expiry
     // (the upstream cannot change a token's expiry in place).
-    let trigger = run.rotation_due()?.or(decide::expiry_changed(
-        &token.spec,
-        run.status.expires_at.as_ref().map(|t| t.0),
-    )
-    .then_some(Trigger::ExpiresAt));
-    if issued_now.is_none() && trigger.is_none() && run.is_idle_echo()? {
-        return Ok(run.converged());
-    }
+    let trigger = run
+        .rotation_due()?
+        .or(ApiToken::spec_rotation(token, &run.status));
 
     let id = run.upstream_id()?;
     let observed = match issued_now {
@@ -134,7 +134,7 @@ async fn converge(run: &mut Run<'_, ApiToken>, prefactor: &PrefactorClient) -> S
     );
     let usable = token.spec.state == TokenState::Active || lost_upstream;
     if let (Some(trigger), true) = (trigger, usable) {
-        record_pending(run, PendingKind::Rotate, trigger).await?;
+        record_issue(run, trigger).await?;
         let details = issue(run, prefactor).await?;
         let state = decide::upstream_state_name(Some(details.status));
         run.upstream_in_sync(&details.id, state);
@@ -238,14 +238,10 @@ fn action_name(action: TokenAction) -> &'static str {
 
 /// Records the intent to mint a token, with the exact request and a fresh nonce (the
 /// idempotency key sent is derived from it and the UID), before anything is sent.
-async fn record_pending(
-    run: &mut Run<'_, ApiToken>,
-    operation: PendingKind,
-    trigger: Trigger,
-) -> Result<(), Error> {
+async fn record_issue(run: &mut Run<'_, ApiToken>, trigger: Trigger) -> Result<(), Error> {
     let request =
         serde_json::to_string(&CreateRequest::from_spec(&run.object.spec)).map_err(Error::CorruptPending)?;
-    run.record_pending(operation, trigger, idempotency_key(), Some(request))
+    run.record_pending(trigger, idempotency_key(), Some(request))
         .await
 }
 

@@ -70,10 +70,6 @@ impl KeyKind for ServiceAccountKey {
 
     async fn converge(run: &mut Run<'_, Self>, upstream: &UpstreamClient) -> Step<Duration> {
         let spec = &run.object.spec;
-        // ZenML keys never expire; a Trend Micro key renewed keeps the spec's expiryDate.
-        if run.is_idle_echo()? {
-            return Ok(run.converged());
-        }
         if let Some(client) = upstream.zenml() {
             match decide::zenml_service_account(spec) {
                 Ok(account) => zenml::converge(run, client, account).await,
@@ -158,14 +154,13 @@ fn deleted_upstream(run: &Run<'_, ServiceAccountKey>, id: &str) -> Blocked {
 /// nonce (the upstream name it creates or acts on is in the request). The ZenML create's
 /// `Idempotency-Key` is derived from the nonce, so a create recorded anew (after the key was
 /// deleted upstream) is never answered with the replay of an earlier one.
-async fn record_pending<R: serde::Serialize>(
+async fn record_issue<R: serde::Serialize>(
     run: &mut Run<'_, ServiceAccountKey>,
-    operation: crate::api::PendingKind,
     trigger: Trigger,
     request: &R,
 ) -> Result<(), Error> {
     let request = serde_json::to_string(request).map_err(Error::CorruptPending)?;
-    run.record_pending(operation, trigger, idempotency_key(), Some(request))
+    run.record_pending(trigger, idempotency_key(), Some(request))
         .await
 }
 

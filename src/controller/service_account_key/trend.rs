@@ -9,8 +9,8 @@ use kube::runtime::events::EventType;
 use tracing::info;
 
 use super::decide::{self, TrendIssue, TrendRotation};
-use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
-use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
+use super::{SECRET_KEY, deleted_upstream, key_name, record_issue, recorded};
+use crate::api::{KeyStatus, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, Run, Step};
@@ -32,7 +32,7 @@ pub async fn converge(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroCl
                 key_name: base.clone(),
                 replaces: None,
             };
-            record_pending(run, PendingKind::Create, Trigger::Create, &request).await?;
+            record_issue(run, Trigger::Create, &request).await?;
         }
         None => {}
     }
@@ -75,7 +75,7 @@ pub async fn converge(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroCl
                     replaces: observed.as_ref().map(|k| k.id),
                 },
             };
-            record_pending(run, PendingKind::Rotate, trigger, &request).await?;
+            record_issue(run, trigger, &request).await?;
             issue(run, trend).await?;
         }
         (None, None) => return Err(deleted_upstream(run, &id).into()),
@@ -129,7 +129,7 @@ async fn adopt(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroClient, w
             .into());
     }
     let request = TrendIssue::Regenerate { id };
-    record_pending(run, PendingKind::Create, Trigger::Adopt, &request).await?;
+    record_issue(run, Trigger::Adopt, &request).await?;
     Ok(())
 }
 

@@ -6,8 +6,8 @@ use kube::runtime::events::EventType;
 use tracing::info;
 
 use super::decide::{self, ZenmlIssue};
-use super::{SECRET_KEY, deleted_upstream, key_name, record_pending, recorded};
-use crate::api::{KeyStatus, PendingKind, ServiceAccountKey};
+use super::{SECRET_KEY, deleted_upstream, key_name, record_issue, recorded};
+use crate::api::{KeyStatus, ServiceAccountKey};
 use crate::controller::Error;
 use crate::controller::conditions::{self, reason};
 use crate::controller::key_run::{Blocked, Delivery, Run, Step};
@@ -44,7 +44,7 @@ pub async fn converge(
         Some(Err(refused)) => return Err(refused.into()),
         None if run.status.upstream_id.is_none() && run.status.pending.is_none() => {
             let request = ZenmlIssue::Create { name: name.clone() };
-            record_pending(run, PendingKind::Create, Trigger::Create, &request).await?;
+            record_issue(run, Trigger::Create, &request).await?;
         }
         None => {}
     }
@@ -79,12 +79,12 @@ pub async fn converge(
                 id: id.clone(),
                 retain_minutes: decide::retain_minutes(retain),
             };
-            record_pending(run, PendingKind::Rotate, trigger, &request).await?;
+            record_issue(run, trigger, &request).await?;
             issue(run, zenml, &account).await?;
         }
         (Some(trigger), None) => {
             let request = ZenmlIssue::Create { name: name.clone() };
-            record_pending(run, PendingKind::Rotate, trigger, &request).await?;
+            record_issue(run, trigger, &request).await?;
             issue(run, zenml, &account).await?;
         }
         (None, None) => return Err(deleted_upstream(run, &id).into()),
@@ -121,7 +121,7 @@ async fn adopt(
         id: existing.id.clone(),
         retain_minutes: 0,
     };
-    record_pending(run, PendingKind::Create, Trigger::Adopt, &request).await?;
+    record_issue(run, Trigger::Adopt, &request).await?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 
 use super::conditions::{self, reason};
 use super::context::Context;
-use super::stores::{Connected, StoreKey, provider_name};
+use super::store_registry::{Connected, StoreKey, provider_name};
 use super::{Error, FIELD_MANAGER};
 use crate::api::{
     ClusterCredentialStore, Connection, CredentialStore, Provider, SecretRef, StoreKind, StoreStatus,
@@ -238,7 +238,7 @@ async fn connect_and_probe<S: StoreObject>(
     match client.probe().await {
         Ok(principal) => {
             let uid = store.uid();
-            ctx.stores.connect(
+            ctx.stores.register(
                 key.clone(),
                 Connected {
                     client: Arc::new(client),

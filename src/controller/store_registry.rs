@@ -151,7 +151,7 @@ impl Stores {
     }
 
     /// Registers the client of a store that just passed its probe.
-    pub fn connect(&self, key: StoreKey, connected: Connected) {
+    pub fn register(&self, key: StoreKey, connected: Connected) {
         self.connected
             .write()
             .expect("store registry lock")
