@@ -13,9 +13,12 @@ FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS builder
 WORKDIR /src
 # Dependencies first, in a layer of their own that source changes do not invalidate.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src \
+# The workspace's test-support crate is never built here, but Cargo loads every member's
+# manifest (and needs a target in it) to resolve the lock file.
+COPY tests/support/Cargo.toml tests/support/
+RUN mkdir -p src tests/support/src \
     && echo 'fn main() {}' > src/main.rs \
-    && touch src/lib.rs \
+    && touch src/lib.rs tests/support/src/lib.rs \
     && cargo build --release --locked \
     && rm -rf src
 COPY src ./src

@@ -29,7 +29,7 @@ test: lint envtest helm kstatus check-generated conformance-venv argocd-venv cre
 ## The lint gates CI holds every change to: formatting and clippy with warnings as errors.
 lint:
 	cargo fmt --all --check
-	cargo clippy --all-targets --locked -- -D warnings
+	cargo clippy --workspace --all-targets --locked -- -D warnings
 
 ## Builds (once) and prints the directory holding kube-apiserver, etcd and kubectl.
 envtest:

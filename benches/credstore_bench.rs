@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use apikey_operator::credstore::{Config, CredStore, FaultSettings};
+use apikey_operator_test_support::credstore::Store;
 use serde_json::{Value, json};
 
 struct Target {
@@ -128,26 +128,13 @@ async fn main() -> anyhow::Result<()> {
     let mut numbers = args.iter().filter(|a| !a.starts_with('-'));
     let seconds: u64 = numbers.next().map(|s| s.parse()).transpose()?.unwrap_or(5);
     let concurrency: usize = numbers.next().map(|s| s.parse()).transpose()?.unwrap_or(16);
-    let dir = tempfile::tempdir()?;
-    let data = dir.path().join("data");
-    let config = Config {
-        listen: "127.0.0.1:0".parse()?,
-        data: data.clone(),
-        admin_api: false,
-        advertise_address: None,
-        clock_offset_seconds: 0,
-        zenml_session_minutes: None,
-        faults: FaultSettings::default(),
-    };
-    let store = CredStore::open(config).await?;
-    let base = format!("http://{}", store.local_addr());
-    tokio::spawn(store.serve(std::future::pending()));
-    let read = |name: &str| std::fs::read_to_string(data.join(name)).map(|s| s.trim().to_owned());
+    // As the store is deployed: without the test-only admin API.
+    let store = Store::start_with(|config| config.admin_api = false).await;
     let target = Arc::new(Target {
-        base,
+        base: store.base.clone(),
         http: reqwest::Client::new(),
-        prefactor: read("prefactor.token")?,
-        trend: read("trendmicro.secret-key")?,
+        prefactor: store.file("prefactor.token"),
+        trend: store.file("trendmicro.secret-key"),
     });
 
     let cores = std::thread::available_parallelism().map_or(1, usize::from);

@@ -6,6 +6,7 @@
 //! authenticates with a static token in group `system:masters`; RBAC authorization is on.
 
 use std::net::{Ipv4Addr, TcpListener};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -357,6 +358,14 @@ fn spawn(command: &mut Command, log: &Path) -> Result<Child> {
         .stdout(out)
         .stderr(err)
         .kill_on_drop(true);
+    die_with_parent(command.as_std_mut());
+    command.spawn().map_err(io("starting a control-plane process"))
+}
+
+/// Has the process `command` starts receive SIGKILL when the thread that started it ends
+/// (PR_SET_PDEATHSIG), so it cannot outlive a crashed or killed run. The tests and the
+/// benchmark start theirs with it too. A `tokio::process::Command` passes `as_std_mut()`.
+pub fn die_with_parent(command: &mut std::process::Command) {
     // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
     unsafe {
         command.pre_exec(|| {
@@ -366,7 +375,6 @@ fn spawn(command: &mut Command, log: &Path) -> Result<Child> {
             Ok(())
         });
     }
-    command.spawn().map_err(io("starting a control-plane process"))
 }
 
 fn free_port() -> Result<u16> {

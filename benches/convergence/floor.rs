@@ -13,8 +13,8 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use crate::kinds;
-use crate::processes::Credstore;
 use crate::{Options, kind_api};
+use apikey_operator_test_support::processes::Credstore;
 
 pub async fn run(
     client: &Client,

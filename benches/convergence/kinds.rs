@@ -12,7 +12,8 @@ use k8s_openapi::ByteString;
 use kube::core::ApiResource;
 use serde_json::{Value, json};
 
-use crate::processes::Credstore;
+use apikey_operator_test_support::fixtures;
+use apikey_operator_test_support::processes::Credstore;
 
 /// The ZenML service account the credential store bootstraps.
 const ZENML_SERVICE_ACCOUNT: &str = "apikey-operator";
@@ -113,7 +114,7 @@ impl Kind {
             ),
             Kind::ApiClient => (
                 json!({"akamai": {"url": url, "credentialsSecretRef": secret}}),
-                credstore.akamai_edgerc(),
+                fixtures::akamai_admin(credstore),
             ),
         }
     }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use apikey_operator::localcluster::LocalCluster;
+use apikey_operator_test_support::processes::Credstore;
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
@@ -93,7 +94,7 @@ async fn run(options: Options) -> anyhow::Result<()> {
     let cluster = LocalCluster::start(&assets, &dir.join("cluster")).await?;
     cluster.install_crds(&apikey_operator::api::crds()).await?;
     let client = cluster.client().await?;
-    let credstore = processes::Credstore::start(&options.operator, &dir.join("credstore"))?;
+    let credstore = Credstore::start(&options.operator, &dir.join("credstore"), None)?;
     let operator =
         processes::Operator::start(&options.operator, cluster.kubeconfig(), &dir.join("operator.log"))?;
     operator.wait_ready().await?;
@@ -159,7 +160,7 @@ async fn converge(
     client: &Client,
     namespace: &str,
     options: &Options,
-    credstore: &processes::Credstore,
+    credstore: &Credstore,
     operator: &processes::Operator,
     wave: Wave,
 ) -> anyhow::Result<Phase> {

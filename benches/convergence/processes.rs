@@ -1,82 +1,21 @@
-//! The credential store and the operator as processes of the release binary.
+//! The operator as a process of the release binary (the credential store is the test-support
+//! crate's, started from the same binary), and the stores it serves.
 
-use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use apikey_operator::api::CredentialStore;
+use apikey_operator::localcluster::die_with_parent;
+use apikey_operator_test_support::processes::Credstore;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
 use crate::kinds::Kind;
-
-/// Kills the child with its parent, however the benchmark ends.
-fn die_with_parent(command: &mut Command) {
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-}
-
-pub struct Credstore {
-    pub url: String,
-    /// Its data directory, holding the bootstrap credential files.
-    data: PathBuf,
-    _child: Child,
-}
-
-impl Credstore {
-    pub fn start(binary: &Path, dir: &Path) -> anyhow::Result<Self> {
-        let mut command = Command::new(binary);
-        command
-            .args(["credstore", "--listen", "127.0.0.1:0", "--admin-api", "--data"])
-            .arg(dir);
-        command.stdout(Stdio::piped()).stderr(Stdio::null());
-        die_with_parent(&mut command);
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
-        let Some(address) = line.trim().strip_prefix("credstore listening on ") else {
-            bail!("unexpected credstore output: {line:?}")
-        };
-        Ok(Credstore {
-            url: format!("http://{address}"),
-            data: dir.to_path_buf(),
-            _child: child,
-        })
-    }
-
-    /// A bootstrap credential file (`prefactor.token`, `zenml.api-key`, ...), trimmed.
-    pub fn bootstrap_file(&self, name: &str) -> String {
-        std::fs::read_to_string(self.data.join(name))
-            .unwrap_or_else(|e| panic!("bootstrap file {name}: {e}"))
-            .trim()
-            .to_string()
-    }
-
-    /// The bootstrap `.edgerc` fields (`host`, `client_token`, `client_secret`, `access_token`).
-    pub fn akamai_edgerc(&self) -> BTreeMap<String, String> {
-        self.bootstrap_file("akamai.edgerc")
-            .lines()
-            .filter_map(|line| line.split_once('='))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect()
-    }
-}
 
 pub struct Operator {
     pub probes: String,

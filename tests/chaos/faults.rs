@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, upstream_requests};
 use crate::fleet::{Fleet, Kind};
 use crate::world::{Operator, World};
 use crate::{inventory, report};
+use apikey_operator_test_support::fixtures::{self, upstream_requests};
 
 const RESOURCES: usize = 200;
 const K: f64 = 4.0;

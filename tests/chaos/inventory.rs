@@ -8,9 +8,9 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::{Api, DynamicObject};
 use serde_json::Value;
 
-use crate::fixtures::{self, akamai_admin, akamai_get};
 use crate::fleet::{Fleet, Kind};
 use crate::world::World;
+use apikey_operator_test_support::fixtures::{self, akamai_admin, akamai_get};
 
 /// One upstream credential: the API's kind, and an id unique within it (Akamai
 /// credentials are `client/credential`, clients `client`).

@@ -5,10 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use apikey_operator_test_support::fixtures;
+
 use crate::fleet::{Fleet, Kind};
 use crate::rng::{Rng, SEED_ENV};
 use crate::world::{Operator, World};
-use crate::{fixtures, inventory, report};
+use crate::{inventory, report};
 
 const RESOURCES: usize = 200;
 const KILLS: u32 = 20;

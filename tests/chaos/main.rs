@@ -6,17 +6,6 @@
 //!
 //! Its own test binary for the same reason as tests/crash: no shared cluster-wide operator.
 
-// Shared with tests/cluster, where every helper is used; this binary needs only some.
-#[allow(dead_code)]
-#[path = "../cluster/fixtures.rs"]
-mod fixtures;
-#[allow(dead_code)]
-#[path = "../cluster/processes.rs"]
-mod processes;
-#[allow(dead_code)]
-#[path = "../cluster/support.rs"]
-mod support;
-
 mod faults;
 mod fleet;
 mod inventory;

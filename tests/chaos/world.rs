@@ -10,9 +10,9 @@ use kube::Client;
 use kube::api::Api;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, is_ready, wait_for};
-use crate::processes::{self, Credstore, OperatorCommand};
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, is_ready, wait_for};
+use apikey_operator_test_support::processes::{self, Credstore, OperatorCommand};
 
 /// The four stores, by name.
 pub const STORES: [&str; 4] = ["prefactor", "zenml", "trend", "akamai"];
@@ -29,9 +29,9 @@ pub struct World {
 
 impl World {
     pub async fn new(prefix: &str) -> Self {
-        let client = support::client().await;
-        let namespace = support::namespace(&client, prefix).await;
-        let dir = support::control_plane().dir.join(&namespace);
+        let client = envtest::client().await;
+        let namespace = envtest::namespace(&client, prefix).await;
+        let dir = envtest::control_plane().dir.join(&namespace);
         std::fs::create_dir_all(&dir).unwrap();
         let credstore = processes::start_credstore(&dir.join("credstore"));
         let bootstrap = serde_json::from_str(&credstore.bootstrap_file("bootstrap.json")).unwrap();
@@ -95,7 +95,7 @@ impl Operator {
     fn spawn(&mut self) {
         self.started += 1;
         let log = self.dir.join(format!("operator-{}.log", self.started));
-        let command = OperatorCommand::new(&support::control_plane().kubeconfig)
+        let command = OperatorCommand::new(&envtest::control_plane().kubeconfig)
             .namespace(&self.namespace)
             .log(&log);
         self.process = Some(command.spawn());

@@ -11,12 +11,12 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{
     self, akamai_admin, akamai_get, akamai_post, eventually, is_ready, merge, requests_between,
     upstream_requests, wait_for,
 };
-use crate::processes::{self, Credstore};
-use crate::support;
+use apikey_operator_test_support::processes::{self, Credstore};
 
 struct Setup {
     client: Client,
@@ -27,8 +27,8 @@ struct Setup {
 
 async fn setup(prefix: &str) -> Setup {
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, prefix).await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, prefix).await;
     let credstore = processes::private_credstore(&namespace);
     fixtures::akamai_store(&client, &namespace, "akamai", &credstore).await;
     let stores: Api<apikey_operator::api::CredentialStore> = Api::namespaced(client.clone(), &namespace);
@@ -247,7 +247,7 @@ async fn api_client_signs_while_unlocked_and_active_and_rotation_retires_the_old
     let statuses =
         serde_json::to_string(&s.clients.list(&ListParams::default()).await.unwrap().items).unwrap();
     let admin = akamai_admin(&s.credstore);
-    crate::fixtures::assert_no_leak(
+    fixtures::assert_no_leak(
         &[
             &first["client_secret"],
             &second["client_secret"],

@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::api::Api;
 use serde_json::json;
 
-use crate::fixtures::{
+use apikey_operator_test_support::fixtures::{
     self, TokenSetup, eventually, is_ready, merge, not_ready_because, ping, upstream_token, wait_for,
 };
 
@@ -206,7 +206,7 @@ async fn rotation_by_annotation_overlaps_for_retain_previous_and_restarts_consum
     );
 
     // Retirement waits for the consumer's rollout; no Deployment controller runs here.
-    crate::fixtures::rolled_out(&deployments, "consumer").await;
+    fixtures::rolled_out(&deployments, "consumer").await;
     wait_for(&s.tokens, "rotating", "previous token retired", |t: &ApiToken| {
         t.status.as_ref().is_some_and(|s| s.retiring.is_empty())
     })

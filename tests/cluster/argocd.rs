@@ -12,19 +12,20 @@ use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, is_ready, merge, not_ready_because, wait_for};
-use crate::processes;
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, is_ready, merge, not_ready_because, wait_for};
+use apikey_operator_test_support::paths;
+use apikey_operator_test_support::processes;
 
 #[tokio::test]
 async fn argocd_and_kstatus_judge_real_objects_alike() {
     let credstore = processes::credstore();
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "argocd").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "argocd").await;
     fixtures::prefactor_store(&client, &namespace, "prefactor", credstore).await;
     let tokens: Api<ApiToken> = Api::namespaced(client.clone(), &namespace);
-    let stores: Api<kube::api::DynamicObject> = support::api_for(
+    let stores: Api<kube::api::DynamicObject> = envtest::api_for(
         &client,
         &serde_json::from_value(
             json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore", "metadata": {}}),
@@ -270,7 +271,7 @@ async fn argocd_and_kstatus_judge_real_objects_alike() {
         let kind = kind.to_string();
         async move {
             let probe = json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": kind, "metadata": {}});
-            support::api_for(&client, &serde_json::from_value(probe).unwrap(), &namespace).await
+            envtest::api_for(&client, &serde_json::from_value(probe).unwrap(), &namespace).await
         }
     };
     fixtures::zenml_store(&client, &namespace, "zenml", credstore).await;
@@ -336,7 +337,7 @@ async fn argocd_and_kstatus_judge_real_objects_alike() {
         "delivered",
         "Current",
     ));
-    let cluster_stores: Api<kube::api::DynamicObject> = support::api_for(
+    let cluster_stores: Api<kube::api::DynamicObject> = envtest::api_for(
         &client,
         &serde_json::from_value(
             json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ClusterCredentialStore", "metadata": {}}),
@@ -431,7 +432,7 @@ async fn next_matching(
 /// `tests/kstatus/build.sh` builds). Never skips: without the tool the test fails.
 fn run_kstatus(objects: &[Value]) -> Vec<Value> {
     use std::io::Write;
-    let bin = support::tool("KSTATUS_BIN", "tests/kstatus/build.sh", "kstatus tool");
+    let bin = paths::tool("KSTATUS_BIN", "tests/kstatus/build.sh", "kstatus tool");
     let mut child = std::process::Command::new(&bin)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -485,7 +486,7 @@ fn run_health_script(files: &[PathBuf]) -> Vec<Value> {
 /// `ARGOCD_LUA_PYTHON` (set by `make test`), or whatever `tests/argocd/venv.sh` installs.
 /// Never skips: without a Lua interpreter the test fails with the reason.
 fn lua_python() -> PathBuf {
-    support::tool(
+    paths::tool(
         "ARGOCD_LUA_PYTHON",
         "tests/argocd/venv.sh",
         "Lua interpreter for the Argo CD health checks",

@@ -15,11 +15,11 @@ use kube::api::{Api, DeleteParams, PostParams};
 use kube::{Client, Resource};
 use serde_json::{Value, json};
 
-use crate::fixtures::{
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{
     self, akamai_get, eventually, is_ready, not_ready_because, trend_current, wait_for, zenml_login,
 };
-use crate::processes::{self, Credstore, OperatorCommand};
-use crate::support;
+use apikey_operator_test_support::processes::{self, Credstore, OperatorCommand};
 
 /// The manifests both clusters get: a ZenML key and a Trend Micro key with default names,
 /// an ApiClient with a default name, and a ZenML key whose name is pinned in Git.
@@ -118,7 +118,7 @@ async fn assert_working(credstore: &Credstore, issued: &Issued, whose: &str) {
 async fn second_cluster(dir: &Path) -> (LocalCluster, std::process::Child) {
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir).unwrap();
-    let cluster = LocalCluster::start(&support::control_plane().assets, &dir.join("control-plane"))
+    let cluster = LocalCluster::start(&envtest::control_plane().assets, &dir.join("control-plane"))
         .await
         .unwrap_or_else(|e| panic!("starting the second control plane: {e}"));
     cluster.install_crds(&apikey_operator::api::crds()).await.unwrap();
@@ -134,10 +134,10 @@ async fn second_cluster(dir: &Path) -> (LocalCluster, std::process::Child) {
 #[tokio::test]
 async fn two_clusters_sharing_one_upstream_never_touch_each_other_s_keys() {
     processes::operator();
-    let first = support::client().await;
-    let namespace = support::namespace(&first, "clusters").await;
+    let first = envtest::client().await;
+    let namespace = envtest::namespace(&first, "clusters").await;
     let credstore = processes::private_credstore(&namespace);
-    let dir = support::control_plane().dir.join(format!("second-{namespace}"));
+    let dir = envtest::control_plane().dir.join(format!("second-{namespace}"));
     let (cluster, mut operator) = second_cluster(&dir).await;
     let second = cluster.client().await.unwrap();
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}})).unwrap();

@@ -1,11 +1,11 @@
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::Api;
 
-use crate::support;
+use apikey_operator_test_support::envtest;
 
 #[tokio::test]
 async fn every_crd_is_established() {
-    let client = support::client().await;
+    let client = envtest::client().await;
     let api: Api<CustomResourceDefinition> = Api::all(client);
     for crd in apikey_operator::api::crds() {
         let name = crd.metadata.name.unwrap();
@@ -27,18 +27,18 @@ async fn every_crd_is_established() {
 
 #[tokio::test]
 async fn short_names_and_the_apikeys_category_are_served() {
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "category").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "category").await;
     for manifest in [
         "apiVersion: apikeys.dev/v1alpha1\nkind: ApiToken\nmetadata: {name: cat-token}\nspec: {storeRef: {name: s}, scope: account}",
         "apiVersion: apikeys.dev/v1alpha1\nkind: ServiceAccountKey\nmetadata: {name: cat-key}\nspec: {storeRef: {name: s}, serviceAccount: sa}",
         "apiVersion: apikeys.dev/v1alpha1\nkind: ApiClient\nmetadata: {name: cat-client}\nspec: {storeRef: {name: s}, authorizedUsers: [u], apiAccess: {allAccessibleApis: true}, purgeOptions: {canPurgeByCacheTag: true, canPurgeByCpcode: true, cpcodeAccess: {allCurrentAndNewCpcodes: true}}, groupAccess: {cloneAuthorizedUserGroups: true}}",
     ] {
-        let object = support::parse_documents(manifest).remove(0);
-        support::apply(&client, &object, &namespace).await.unwrap();
+        let object = envtest::parse_documents(manifest).remove(0);
+        envtest::apply(&client, &object, &namespace).await.unwrap();
     }
 
-    let output = support::kubectl()
+    let output = envtest::kubectl()
         .args(["get", "apikeys", "-A"])
         .output()
         .unwrap();
@@ -66,7 +66,7 @@ async fn short_names_and_the_apikeys_category_are_served() {
     }
 
     for short_name in ["apitoken", "sakey", "apiclient", "cstore", "ccstore"] {
-        let output = support::kubectl()
+        let output = envtest::kubectl()
             .args(["get", short_name, "-A"])
             .output()
             .unwrap();
@@ -80,8 +80,8 @@ async fn short_names_and_the_apikeys_category_are_served() {
 
 #[tokio::test]
 async fn kubectl_explain_prints_the_doc_comments() {
-    support::control_plane();
-    let output = support::kubectl()
+    envtest::control_plane();
+    let output = envtest::kubectl()
         .args(["explain", "apitoken.spec.state"])
         .output()
         .unwrap();
@@ -97,7 +97,7 @@ async fn kubectl_explain_prints_the_doc_comments() {
     );
     assert!(stdout.contains("Suspended"), "enum values missing:\n{stdout}");
 
-    let output = support::kubectl()
+    let output = envtest::kubectl()
         .args(["explain", "serviceaccountkey.spec.rotation.retainPrevious"])
         .output()
         .unwrap();

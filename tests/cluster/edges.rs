@@ -11,9 +11,11 @@ use kube::Client;
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, TokenSetup, akamai_admin, akamai_get, is_ready, merge, ping, wait_for};
-use crate::processes::{self, Credstore};
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{
+    self, TokenSetup, akamai_admin, akamai_get, is_ready, merge, ping, wait_for,
+};
+use apikey_operator_test_support::processes::{self, Credstore};
 
 fn ready_message<K: serde::Serialize>(object: &K) -> String {
     let value = serde_json::to_value(object).unwrap();
@@ -95,8 +97,8 @@ fn bad_stores(credstore: &Credstore) -> Vec<BadStore> {
 async fn store_credential_secrets_with_bad_content_say_which_key_to_fix_and_recover() {
     let credstore = processes::credstore();
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "bad-store-secrets").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "bad-store-secrets").await;
     let stores: Api<CredentialStore> = Api::namespaced(client.clone(), &namespace);
 
     for store in bad_stores(credstore) {
@@ -249,8 +251,8 @@ async fn a_token_secret_edited_or_deleted_by_hand_is_reissued_and_the_old_token_
 #[tokio::test]
 async fn a_client_secret_edited_or_deleted_by_hand_is_reissued_and_the_old_credential_retired() {
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "client-secret-by-hand").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "client-secret-by-hand").await;
     let credstore = processes::private_credstore(&namespace);
     fixtures::akamai_store(&client, &namespace, "akamai", &credstore).await;
     fixtures::apply(
@@ -320,8 +322,8 @@ async fn a_client_secret_edited_or_deleted_by_hand_is_reissued_and_the_old_crede
 #[tokio::test]
 async fn a_target_secret_owned_by_someone_else_is_never_taken_over() {
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "secret-taken").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "secret-taken").await;
     let credstore = processes::private_credstore(&namespace);
     fixtures::prefactor_store(&client, &namespace, "prefactor", &credstore).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), &namespace);

@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use crate::support;
+use apikey_operator_test_support::envtest;
 
 #[tokio::test]
 async fn every_example_is_accepted_by_server_side_apply() {
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "examples").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "examples").await;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -21,12 +21,12 @@ async fn every_example_is_accepted_by_server_side_apply() {
         .filter(|f| f.extension().is_some_and(|e| e == "yaml"))
     {
         let yaml = std::fs::read_to_string(file).unwrap();
-        let objects = support::parse_documents(&yaml);
+        let objects = envtest::parse_documents(&yaml);
         assert!(!objects.is_empty(), "{} holds no object", file.display());
         for object in objects {
             let kind = object.types.as_ref().unwrap().kind.clone();
             let name = object.metadata.name.clone().unwrap();
-            let live = support::apply(&client, &object, &namespace)
+            let live = envtest::apply(&client, &object, &namespace)
                 .await
                 .unwrap_or_else(|e| panic!("{}: {kind}/{name} was refused: {e}", file.display()));
             assert_spec_kept(

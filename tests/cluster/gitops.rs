@@ -9,9 +9,9 @@ use std::time::Duration;
 use kube::api::{DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, CONVERGE};
-use crate::processes;
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, CONVERGE};
+use apikey_operator_test_support::processes;
 
 /// The field manager of the test's applies, standing in for Argo CD or Flux.
 const GITOPS_MANAGER: &str = "gitops";
@@ -20,8 +20,8 @@ const GITOPS_MANAGER: &str = "gitops";
 async fn examples_converge_without_drift_in_spec() {
     let credstore = processes::credstore();
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "gitops").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "gitops").await;
     fixtures::put_secret(
         &client,
         &namespace,
@@ -33,7 +33,7 @@ async fn examples_converge_without_drift_in_spec() {
     let mut applied = Vec::new();
     for object in example_objects() {
         let object = point_at_test_cluster(object, &namespace, &credstore.url);
-        let api = support::api_for(&client, &object, &namespace).await;
+        let api = envtest::api_for(&client, &object, &namespace).await;
         let name = object.metadata.name.clone().unwrap();
         api.patch(
             &name,
@@ -79,7 +79,7 @@ fn example_objects() -> Vec<DynamicObject> {
     files.sort();
     files
         .iter()
-        .flat_map(|f| support::parse_documents(&std::fs::read_to_string(f).unwrap()))
+        .flat_map(|f| envtest::parse_documents(&std::fs::read_to_string(f).unwrap()))
         .filter(|o| {
             o.types
                 .as_ref()
@@ -137,7 +137,7 @@ fn kind_of(object: &DynamicObject) -> String {
 #[tokio::test]
 async fn the_gitops_example_directory_is_accepted_as_kustomize_renders_it() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/gitops-example");
-    let rendered = support::kubectl()
+    let rendered = envtest::kubectl()
         .arg("kustomize")
         .arg(&dir)
         .output()
@@ -147,8 +147,8 @@ async fn the_gitops_example_directory_is_accepted_as_kustomize_renders_it() {
         "kubectl kustomize failed: {}",
         String::from_utf8_lossy(&rendered.stderr)
     );
-    let client = support::client().await;
-    let objects = support::parse_documents(&String::from_utf8(rendered.stdout).unwrap());
+    let client = envtest::client().await;
+    let objects = envtest::parse_documents(&String::from_utf8(rendered.stdout).unwrap());
     let kinds: Vec<String> = objects.iter().map(kind_of).collect();
     assert_eq!(kinds, ["Namespace", "ApiToken", "ApiToken", "CredentialStore"]);
     // The namespace first, as Argo CD and Flux order it.
@@ -158,7 +158,7 @@ async fn the_gitops_example_directory_is_accepted_as_kustomize_renders_it() {
         .chain(objects.iter().filter(|o| kind_of(o) != "Namespace"))
     {
         let namespace = object.metadata.namespace.clone().unwrap_or_default();
-        let live = support::apply(&client, object, &namespace)
+        let live = envtest::apply(&client, object, &namespace)
             .await
             .unwrap_or_else(|e| panic!("{} {:?} was refused: {e}", kind_of(object), object.metadata.name));
         if kind_of(object) != "Namespace" {

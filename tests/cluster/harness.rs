@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::support;
+use apikey_operator_test_support::envtest;
 
 const CHILD_ENV: &str = "APIKEY_OPERATOR_HARNESS_CHILD";
 
@@ -25,7 +25,7 @@ fn processes_using(dir: &Path) -> Vec<u32> {
 fn control_plane_processes_die_with_a_panicking_test_binary() {
     if std::env::var_os(CHILD_ENV).is_some() {
         // Child role: start the control plane, report it, and panic.
-        let control_plane = support::control_plane();
+        let control_plane = envtest::control_plane();
         println!("control-plane-dir={}", control_plane.dir.display());
         println!(
             "control-plane-processes={}",
@@ -34,7 +34,7 @@ fn control_plane_processes_die_with_a_panicking_test_binary() {
         panic!("deliberate panic with a running control plane");
     }
 
-    let assets = &support::control_plane().assets;
+    let assets = &envtest::control_plane().assets;
     let output = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",

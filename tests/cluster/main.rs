@@ -1,4 +1,5 @@
-//! Integration tests against a real kube-apiserver + etcd.
+//! Integration tests against a real kube-apiserver + etcd (see the test-support crate,
+//! tests/support, for the control plane, the processes and the fixtures they share).
 
 mod api_client;
 mod api_token;
@@ -8,20 +9,16 @@ mod clusters;
 mod crds;
 mod edges;
 mod examples;
-mod fixtures;
 mod gitops;
 mod harness;
 mod messages;
 mod observability;
 mod plugin;
 mod policy;
-mod processes;
 mod real_zenml;
 mod retirement;
 mod service_account_key;
 mod stores;
-mod support;
 mod tenancy;
 mod upgrade;
 mod validation;
-mod zenml_server;

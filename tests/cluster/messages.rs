@@ -7,9 +7,11 @@ use k8s_openapi::api::apps::v1::Deployment;
 use kube::api::{Api, DynamicObject};
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, TokenSetup, is_ready, merge, not_ready_because, wait_for};
-use crate::processes;
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{
+    self, TokenSetup, is_ready, merge, not_ready_because, wait_for,
+};
+use apikey_operator_test_support::processes;
 
 /// Fails unless `message` reads as a sentence: no Rust `Debug` output, no struct dumps, no
 /// line breaks, and it says what to do.
@@ -42,7 +44,7 @@ fn condition(object: &impl serde::Serialize, type_: &str) -> Option<(String, Str
 /// The ApiToken and the Deployment of `examples/apitoken.yaml`.
 fn example_token_and_workload() -> Vec<DynamicObject> {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/apitoken.yaml");
-    support::parse_documents(&std::fs::read_to_string(path).unwrap())
+    envtest::parse_documents(&std::fs::read_to_string(path).unwrap())
         .into_iter()
         .filter(|o| o.metadata.name.as_deref() == Some("billing-api"))
         .collect()
@@ -58,7 +60,7 @@ async fn the_example_token_and_its_workload_rotate_without_a_warning() {
         "the example names its consumer next to the token"
     );
     for object in &objects {
-        support::apply(&s.client, object, &s.namespace).await.unwrap();
+        envtest::apply(&s.client, object, &s.namespace).await.unwrap();
     }
     wait_for(&s.tokens, "billing-api", "Ready", is_ready).await;
     merge(
@@ -196,8 +198,8 @@ async fn failures_read_as_one_plain_sentence_that_says_what_to_do() {
 #[tokio::test]
 async fn the_last_use_upstream_reports_shows_in_status() {
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "last-used").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "last-used").await;
     let credstore = processes::private_credstore(&namespace);
     fixtures::prefactor_store(&client, &namespace, "prefactor", &credstore).await;
     fixtures::zenml_store(&client, &namespace, "zenml", &credstore).await;

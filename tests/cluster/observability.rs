@@ -6,16 +6,16 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams};
 use serde_json::json;
 
-use crate::fixtures::{self, is_ready, merge, wait_for};
-use crate::processes;
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, is_ready, merge, wait_for};
+use apikey_operator_test_support::processes;
 
 #[tokio::test]
 async fn no_token_appears_in_logs_events_or_status() {
     let credstore = processes::credstore();
     let operator = processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "leak-scan").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "leak-scan").await;
     fixtures::prefactor_store(&client, &namespace, "prefactor", credstore).await;
     let tokens: Api<ApiToken> = Api::namespaced(client.clone(), &namespace);
     fixtures::apply(
@@ -93,5 +93,5 @@ async fn no_token_appears_in_logs_events_or_status() {
     );
     let events = serde_json::to_string(&events.items).unwrap();
     let statuses = serde_json::to_string(&tokens.list(&ListParams::default()).await.unwrap().items).unwrap();
-    crate::fixtures::assert_no_leak(&issued, &log, &events, &statuses);
+    fixtures::assert_no_leak(&issued, &log, &events, &statuses);
 }

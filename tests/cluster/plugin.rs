@@ -11,8 +11,8 @@ use kube::api::Api;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
-use crate::fixtures::{TokenSetup, is_ready, merge, ping, wait_for};
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{TokenSetup, is_ready, merge, ping, wait_for};
 
 /// What one run of the plugin printed.
 struct Run {
@@ -61,7 +61,7 @@ async fn plugin_with(kubeconfig: &Path, args: &[&str], stdin: &str) -> Run {
 }
 
 async fn plugin(args: &[&str]) -> Run {
-    plugin_with(&support::control_plane().kubeconfig, args, "").await
+    plugin_with(&envtest::control_plane().kubeconfig, args, "").await
 }
 
 #[tokio::test]
@@ -199,7 +199,7 @@ async fn compromised_rotates_without_overlap_restarts_consumers_and_records_the_
         )
         .await;
     let old = s.secret_token("leaked").await;
-    let kubeconfig = &support::control_plane().kubeconfig;
+    let kubeconfig = &envtest::control_plane().kubeconfig;
 
     let refused = plugin_with(
         kubeconfig,
@@ -326,7 +326,7 @@ async fn errors_are_one_line_with_a_non_zero_exit() {
 
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&support::control_plane().kubeconfig).unwrap())
+        serde_yaml::from_str(&std::fs::read_to_string(&envtest::control_plane().kubeconfig).unwrap())
             .unwrap();
 
     // No permission: the same credentials, impersonating a user without any RBAC binding.

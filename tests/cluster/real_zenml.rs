@@ -10,10 +10,10 @@ use kube::Client;
 use kube::api::{Api, DeleteParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, condition_detail, eventually, is_ready, merge, wait_for};
-use crate::processes;
-use crate::support;
-use crate::zenml_server::{self, ADMIN_PASSWORD, ADMIN_USER, ZenmlServer};
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, condition_detail, eventually, is_ready, merge, wait_for};
+use apikey_operator_test_support::processes;
+use apikey_operator_test_support::zenml_server::{self, ADMIN_PASSWORD, ADMIN_USER, ZenmlServer};
 
 struct Setup {
     client: Client,
@@ -24,8 +24,8 @@ struct Setup {
 
 async fn setup(prefix: &str) -> Setup {
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, prefix).await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, prefix).await;
     Setup {
         keys: Api::namespaced(client.clone(), &namespace),
         stores: Api::namespaced(client.clone(), &namespace),

@@ -16,8 +16,9 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::fixtures::{
-    TokenSetup, condition_detail, events_of, eventually, is_ready, merge, ping, report_rollout, wait_for,
+use apikey_operator_test_support::fixtures::{
+    self, TokenSetup, condition_detail, events_of, eventually, is_ready, merge, ping, report_rollout,
+    wait_for,
 };
 
 /// A Deployment of `replicas` whose last rollout finished, as its controller reports it.
@@ -285,9 +286,9 @@ async fn max_retain_forces_a_stuck_rollout_and_break_glass_waits_for_nothing() {
 #[tokio::test]
 async fn a_trend_micro_key_in_use_is_kept_until_quiet() {
     let s = TokenSetup::new("retire-trend").await;
-    crate::fixtures::trend_store(&s.client, &s.namespace, "trend", s.credstore).await;
+    fixtures::trend_store(&s.client, &s.namespace, "trend", s.credstore).await;
     let keys: Api<apikey_operator::api::ServiceAccountKey> = Api::namespaced(s.client.clone(), &s.namespace);
-    crate::fixtures::apply(
+    fixtures::apply(
         &s.client,
         &s.namespace,
         json!({"apiVersion": "apikeys.dev/v1alpha1", "kind": "ServiceAccountKey", "metadata": {"name": "siem"},
@@ -296,7 +297,7 @@ async fn a_trend_micro_key_in_use_is_kept_until_quiet() {
     )
     .await;
     wait_for(&keys, "siem", "Ready", is_ready).await;
-    let secret = || crate::fixtures::secret_value(&s.client, &s.namespace, "siem", "apiKey");
+    let secret = || fixtures::secret_value(&s.client, &s.namespace, "siem", "apiKey");
     let old = secret().await.unwrap();
     merge(
         &keys,
@@ -310,7 +311,7 @@ async fn a_trend_micro_key_in_use_is_kept_until_quiet() {
     .await;
     let mut last_use = Instant::now();
     for _ in 0..4 {
-        let status = crate::fixtures::trend_current(s.credstore, &old).await;
+        let status = fixtures::trend_current(s.credstore, &old).await;
         assert_eq!(status, 200, "the old key is in use, so kept");
         last_use = Instant::now();
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -328,5 +329,5 @@ async fn a_trend_micro_key_in_use_is_kept_until_quiet() {
         quiet_for >= Duration::from_secs(5),
         "not before it was quiet for 5s: {quiet_for:?}"
     );
-    assert_eq!(crate::fixtures::trend_current(s.credstore, &old).await, 401);
+    assert_eq!(fixtures::trend_current(s.credstore, &old).await, 401);
 }

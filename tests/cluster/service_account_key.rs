@@ -11,12 +11,12 @@ use kube::Client;
 use kube::api::{Api, ListParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{
     self, advance_clock, eventually, is_ready, merge, not_ready_because, requests_between, trend_current,
     trend_key, upstream_requests, wait_for, zenml_login,
 };
-use crate::processes::{self, Credstore};
-use crate::support;
+use apikey_operator_test_support::processes::{self, Credstore};
 
 /// The service account the credential store bootstraps for the operator's keys.
 const SERVICE_ACCOUNT: &str = "apikey-operator";
@@ -30,8 +30,8 @@ struct Setup {
 
 async fn setup(prefix: &str) -> Setup {
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, prefix).await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, prefix).await;
     let credstore = processes::private_credstore(&namespace);
     fixtures::zenml_store(&client, &namespace, "zenml", &credstore).await;
     fixtures::trend_store(&client, &namespace, "trend", &credstore).await;
@@ -394,7 +394,7 @@ async fn no_service_account_key_appears_in_logs_events_or_status() {
         .unwrap();
     let events = serde_json::to_string(&events.items).unwrap();
     let statuses = serde_json::to_string(&s.keys.list(&ListParams::default()).await.unwrap().items).unwrap();
-    crate::fixtures::assert_no_leak(&issued, &log, &events, &statuses);
+    fixtures::assert_no_leak(&issued, &log, &events, &statuses);
 }
 
 /// What a crash between the upstream create and the status write leaves behind: a key

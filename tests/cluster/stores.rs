@@ -6,9 +6,9 @@ use apikey_operator::api::{ApiToken, ClusterCredentialStore, CredentialStore};
 use kube::api::Api;
 use serde_json::json;
 
-use crate::fixtures::{self, is_ready, merge, not_ready_because, wait_for};
-use crate::processes;
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, is_ready, merge, not_ready_because, wait_for};
+use apikey_operator_test_support::processes;
 
 fn ready_message<K: serde::Serialize>(object: &K) -> String {
     let value = serde_json::to_value(object).unwrap();
@@ -30,8 +30,8 @@ fn token_manifest(name: &str, store: serde_json::Value) -> serde_json::Value {
 async fn store_credential_problems_have_distinct_reasons_and_recover() {
     let credstore = processes::credstore();
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "store-problems").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "store-problems").await;
     let stores: Api<CredentialStore> = Api::namespaced(client.clone(), &namespace);
     let tokens: Api<ApiToken> = Api::namespaced(client.clone(), &namespace);
 
@@ -170,9 +170,9 @@ async fn store_credential_problems_have_distinct_reasons_and_recover() {
 async fn cluster_store_serves_only_the_namespaces_it_allows() {
     let credstore = processes::credstore();
     processes::operator();
-    let client = support::client().await;
-    let admin_namespace = support::namespace(&client, "ccs-admin").await;
-    let namespace = support::namespace(&client, "ccs-user").await;
+    let client = envtest::client().await;
+    let admin_namespace = envtest::namespace(&client, "ccs-admin").await;
+    let namespace = envtest::namespace(&client, "ccs-user").await;
     fixtures::put_secret(
         &client,
         &admin_namespace,

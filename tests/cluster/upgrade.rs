@@ -26,12 +26,12 @@ use kube::Client;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{
     self, eventually, is_ready, merge, trend_current, trend_key, wait_for, zenml_admin_session, zenml_key,
     zenml_login,
 };
-use crate::processes::{self, Credstore, OperatorCommand};
-use crate::support;
+use apikey_operator_test_support::processes::{self, Credstore, OperatorCommand};
 
 const SERVICE_ACCOUNT: &str = "apikey-operator";
 
@@ -71,8 +71,8 @@ async fn strip_marks(credstore: &Credstore, bearer: &str, zenml_id: &str, trend_
 #[tokio::test]
 async fn keys_of_the_release_before_marks_are_stamped_and_keep_working() {
     processes::operator();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "upgrade").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "upgrade").await;
     let credstore = processes::private_credstore(&namespace);
     fixtures::zenml_store(&client, &namespace, "zenml", &credstore).await;
     fixtures::trend_store(&client, &namespace, "trend", &credstore).await;
@@ -427,12 +427,12 @@ impl Legacy {
 
 /// A control plane of the test's own, so that no operator has run on it before.
 async fn own_control_plane(name: &str) -> (LocalCluster, PathBuf) {
-    let dir = support::control_plane()
+    let dir = envtest::control_plane()
         .dir
         .join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let cluster = LocalCluster::start(&support::control_plane().assets, &dir.join("control-plane"))
+    let cluster = LocalCluster::start(&envtest::control_plane().assets, &dir.join("control-plane"))
         .await
         .unwrap_or_else(|e| panic!("starting a control plane: {e}"));
     cluster.install_crds(&apikey_operator::api::crds()).await.unwrap();

@@ -5,7 +5,7 @@
 use kube::api::{Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::support;
+use apikey_operator_test_support::envtest;
 
 const V: &str = "apikeys.dev/v1alpha1";
 
@@ -299,14 +299,14 @@ fn invalid_manifests() -> Vec<(&'static str, Value, &'static str)> {
 
 #[tokio::test]
 async fn invalid_manifests_are_refused_with_a_message_naming_the_field() {
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "invalid").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "invalid").await;
     let cases = invalid_manifests();
     assert!(cases.len() >= 20);
     let mut failures = Vec::new();
     for (what, manifest, expected) in cases {
         let object = serde_json::from_value(manifest).unwrap();
-        match support::apply(&client, &object, &namespace).await {
+        match envtest::apply(&client, &object, &namespace).await {
             Ok(_) => failures.push(format!("{what}: accepted")),
             Err(kube::Error::Api(status)) if status.message.contains(expected) => {}
             Err(error) => failures.push(format!("{what}: message lacks {expected:?}: {error}")),
@@ -383,16 +383,16 @@ fn invalid_changes() -> Vec<(&'static str, Value, Value, &'static str)> {
 
 #[tokio::test]
 async fn invalid_changes_are_refused_and_valid_ones_accepted() {
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "changes").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "changes").await;
     let mut failures = Vec::new();
     for (index, (what, manifest, patch, expected)) in invalid_changes().into_iter().enumerate() {
         let mut object: kube::api::DynamicObject = serde_json::from_value(manifest).unwrap();
         object.metadata.name = Some(format!("change-{index}"));
-        support::apply(&client, &object, &namespace)
+        envtest::apply(&client, &object, &namespace)
             .await
             .unwrap_or_else(|e| panic!("{what}: the valid manifest was refused: {e}"));
-        let api = support::api_for(&client, &object, &namespace).await;
+        let api = envtest::api_for(&client, &object, &namespace).await;
         match api
             .patch(
                 object.metadata.name.as_deref().unwrap(),
@@ -416,8 +416,8 @@ async fn invalid_changes_are_refused_and_valid_ones_accepted() {
     // The lifecycle the rules must allow: Active → Suspended → Active → Revoked, and the
     // mutable fields next to immutable ones.
     let object: kube::api::DynamicObject = serde_json::from_value(account_token(json!({}))).unwrap();
-    support::apply(&client, &object, &namespace).await.unwrap();
-    let api = support::api_for(&client, &object, &namespace).await;
+    envtest::apply(&client, &object, &namespace).await.unwrap();
+    let api = envtest::api_for(&client, &object, &namespace).await;
     for patch in [
         json!({"spec": {"state": "Suspended"}}),
         json!({"spec": {"state": "Active", "rotation": {"interval": "24h", "requestedAt": "1"}}}),

@@ -5,11 +5,11 @@
 //! cached) and prints it. A missing package fails the test; it never skips.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use apikey_operator::upstream::edgegrid::{
     self, AuthorizationFields, ClientCredential, RequestParts, SigningPolicy,
 };
+use apikey_operator_test_support::paths;
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -50,25 +50,10 @@ struct CaseRequest {
 }
 
 fn vectors_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("EDGEGRID_PYTHON_DIR") {
-        return PathBuf::from(dir);
-    }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/conformance/venv.sh");
-    let output = Command::new(script)
-        .output()
-        .unwrap_or_else(|error| panic!("cannot run {script}: {error}"));
-    assert!(
-        output.status.success(),
-        "{script} failed; the EdgeGrid vectors need the edgegrid-python package:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8(output.stdout).expect("venv.sh prints a UTF-8 path");
-    PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .expect("venv.sh prints the package directory")
-            .trim(),
+    paths::tool(
+        "EDGEGRID_PYTHON_DIR",
+        "tests/conformance/venv.sh",
+        "EdgeGrid vectors (they come with the edgegrid-python package)",
     )
 }
 

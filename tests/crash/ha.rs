@@ -16,9 +16,9 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::Api;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, is_ready, wait_for};
-use crate::processes::{self, Credstore, OperatorCommand};
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, is_ready, wait_for};
+use apikey_operator_test_support::processes::{self, Credstore, OperatorCommand};
 
 /// The binary's defaults, which the replicas run with.
 const LEASE: &str = "apikey-operator";
@@ -79,10 +79,10 @@ struct Ha {
 
 impl Ha {
     async fn new(prefix: &str) -> Self {
-        let client = support::client().await;
-        let namespace = support::namespace(&client, prefix).await;
+        let client = envtest::client().await;
+        let namespace = envtest::namespace(&client, prefix).await;
         let credstore = processes::start_credstore(
-            &support::control_plane()
+            &envtest::control_plane()
                 .dir
                 .join(format!("credstore-{namespace}")),
         );
@@ -97,10 +97,10 @@ impl Ha {
     }
 
     fn replica(&self, name: &'static str) -> Replica {
-        let log = support::control_plane()
+        let log = envtest::control_plane()
             .dir
             .join(format!("{}-{name}.log", self.namespace));
-        let command = OperatorCommand::new(&support::control_plane().kubeconfig)
+        let command = OperatorCommand::new(&envtest::control_plane().kubeconfig)
             .leader_election()
             // The replica's holder identity, named as the chart names it (downward API).
             .env("POD_NAME", name)

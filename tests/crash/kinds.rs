@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::fixtures;
-use crate::processes::Credstore;
-use crate::zenml_server::{self, ADMIN_PASSWORD, ADMIN_USER};
+use apikey_operator_test_support::fixtures;
+use apikey_operator_test_support::processes::Credstore;
+use apikey_operator_test_support::zenml_server::{self, ADMIN_PASSWORD, ADMIN_USER};
 
 /// What the credential store holds for a kind, apart from its own admin principal.
 #[derive(Debug, Default)]

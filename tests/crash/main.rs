@@ -11,24 +11,11 @@
 //! live here for the same reason). Scenarios of one kind run concurrently, each with its own
 //! credential store.
 
-// Shared with tests/cluster, where every helper is used; this binary needs only some.
-#[allow(dead_code)]
-#[path = "../cluster/fixtures.rs"]
-mod fixtures;
 mod ha;
 mod kinds;
-#[allow(dead_code)]
-#[path = "../cluster/processes.rs"]
-mod processes;
 mod quiet;
 mod scenario;
-#[allow(dead_code)]
-#[path = "../cluster/support.rs"]
-mod support;
 mod table;
-#[allow(dead_code)]
-#[path = "../cluster/zenml_server.rs"]
-mod zenml_server;
 
 use apikey_operator::failpoint;
 

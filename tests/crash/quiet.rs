@@ -9,9 +9,9 @@ use apikey_operator::api::ApiToken;
 use kube::api::Api;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, is_ready, wait_for};
-use crate::processes::{self, Credstore};
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, is_ready, wait_for};
+use apikey_operator_test_support::processes::{self, Credstore};
 
 /// Counters of the operator (Kubernetes requests by method) and the credential store
 /// (upstream requests by operation).
@@ -38,10 +38,10 @@ async fn counters(operator: &processes::Operator, credstore: &Credstore) -> (BTr
 
 #[tokio::test]
 async fn a_quiet_minute_costs_no_writes_and_no_upstream_calls() {
-    support::control_plane();
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "quiet").await;
-    let dir = support::control_plane().dir.join(&namespace);
+    envtest::control_plane();
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "quiet").await;
+    let dir = envtest::control_plane().dir.join(&namespace);
     std::fs::create_dir_all(&dir).unwrap();
     let credstore = processes::start_credstore(&dir.join("credstore"));
     let operator = processes::start_operator(&dir, "operator", Some(&namespace));

@@ -14,11 +14,11 @@ use kube::Resource;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::json;
 
-use crate::fixtures::{self, wait_for};
 use crate::kinds::Kind;
-use crate::processes::{self, Credstore, OperatorCommand};
-use crate::support;
 use crate::table::{self, Path, Phase};
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, wait_for};
+use apikey_operator_test_support::processes::{self, Credstore, OperatorCommand};
 
 const NAME: &str = "survivor";
 /// Bound for an armed operator to reach its point, on a loaded two-core machine.
@@ -44,9 +44,9 @@ struct Scenario<'k, K: Kind> {
 
 impl<'k, K: Kind> Scenario<'k, K> {
     async fn new(kind: &'k K, path: Path, point: &str) -> Self {
-        let client = support::client().await;
+        let client = envtest::client().await;
         let prefix = format!("crash-{}-{point}", format!("{path:?}").to_lowercase());
-        let namespace = support::namespace(&client, &prefix).await;
+        let namespace = envtest::namespace(&client, &prefix).await;
         let credstore = processes::private_credstore(&namespace);
         kind.store(&client, &namespace, &credstore).await;
         Scenario {
@@ -61,10 +61,10 @@ impl<'k, K: Kind> Scenario<'k, K> {
     /// Starts an operator for this namespace, armed at `point` if given.
     fn operator(&self, point: Option<&str>) -> Operator {
         let log =
-            support::control_plane()
+            envtest::control_plane()
                 .dir
                 .join(format!("{}-{}.log", self.namespace, point.unwrap_or("clean")));
-        let mut command = OperatorCommand::new(&support::control_plane().kubeconfig)
+        let mut command = OperatorCommand::new(&envtest::control_plane().kubeconfig)
             .namespace(&self.namespace)
             .log(&log);
         if let Some(point) = point {
@@ -220,7 +220,7 @@ async fn crash<K: Kind>(kind: &K, path: Path, point: &'static str) {
 /// Runs every point the table expects `path` to recover from, concurrently, and fails with
 /// the list of points that did not recover.
 pub async fn every_point<K: Kind>(kind: K, path: Path) {
-    support::control_plane();
+    envtest::control_plane();
     let started = Instant::now();
     let points = table::exercised(path);
     let outcomes = futures::future::join_all(points.iter().map(|point| {

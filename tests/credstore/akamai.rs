@@ -5,7 +5,7 @@ use apikey_operator::upstream::edgegrid::{
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Store, ids, status_json};
+use apikey_operator_test_support::credstore::{Store, status_json};
 
 const CLIENTS: &str = "/identity-management/v3/api-clients";
 
@@ -36,7 +36,7 @@ fn parse_edgerc(text: &str) -> (String, ClientCredential) {
 
 impl<'a> EdgeClient<'a> {
     fn admin(store: &'a Store) -> Self {
-        let (host, credential) = parse_edgerc(&store.read_file("akamai.edgerc"));
+        let (host, credential) = parse_edgerc(&store.file("akamai.edgerc"));
         assert_eq!(format!("http://{host}"), store.base);
         Self {
             store,
@@ -121,7 +121,7 @@ async fn clients_are_created_and_their_credentials_authenticate() {
         )
         .await;
     assert_eq!(status, 200, "{me}");
-    assert_eq!(me["clientId"], ids(&store)["akamai"]["clientId"]);
+    assert_eq!(me["clientId"], store.ids("akamai")["clientId"]);
     assert_eq!(me["actions"]["lock"], true);
     assert!(me["credentials"][0].get("clientSecret").is_none());
 
@@ -388,7 +388,7 @@ async fn signatures_are_verified_with_skew_and_replay_protection() {
 async fn account_switch_key_scopes_clients() {
     let store = Store::start().await;
     let admin = EdgeClient::admin(&store);
-    let other = ids(&store)["akamai"]["otherAccountSwitchKey"]
+    let other = store.ids("akamai")["otherAccountSwitchKey"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -438,7 +438,7 @@ async fn account_switch_key_scopes_clients() {
                 Method::GET,
                 &format!(
                     "{CLIENTS}?accountSwitchKey={}",
-                    ids(&store)["akamai"]["accountSwitchKey"].as_str().unwrap()
+                    store.ids("akamai")["accountSwitchKey"].as_str().unwrap()
                 ),
                 None
             )
@@ -474,7 +474,7 @@ async fn bodies_with_unknown_or_invalid_fields_are_refused() {
     missing.as_object_mut().unwrap().remove("groupAccess");
     assert_eq!(admin.send(Method::POST, CLIENTS, Some(missing)).await.0, 400);
 
-    let me = ids(&store)["akamai"]["clientId"].as_str().unwrap().to_owned();
+    let me = store.ids("akamai")["clientId"].as_str().unwrap().to_owned();
     assert_eq!(
         admin
             .send(Method::PUT, &format!("{CLIENTS}/{me}"), Some(create_body()))

@@ -5,7 +5,7 @@ use apikey_operator::upstream::edgegrid::{ClientCredential, RequestParts, Signer
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Store, ids};
+use apikey_operator_test_support::credstore::Store;
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -181,10 +181,10 @@ fn is_vendor_shaped(vendor: Vendor, body: &Value) -> bool {
 #[tokio::test]
 async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
     let store = Store::start().await;
-    let prefactor = store.read_file("prefactor.token");
-    let trend = store.read_file("trendmicro.secret-key");
-    let zenml_key = store.read_file("zenml.api-key");
-    let sa = ids(&store)["zenml"]["serviceAccountId"]
+    let prefactor = store.file("prefactor.token");
+    let trend = store.file("trendmicro.secret-key");
+    let zenml_key = store.file("zenml.api-key");
+    let sa = store.ids("zenml")["serviceAccountId"]
         .as_str()
         .unwrap()
         .to_owned();
@@ -198,7 +198,7 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
         .await
         .unwrap();
     let zenml = login["access_token"].as_str().unwrap().to_owned();
-    let edgerc = store.read_file("akamai.edgerc");
+    let edgerc = store.file("akamai.edgerc");
     let field = |name: &str| {
         edgerc
             .lines()
@@ -301,7 +301,7 @@ async fn thousands_of_bad_requests_get_vendor_shaped_client_errors() {
 async fn oversized_bodies_get_413_in_each_vendors_shape() {
     let store = Store::start().await;
     let huge = vec![b'{'; 2 * 1024 * 1024];
-    let sa = ids(&store)["zenml"]["serviceAccountId"]
+    let sa = store.ids("zenml")["serviceAccountId"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -5,12 +5,12 @@ use apikey_operator::credstore::FaultSettings;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{Store, status_json};
+use apikey_operator_test_support::credstore::{Store, status_json};
 
 async fn ping(store: &Store) -> reqwest::Response {
     store
         .request(Method::GET, "/api/v1/ping")
-        .bearer_auth(store.read_file("prefactor.token"))
+        .bearer_auth(store.file("prefactor.token"))
         .send()
         .await
         .unwrap()
@@ -19,7 +19,7 @@ async fn ping(store: &Store) -> reqwest::Response {
 #[tokio::test]
 async fn deterministic_failures_and_throttling_are_vendor_shaped() {
     let store = Store::start().await;
-    let response = store.set_faults(json!({"failNext": 2, "errorStatus": 502})).await;
+    let response = store.put_faults(json!({"failNext": 2, "errorStatus": 502})).await;
     assert_eq!(response.status(), 200);
     for _ in 0..2 {
         let (status, body) = status_json(ping(&store).await).await;
@@ -28,14 +28,14 @@ async fn deterministic_failures_and_throttling_are_vendor_shaped() {
     assert_eq!(ping(&store).await.status(), 200);
 
     store
-        .set_faults(json!({"throttleNext": 1, "retryAfterSeconds": 7}))
+        .put_faults(json!({"throttleNext": 1, "retryAfterSeconds": 7}))
         .await;
     let response = ping(&store).await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "7");
     assert_eq!(ping(&store).await.status(), 200);
 
-    let (status, _) = status_json(store.set_faults(json!({"errorRate": 3.0})).await).await;
+    let (status, _) = status_json(store.put_faults(json!({"errorRate": 3.0})).await).await;
     assert_eq!(status, 400, "rates outside 0..1 are refused");
 }
 
@@ -43,7 +43,7 @@ async fn deterministic_failures_and_throttling_are_vendor_shaped() {
 async fn injected_faults_are_counted_per_operation() {
     let store = Store::start().await;
     store
-        .set_faults(json!({"failNext": 2, "throttleNext": 1, "latencyMs": 1}))
+        .put_faults(json!({"failNext": 2, "throttleNext": 1, "latencyMs": 1}))
         .await;
     for _ in 0..4 {
         ping(&store).await;
@@ -66,16 +66,18 @@ async fn injected_faults_are_counted_per_operation() {
 
 #[tokio::test]
 async fn rates_and_latency_from_start_flags() {
-    let store = Store::start_with(FaultSettings {
-        error_rate: 1.0,
-        error_status: 500,
-        ..FaultSettings::default()
+    let store = Store::start_with(|config| {
+        config.faults = FaultSettings {
+            error_rate: 1.0,
+            error_status: 500,
+            ..FaultSettings::default()
+        }
     })
     .await;
     assert_eq!(ping(&store).await.status(), 500);
-    store.set_faults(json!({"throttleRate": 1.0})).await;
+    store.put_faults(json!({"throttleRate": 1.0})).await;
     assert_eq!(ping(&store).await.status(), 429);
-    store.set_faults(json!({"latencyMs": 300})).await;
+    store.put_faults(json!({"latencyMs": 300})).await;
     let started = Instant::now();
     assert_eq!(ping(&store).await.status(), 200);
     assert!(started.elapsed() >= Duration::from_millis(300));
@@ -175,19 +177,8 @@ async fn bootstrap_files_are_owner_only() {
 
 #[tokio::test]
 async fn admin_api_is_absent_unless_enabled() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = apikey_operator::credstore::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        data: dir.path().join("data"),
-        admin_api: false,
-        advertise_address: None,
-        clock_offset_seconds: 0,
-        zenml_session_minutes: None,
-        faults: FaultSettings::default(),
-    };
-    let store = apikey_operator::credstore::CredStore::open(config).await.unwrap();
-    let base = format!("http://{}", store.local_addr());
-    let server = tokio::spawn(store.serve(std::future::pending()));
+    let store = Store::start_with(|config| config.admin_api = false).await;
+    let base = &store.base;
     for path in ["/_credstore/clock", "/_credstore/faults", "/_credstore/requests"] {
         let status = reqwest::get(format!("{base}{path}")).await.unwrap().status();
         assert_eq!(status, 404, "{path}");
@@ -200,5 +191,4 @@ async fn admin_api_is_absent_unless_enabled() {
         200,
         "the probe is always served"
     );
-    server.abort();
 }

@@ -5,6 +5,5 @@ mod bad_input;
 mod faults_and_admin;
 mod persistence;
 mod prefactor;
-mod support;
 mod trend;
 mod zenml;

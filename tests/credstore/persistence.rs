@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::read_data_file;
+use apikey_operator_test_support::credstore::read_data_file;
 
 fn spawn(data: &Path) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_apikey-operator"))

@@ -1,10 +1,10 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Store, ids, status_json};
+use apikey_operator_test_support::credstore::{Store, status_json};
 
 fn admin_token(store: &Store) -> String {
-    store.read_file("prefactor.token")
+    store.file("prefactor.token")
 }
 
 async fn call(store: &Store, token: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -66,7 +66,7 @@ async fn bearer_authentication() {
 async fn lifecycle_follows_the_state_machine_and_authentication_follows_state() {
     let store = Store::start().await;
     let admin = admin_token(&store);
-    let account_id = ids(&store)["prefactor"]["accountId"].as_str().unwrap().to_owned();
+    let account_id = store.ids("prefactor")["accountId"].as_str().unwrap().to_owned();
     let (status, created) = call(
         &store,
         &admin,
@@ -86,7 +86,7 @@ async fn lifecycle_follows_the_state_machine_and_authentication_follows_state() 
     assert_eq!(details["environment_id"], Value::Null);
     assert_eq!(
         details["created_by_admin_user_id"],
-        ids(&store)["prefactor"]["adminUserId"]
+        store.ids("prefactor")["adminUserId"]
     );
     assert_eq!(
         details["available_actions"],
@@ -319,7 +319,7 @@ async fn expiry_follows_the_store_clock() {
 async fn environment_scope_is_validated_and_cannot_manage_tokens() {
     let store = Store::start().await;
     let admin = admin_token(&store);
-    let env = ids(&store)["prefactor"]["environmentId"]
+    let env = store.ids("prefactor")["environmentId"]
         .as_str()
         .unwrap()
         .to_owned();

@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Store, status_json};
+use apikey_operator_test_support::credstore::{Store, status_json};
 
 async fn call(store: &Store, secret: &str, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
     let mut request = store
@@ -15,7 +15,7 @@ async fn call(store: &Store, secret: &str, method: Method, path: &str, body: Opt
 }
 
 fn admin(store: &Store) -> String {
-    store.read_file("trendmicro.secret-key")
+    store.file("trendmicro.secret-key")
 }
 
 async fn create(store: &Store, name: &str) -> (i64, String) {

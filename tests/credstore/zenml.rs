@@ -1,7 +1,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::support::{Store, ids, status_json};
+use apikey_operator_test_support::credstore::{Store, status_json};
 
 async fn login(store: &Store, key: &str) -> (u16, Value) {
     let form = [("grant_type", "zenml-api-key"), ("password", key)];
@@ -17,7 +17,7 @@ async fn login(store: &Store, key: &str) -> (u16, Value) {
 }
 
 async fn admin_session(store: &Store) -> String {
-    let (status, body) = login(store, &store.read_file("zenml.api-key")).await;
+    let (status, body) = login(store, &store.file("zenml.api-key")).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["token_type"], "bearer");
     body["access_token"].as_str().unwrap().to_owned()
@@ -26,7 +26,7 @@ async fn admin_session(store: &Store) -> String {
 fn keys_path(store: &Store) -> String {
     format!(
         "/api/v1/service_accounts/{}/api_keys",
-        ids(store)["zenml"]["serviceAccountId"].as_str().unwrap()
+        store.ids("zenml")["serviceAccountId"].as_str().unwrap()
     )
 }
 
@@ -60,7 +60,7 @@ async fn keys_are_created_and_authenticate_until_deactivated_or_deleted() {
     assert_eq!(created["body"]["active"], true);
     assert_eq!(
         created["body"]["service_account"]["id"],
-        ids(&store)["zenml"]["serviceAccountId"]
+        store.ids("zenml")["serviceAccountId"]
     );
     assert_eq!(created["metadata"]["description"], "for CI");
 
@@ -259,8 +259,8 @@ type LoginCase<'a> = (&'a [(&'a str, &'a str)], u16, Value);
 #[tokio::test]
 async fn the_admin_user_logs_in_with_a_password_and_the_grant_is_inferred() {
     let store = Store::start().await;
-    let user = store.read_file("zenml.admin-user");
-    let password = store.read_file("zenml.admin-password");
+    let user = store.file("zenml.admin-user");
+    let password = store.file("zenml.admin-password");
     let form = |fields: &[(&str, &str)]| {
         let fields: Vec<(String, String)> = fields
             .iter()
@@ -354,8 +354,8 @@ async fn password_login_sets_a_session_cookie_that_wins_over_the_bearer() {
         .request(Method::POST, "/api/v1/login")
         .form(&[
             ("grant_type", "password"),
-            ("username", &store.read_file("zenml.admin-user")),
-            ("password", &store.read_file("zenml.admin-password")),
+            ("username", &store.file("zenml.admin-user")),
+            ("password", &store.file("zenml.admin-password")),
         ])
         .send()
         .await
@@ -462,7 +462,7 @@ async fn service_accounts_are_listed_shown_and_updated() {
         "lists are not hydrated by default"
     );
 
-    let id = ids(&store)["zenml"]["serviceAccountId"]
+    let id = store.ids("zenml")["serviceAccountId"]
         .as_str()
         .unwrap()
         .to_owned();

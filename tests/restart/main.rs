@@ -5,17 +5,6 @@
 //! Its own test binary with its own control plane: the restart would disturb every other
 //! test sharing one.
 
-// Shared with tests/cluster, where every helper is used; this binary needs only some.
-#[allow(dead_code)]
-#[path = "../cluster/fixtures.rs"]
-mod fixtures;
-#[allow(dead_code)]
-#[path = "../cluster/processes.rs"]
-mod processes;
-#[allow(dead_code)]
-#[path = "../cluster/support.rs"]
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -24,8 +13,9 @@ use apikey_operator::localcluster::LocalCluster;
 use kube::api::Api;
 use serde_json::json;
 
-use fixtures::{is_ready, wait_for};
-use processes::OperatorCommand;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, is_ready, wait_for};
+use apikey_operator_test_support::processes::{self, OperatorCommand};
 
 fn token(name: &str) -> serde_json::Value {
     json!({
@@ -38,14 +28,14 @@ fn token(name: &str) -> serde_json::Value {
 // current-thread runtime keeps every start and restart on the test's own thread.
 #[tokio::test(flavor = "current_thread")]
 async fn operator_recovers_from_an_apiserver_restart() {
-    let assets = support::assets().unwrap_or_else(|reason| panic!("no control plane binaries: {reason}"));
+    let assets = envtest::assets().unwrap_or_else(|reason| panic!("no control plane binaries: {reason}"));
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("restart-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let mut cluster = LocalCluster::start(&assets, &dir).await.unwrap();
     cluster.install_crds(&apikey_operator::api::crds()).await.unwrap();
     let client = cluster.client().await.unwrap();
     let credstore = processes::start_credstore(&dir.join("credstore"));
-    let namespace = support::namespace(&client, "restart").await;
+    let namespace = envtest::namespace(&client, "restart").await;
     fixtures::prefactor_store(&client, &namespace, "prefactor", &credstore).await;
     let mut operator = OperatorCommand::new(cluster.kubeconfig())
         .namespace(&namespace)

@@ -6,7 +6,7 @@ use apikey_operator::api::{AccessLevel, ApiAccess, ApiGrant, ClientType, GroupAc
 use apikey_operator::upstream::akamai::{ClientSettings, CredentialStatus, CredentialUpdate};
 use apikey_operator::upstream::{AkamaiClient, ErrorClass, UpstreamClient};
 
-use crate::support::Store;
+use apikey_operator_test_support::credstore::Store;
 
 fn akamai(client: &UpstreamClient) -> &AkamaiClient {
     match client {

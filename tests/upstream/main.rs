@@ -3,6 +3,5 @@
 mod akamai;
 mod prefactor;
 mod resilience;
-mod support;
 mod trend;
 mod zenml;

@@ -1,7 +1,7 @@
 use apikey_operator::upstream::prefactor::{NewApiToken, TokenAction, TokenScope, TokenStatus};
 use apikey_operator::upstream::{ErrorClass, PrefactorClient, UpstreamClient};
 
-use crate::support::Store;
+use apikey_operator_test_support::credstore::Store;
 
 fn prefactor(client: &UpstreamClient) -> &PrefactorClient {
     match client {

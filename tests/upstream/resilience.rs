@@ -6,7 +6,7 @@ use apikey_operator::upstream::trend::ApiKeySettings;
 use apikey_operator::upstream::{ErrorClass, UpstreamClient};
 use serde_json::json;
 
-use crate::support::Store;
+use apikey_operator_test_support::credstore::Store;
 
 #[tokio::test]
 async fn transient_failures_are_retried_until_success() {

@@ -1,7 +1,7 @@
 use apikey_operator::upstream::trend::ApiKeySettings;
 use apikey_operator::upstream::{ErrorClass, TrendMicroClient, UpstreamClient};
 
-use crate::support::Store;
+use apikey_operator_test_support::credstore::Store;
 
 fn trend(client: &UpstreamClient) -> &TrendMicroClient {
     match client {

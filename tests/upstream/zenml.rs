@@ -1,7 +1,7 @@
 use apikey_operator::upstream::zenml::ApiKeyUpdate;
 use apikey_operator::upstream::{ErrorClass, UpstreamClient, ZenmlClient};
 
-use crate::support::Store;
+use apikey_operator_test_support::credstore::Store;
 
 fn zenml(client: &UpstreamClient) -> &ZenmlClient {
     match client {
@@ -144,7 +144,7 @@ async fn list_follows_pages() {
 #[tokio::test]
 async fn expired_bearer_is_renewed_by_logging_in_again() {
     // Sessions that expire, as a real server configured with a JWT lifetime gives.
-    let store = Store::start_with_zenml_sessions(Some(60)).await;
+    let store = Store::start_with(|config| config.zenml_session_minutes = Some(60)).await;
     let client = store.zenml(&store.file("zenml.api-key"));
     let zenml = zenml(&client);
     let account = service_account(&store);

@@ -7,8 +7,8 @@ use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, eventually};
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, eventually};
 
 use super::{FULLNAME, OPTION_SETS, apply, chart_dir, create_namespace, find, render, run_helm, with_sets};
 
@@ -60,7 +60,7 @@ async fn install_service_monitor_crd(client: &Client) {
 
 #[tokio::test]
 async fn rendered_manifests_are_accepted_by_the_api_server_and_pods_meet_the_restricted_standard() {
-    let client = support::client().await;
+    let client = envtest::client().await;
     install_service_monitor_crd(&client).await;
     let priority = json!({
         "apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
@@ -69,7 +69,7 @@ async fn rendered_manifests_are_accepted_by_the_api_server_and_pods_meet_the_res
     apply(&client, &priority, false).await.unwrap();
     for (index, (name, sets)) in OPTION_SETS.iter().enumerate() {
         // Pods are admitted here only if they meet the `restricted` Pod Security Standard.
-        let namespace = support::namespace(&client, &format!("chart-{index}")).await;
+        let namespace = envtest::namespace(&client, &format!("chart-{index}")).await;
         create_namespace(
             &client,
             &namespace,
@@ -93,7 +93,7 @@ async fn rendered_manifests_are_accepted_by_the_api_server_and_pods_meet_the_res
             sets,
         ))
         .unwrap_or_else(|e| panic!("helm template ({name}): {e}"));
-        let objects: Vec<Value> = support::parse_documents(&yaml)
+        let objects: Vec<Value> = envtest::parse_documents(&yaml)
             .into_iter()
             .map(|o| serde_json::to_value(o).unwrap())
             .collect();
@@ -129,7 +129,7 @@ async fn rendered_manifests_are_accepted_by_the_api_server_and_pods_meet_the_res
 
     // The check has teeth: a privileged variant of the same pod is refused.
     let objects = render("apikey-system", &[]);
-    let namespace = support::namespace(&client, "chart-teeth").await;
+    let namespace = envtest::namespace(&client, "chart-teeth").await;
     create_namespace(
         &client,
         &namespace,
@@ -150,9 +150,9 @@ async fn rendered_manifests_are_accepted_by_the_api_server_and_pods_meet_the_res
 
 #[tokio::test]
 async fn helm_installs_upgrades_and_uninstalls_a_release() {
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "helm-release").await;
-    let kubeconfig = support::control_plane().kubeconfig.display().to_string();
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "helm-release").await;
+    let kubeconfig = envtest::control_plane().kubeconfig.display().to_string();
     let chart = chart_dir();
     let chart = chart.to_str().unwrap();
     let release = namespace.as_str();

@@ -8,8 +8,10 @@ use kube::Client;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::json;
 
-use crate::fixtures::{self, condition, eventually, is_ready, merge, ping, upstream_token, wait_for};
-use crate::processes::Credstore;
+use apikey_operator_test_support::fixtures::{
+    self, condition, eventually, is_ready, merge, ping, upstream_token, wait_for,
+};
+use apikey_operator_test_support::processes::Credstore;
 
 use super::operator::{OperatorProcess, sample, scrape, upstream};
 

@@ -30,7 +30,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::support;
+use apikey_operator_test_support::envtest;
 
 const RELEASE: &str = "apikeys";
 /// What the chart names its objects for release [`RELEASE`].
@@ -121,7 +121,7 @@ fn template(namespace: &str, sets: &[&str]) -> Result<String, String> {
 /// The rendered objects as JSON.
 fn render(namespace: &str, sets: &[&str]) -> Vec<Value> {
     let yaml = template(namespace, sets).unwrap_or_else(|e| panic!("helm template {sets:?}: {e}"));
-    support::parse_documents(&yaml)
+    envtest::parse_documents(&yaml)
         .into_iter()
         .map(|object| serde_json::to_value(object).unwrap())
         .collect()
@@ -221,7 +221,7 @@ const OPTION_SETS: &[(&str, &[&str])] = &[
 async fn apply(client: &Client, object: &Value, dry_run: bool) -> Result<DynamicObject, kube::Error> {
     let object: DynamicObject = serde_json::from_value(object.clone()).unwrap();
     let namespace = object.namespace().unwrap_or_default();
-    let api = support::api_for(client, &object, &namespace).await;
+    let api = envtest::api_for(client, &object, &namespace).await;
     let mut params = PatchParams::apply("helm-chart-test").force();
     params.dry_run = dry_run;
     api.patch(&object.name_any(), &params, &Patch::Apply(&object))

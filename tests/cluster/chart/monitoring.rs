@@ -13,8 +13,8 @@ use std::time::Duration;
 use apikey_operator::api::ApiToken;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, TokenSetup, is_ready, merge, wait_for};
-use crate::{processes, support};
+use apikey_operator_test_support::fixtures::{self, TokenSetup, is_ready, merge, wait_for};
+use apikey_operator_test_support::{envtest, processes};
 
 use super::operator::{scrape, start_operator};
 use super::{FULLNAME, apply, chart_dir, find, render, run_helm, template, with_sets};
@@ -338,8 +338,8 @@ async fn every_metric_the_alerts_and_dashboard_query_is_served() {
     // The shared operator runs without leader election; the chart runs it with. One more
     // operator, elected as the chart runs it, on a namespace of its own (with nothing in it,
     // so it never meets the shared one) serves the Lease metrics.
-    let elected_namespace = support::namespace(&setup.client, "monitoring-elected").await;
-    let plane = support::control_plane();
+    let elected_namespace = envtest::namespace(&setup.client, "monitoring-elected").await;
+    let plane = envtest::control_plane();
     let dir = plane.dir.join(&elected_namespace);
     std::fs::create_dir_all(&dir).unwrap();
     let elected = start_operator(

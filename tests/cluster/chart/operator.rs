@@ -6,8 +6,8 @@ use std::process::Child;
 use std::time::Duration;
 
 use super::FULLNAME;
-use crate::fixtures;
-use crate::processes::{self, OperatorCommand};
+use apikey_operator_test_support::fixtures;
+use apikey_operator_test_support::processes::{self, OperatorCommand};
 
 /// The operator process, authenticated by `kubeconfig`; killed on drop.
 pub(super) struct OperatorProcess {

@@ -15,9 +15,9 @@ use kube::Client;
 use kube::api::{Api, PostParams};
 use serde_json::json;
 
-use crate::fixtures::{self, eventually};
-use crate::processes;
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, eventually};
+use apikey_operator_test_support::processes;
 
 use super::lifecycle::api_token_lifecycle;
 use super::operator::{leads, scrape, spawn_operator, start_operator};
@@ -26,7 +26,7 @@ use super::{FULLNAME, apply, create_namespace, render};
 /// A control plane of the test's own: a cluster-wide operator must not reconcile the other
 /// tests' objects (the shared operator does that).
 async fn own_control_plane(name: &str) -> (LocalCluster, PathBuf) {
-    let assets = support::control_plane().assets.clone();
+    let assets = envtest::control_plane().assets.clone();
     let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("chart");
     // Earlier runs' directories whose test binary is gone.
     for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {

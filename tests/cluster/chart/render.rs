@@ -4,7 +4,7 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::support;
+use apikey_operator_test_support::envtest;
 
 use super::{FULLNAME, OPTION_SETS, RELEASE, chart_dir, find, kinds, render, run_helm, template, with_sets};
 
@@ -233,7 +233,7 @@ fn helm_template_renders_what_each_option_asks_for() {
     // CRDs come from the chart's crds/ directory (identical to crds/: tests/generated.rs).
     let chart = chart_dir();
     let with_crds = run_helm(&["template", RELEASE, chart.to_str().unwrap(), "--include-crds"]).unwrap();
-    let crds = support::parse_documents(&with_crds)
+    let crds = envtest::parse_documents(&with_crds)
         .into_iter()
         .filter(|o| o.types.as_ref().unwrap().kind == "CustomResourceDefinition")
         .count();
@@ -547,8 +547,8 @@ fn the_values_schema_refuses_bad_conventions() {
 async fn the_conventions_render_is_accepted_by_the_api_server() {
     // The rendered EnvVars, spread constraints and labels are what the API server accepts
     // (a dry run: nothing is created; the ServiceMonitor needs its CRD, install.rs has it).
-    let client = support::client().await;
-    let namespace = support::namespace(&client, "chart-conventions").await;
+    let client = envtest::client().await;
+    let namespace = envtest::namespace(&client, "chart-conventions").await;
     let mut sets: Vec<String> = CONVENTIONS
         .iter()
         .filter(|s| !s.starts_with("metrics.serviceMonitor"))

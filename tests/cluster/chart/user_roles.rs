@@ -19,8 +19,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::fixtures::eventually;
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::eventually;
 
 use super::{apply, find, render};
 
@@ -150,7 +150,7 @@ async fn allowed(
 /// A client acting as `user` (the test's admin may impersonate anyone).
 async fn client_as(user: String) -> Client {
     let mut config = kube::Config::from_custom_kubeconfig(
-        kube::config::Kubeconfig::read_from(&support::control_plane().kubeconfig).unwrap(),
+        kube::config::Kubeconfig::read_from(&envtest::control_plane().kubeconfig).unwrap(),
         &Default::default(),
     )
     .await
@@ -274,8 +274,8 @@ fn the_user_roles_carry_the_aggregation_labels_and_no_status_or_wildcard_rule() 
 
 #[tokio::test]
 async fn the_user_roles_grant_people_the_key_kinds_but_never_status_or_cluster_stores() {
-    let admin = support::client().await;
-    let namespace = support::namespace(&admin, "user-roles").await;
+    let admin = envtest::client().await;
+    let namespace = envtest::namespace(&admin, "user-roles").await;
     // Cluster-scoped names of this test's own (the namespace is unique).
     let fullname = namespace.clone();
     let objects = render(&namespace, &[&format!("fullnameOverride={fullname}")]);

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{assert_refusal, cluster_store, converged, refusal, usage, wait_usage};
-use crate::fixtures::{self, merge, requests_between, upstream_requests};
 use crate::tenancy::{self, Upstream, World};
+use apikey_operator_test_support::fixtures::{self, merge, requests_between, upstream_requests};
 
 fn roles(namespace: &str, allowed: Value) -> Value {
     json!({"rules": [{"name": "team", "namespaces": [namespace], "trendMicro": {"roleIDs": allowed}}]})

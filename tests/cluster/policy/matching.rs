@@ -7,8 +7,8 @@ use kube::api::Api;
 use serde_json::json;
 
 use super::{Case, cluster_store, converged, namespaced_store, refusal, refuse_all, refused_fresh};
-use crate::fixtures::merge;
 use crate::tenancy::{Upstream, World};
+use apikey_operator_test_support::fixtures::merge;
 
 const TIER: &str = "policy.apikeys.test/tier";
 

@@ -13,8 +13,8 @@ use apikey_operator::api::StoreUsage;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, is_ready, requests_between, wait_for};
 use crate::tenancy::{self, Cred, Upstream, World};
+use apikey_operator_test_support::fixtures::{self, is_ready, requests_between, wait_for};
 
 pub const POLICY_VIOLATION: &str = "PolicyViolation";
 

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 
 use super::{Case, cluster_store, converged, creates_between, in_days, refuse_all, with};
-use crate::fixtures::{merge, upstream_requests};
 use crate::tenancy::{Upstream, World};
+use apikey_operator_test_support::fixtures::{merge, upstream_requests};
 
 /// A Prefactor id no credential store has (the format the CRD checks).
 const OTHER_ID: &str = "013xrzp12g3nqk8ngskn1wtxgka5b0nf";

@@ -7,16 +7,16 @@ use std::process::Stdio;
 use serde_json::json;
 
 use super::{cluster_store, converged, creates_between, refused_fresh, usage, wait_usage};
-use crate::fixtures::upstream_requests;
-use crate::support;
 use crate::tenancy::{Upstream, World};
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::upstream_requests;
 
 /// `kubectl-apikeys` with `args` against the control plane: its stdout, after asserting it
 /// succeeded.
 async fn plugin(args: &[&str]) -> String {
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_kubectl-apikeys"))
         .args(args)
-        .env("KUBECONFIG", &support::control_plane().kubeconfig)
+        .env("KUBECONFIG", &envtest::control_plane().kubeconfig)
         .stdin(Stdio::null())
         .output()
         .await
@@ -87,7 +87,7 @@ async fn a_namespace_quota_refuses_the_newest_key_until_an_older_one_is_deleted(
     creds.push(converged(&world, &other, Upstream::Prefactor, "third").await);
     wait_usage(&world, &store, usage(Upstream::Prefactor, 4, 1)).await;
 
-    let columns = support::kubectl()
+    let columns = envtest::kubectl()
         .args(["get", "clustercredentialstores.apikeys.dev", &store])
         .output()
         .expect("kubectl runs");

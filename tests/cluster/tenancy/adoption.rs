@@ -7,7 +7,7 @@ use kube::api::{Api, ListParams};
 use serde_json::json;
 
 use super::{ADOPT, Tally, Upstream, World, assert_blocked, message, status_of};
-use crate::fixtures::{eventually, merge};
+use apikey_operator_test_support::fixtures::{eventually, merge};
 
 #[tokio::test]
 async fn adopting_a_key_made_by_hand_needs_the_store_s_consent_and_replaces_its_secret() {

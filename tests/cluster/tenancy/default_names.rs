@@ -8,7 +8,7 @@ use serde_json::json;
 use super::{Tally, Upstream, World, status_of};
 use apikey_operator::controller::key_run::DEFAULT_NAME_MAX;
 
-/// Creates namespace `name` exactly (support::namespace adds a random suffix).
+/// Creates namespace `name` exactly (envtest::namespace adds a random suffix).
 async fn exact_namespace(w: &World, name: &str) {
     let namespace: Namespace = serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
     Api::<Namespace>::all(w.client.clone())

@@ -11,7 +11,7 @@ use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use super::{PAUSED, Tally, Upstream, World, assert_blocked, message, nonce, status_of};
-use crate::fixtures::{self, condition, wait_for};
+use apikey_operator_test_support::fixtures::{self, condition, wait_for};
 
 const STARTED: &str = "2026-01-01T00:00:00Z";
 
@@ -175,7 +175,7 @@ async fn copied_status_touches_nothing(prefix: &str, up: Upstream) {
     tally.still_works(&w, &victim_cred, "attacker deleted").await;
     assert_eq!(w.upstream(up, &id).await.as_ref(), Some(&described));
     let victim = w.api(&victim_ns, up).get("app").await.unwrap();
-    assert!(crate::fixtures::is_ready(&victim), "the victim is still Ready");
+    assert!(fixtures::is_ready(&victim), "the victim is still Ready");
     assert_eq!(status_of(&victim).upstream_id, Some(id));
     w.assert_no_leak(&[&victim_ns, &attacker_ns], &[victim_cred])
         .await;

@@ -22,9 +22,11 @@ use kube::api::{Api, ApiResource, DynamicObject, ListParams, Patch, PatchParams}
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 
-use crate::fixtures::{self, condition, eventually, is_ready, merge, not_ready_because, wait_for};
-use crate::processes::{self, Credstore};
-use crate::support;
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{
+    self, condition, eventually, is_ready, merge, not_ready_because, wait_for,
+};
+use apikey_operator_test_support::processes::{self, Credstore};
 
 /// The service account the credential store bootstraps for the operator's keys.
 const SERVICE_ACCOUNT: &str = "apikey-operator";
@@ -98,8 +100,8 @@ pub struct World {
 impl World {
     pub async fn new(prefix: &str) -> Self {
         processes::operator();
-        let client = support::client().await;
-        let admin = support::namespace(&client, prefix).await;
+        let client = envtest::client().await;
+        let admin = envtest::namespace(&client, prefix).await;
         let credstore = processes::private_credstore(&admin);
         // The shared operator runs without --cluster-id: the kube-system UID.
         let configured = std::env::var("APIKEY_OPERATOR_CLUSTER_ID").ok();
@@ -113,7 +115,7 @@ impl World {
     }
 
     pub async fn namespace(&self, prefix: &str) -> String {
-        support::namespace(&self.client, prefix).await
+        envtest::namespace(&self.client, prefix).await
     }
 
     /// A ClusterCredentialStore for `upstream` serving exactly `allowed` (named after the

@@ -6,7 +6,8 @@ use kube::api::DynamicObject;
 use serde_json::{Value, json};
 
 use super::{Tally, Upstream, World, assert_blocked, message, status_of};
-use crate::fixtures::{is_ready, merge, not_ready_because, wait_for};
+use apikey_operator_test_support::envtest;
+use apikey_operator_test_support::fixtures::{self, is_ready, merge, not_ready_because, wait_for};
 
 /// Victim and attacker in two namespaces served by one store; the attacker declares the
 /// victim's explicit upstream name (`extra` is merged into both specs). With `rotate`, the
@@ -175,7 +176,7 @@ async fn trend_overlap_name_taken_first_by_an_attacker_is_not_used() {
     .await;
     println!(
         "victim's rotation with its next name squatted: Ready {:?}: {}",
-        crate::fixtures::condition(&handled, "Ready"),
+        fixtures::condition(&handled, "Ready"),
         message(&handled, "Ready")
     );
     let now = w.cred(&victim_ns, Upstream::Trend, "app").await.unwrap();
@@ -248,8 +249,8 @@ async fn a_key_made_by_hand_upstream_is_not_taken_over_by_name() {
 /// victim's upstream object) is refused by the API server.
 #[tokio::test]
 async fn a_spec_cannot_carry_an_owner_mark() {
-    let client = crate::support::client().await;
-    let ns = crate::support::namespace(&client, "tn-markspec").await;
+    let client = envtest::client().await;
+    let ns = envtest::namespace(&client, "tn-markspec").await;
     let forged = "mine [apikeys.dev/owner=0123456789abcdef0123456789abcdef]";
     for (kind, spec) in [
         (
@@ -268,7 +269,7 @@ async fn a_spec_cannot_carry_an_owner_mark() {
             "apiVersion": "apikeys.dev/v1alpha1", "kind": kind, "metadata": {"name": "forged"}, "spec": spec,
         }))
         .unwrap();
-        let refused = crate::support::apply(&client, &object, &ns)
+        let refused = envtest::apply(&client, &object, &ns)
             .await
             .expect_err("a description with a mark is refused");
         assert!(

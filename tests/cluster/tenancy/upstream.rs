@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::{Upstream, World};
-use crate::fixtures;
-use crate::processes::Credstore;
+use apikey_operator_test_support::fixtures;
+use apikey_operator_test_support::processes::Credstore;
 
 /// A credential read from a key resource's Secret (or issued by hand upstream).
 #[derive(Clone, Debug, PartialEq, Eq)]

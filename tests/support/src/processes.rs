@@ -1,26 +1,27 @@
 //! The embedded credential store and the operator, each started as a real process of the
-//! crate's binary: the shared ones of this binary's tests, and how every test binary
-//! (tests/crash, tests/chaos, tests/restart include this file) starts its own.
+//! crate's binary: the shared ones of a test binary, and how each test (or the convergence
+//! benchmark) starts its own.
 
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::net::{Ipv4Addr, TcpListener};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock, mpsc};
 
+use anyhow::{Context, bail};
 use apikey_operator::failpoint;
+use apikey_operator::localcluster::die_with_parent;
 
-use crate::support;
+use crate::{envtest, paths};
 
 /// A credential store process and what tests need to talk to it.
 pub struct Credstore {
     /// `http://127.0.0.1:PORT`
     pub url: String,
     /// Its data directory, holding the bootstrap credential files.
-    pub data: PathBuf,
+    data: PathBuf,
     /// The bootstrap Prefactor admin token.
     pub prefactor_token: String,
     /// Held, never waited on: the process lives as long as the test binary (PDEATHSIG).
@@ -28,6 +29,41 @@ pub struct Credstore {
 }
 
 impl Credstore {
+    /// Starts `binary credstore` with its data in `dir`. With a `log`, its stderr goes
+    /// there at debug level; without one (the benchmark, which must not pay for logging),
+    /// nowhere.
+    pub fn start(binary: &Path, dir: &Path, log: Option<&Path>) -> anyhow::Result<Self> {
+        let mut command = Command::new(binary);
+        command
+            .args(["credstore", "--listen", "127.0.0.1:0", "--admin-api", "--data"])
+            .arg(dir)
+            .stdout(Stdio::piped());
+        match log {
+            Some(log) => command.env("RUST_LOG", "debug").stderr(log_file(log)),
+            None => command.stderr(Stdio::null()),
+        };
+        let mut child =
+            try_spawn_lasting(command).with_context(|| format!("starting {}", binary.display()))?;
+        let stdout = child.stdout.take().context("piped stdout")?;
+        let mut first_line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first_line)
+            .context("credstore prints its address")?;
+        let Some(address) = first_line.trim().strip_prefix("credstore listening on ") else {
+            bail!("unexpected first line from the credential store: {first_line:?}")
+        };
+        let prefactor_token = std::fs::read_to_string(dir.join("prefactor.token"))
+            .context("bootstrap token")?
+            .trim()
+            .to_string();
+        Ok(Credstore {
+            url: format!("http://{address}"),
+            data: dir.to_path_buf(),
+            prefactor_token,
+            _process: child,
+        })
+    }
+
     /// A bootstrap credential file of the data directory (`zenml.api-key`,
     /// `trendmicro.secret-key`, `.edgerc`, `bootstrap.json`).
     pub fn bootstrap_file(&self, name: &str) -> String {
@@ -53,55 +89,31 @@ static OPERATOR: OnceLock<Operator> = OnceLock::new();
 
 /// The shared credential store.
 pub fn credstore() -> &'static Credstore {
-    CREDSTORE.get_or_init(|| start_credstore(&support::control_plane().dir.join("credstore")))
+    CREDSTORE.get_or_init(|| start_credstore(&envtest::control_plane().dir.join("credstore")))
 }
 
 /// The shared operator (watching every namespace), started after the control plane.
 pub fn operator() -> &'static Operator {
-    OPERATOR.get_or_init(|| start_operator(&support::control_plane().dir, "operator", None))
+    OPERATOR.get_or_init(|| start_operator(&envtest::control_plane().dir, "operator", None))
 }
 
 /// A credential store of one test's own, for tests that move its clock or count its
 /// requests without disturbing the others.
 pub fn private_credstore(name: &str) -> Credstore {
-    start_credstore(&support::control_plane().dir.join(format!("credstore-{name}")))
+    start_credstore(&envtest::control_plane().dir.join(format!("credstore-{name}")))
 }
 
-/// Starts a credential store with its data in `dir`.
+/// Starts a credential store of the crate's binary with its data in `dir`, logging to
+/// `<dir>.log`.
 pub fn start_credstore(dir: &Path) -> Credstore {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_apikey-operator"));
-    command
-        .args(["credstore", "--listen", "127.0.0.1:0", "--admin-api", "--data"])
-        .arg(dir)
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(log_file(&dir.with_extension("log")));
-    let mut child = spawn_lasting(command);
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut first_line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut first_line)
-        .expect("credstore prints its address");
-    let address = first_line
-        .trim()
-        .strip_prefix("credstore listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line from the credential store: {first_line:?}"));
-    let prefactor_token = std::fs::read_to_string(dir.join("prefactor.token"))
-        .expect("bootstrap token")
-        .trim()
-        .to_string();
-    Credstore {
-        url: format!("http://{address}"),
-        data: dir.to_path_buf(),
-        prefactor_token,
-        _process: child,
-    }
+    Credstore::start(&paths::operator_binary(), dir, Some(&dir.with_extension("log")))
+        .unwrap_or_else(|error| panic!("the credential store did not start: {error:#}"))
 }
 
 /// Starts an operator against the test control plane, logging to `<dir>/<name>.log`.
 pub fn start_operator(dir: &Path, name: &str, namespace: Option<&str>) -> Operator {
     let log = dir.join(format!("{name}.log"));
-    let mut command = OperatorCommand::new(&support::control_plane().kubeconfig)
+    let mut command = OperatorCommand::new(&envtest::control_plane().kubeconfig)
         .with_probes()
         .log(&log)
         .env(
@@ -133,7 +145,7 @@ pub struct OperatorCommand {
 
 impl OperatorCommand {
     pub fn new(kubeconfig: &Path) -> Self {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_apikey-operator"));
+        let mut command = Command::new(paths::operator_binary());
         command
             .arg("run")
             .env("KUBECONFIG", kubeconfig)
@@ -240,7 +252,7 @@ fn log_file(path: &Path) -> std::fs::File {
     std::fs::File::create(path).unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
 }
 
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .unwrap()
         .local_addr()
@@ -252,7 +264,11 @@ type SpawnRequest = (Command, mpsc::Sender<std::io::Result<Child>>);
 
 /// Spawns `command` from a thread that lives as long as the test binary, with a parent-death
 /// signal, so the process dies with the test binary however it ends.
-pub fn spawn_lasting(mut command: Command) -> Child {
+pub(crate) fn spawn_lasting(command: Command) -> Child {
+    try_spawn_lasting(command).expect("the process starts")
+}
+
+fn try_spawn_lasting(mut command: Command) -> std::io::Result<Child> {
     static SPAWNER: OnceLock<Mutex<mpsc::Sender<SpawnRequest>>> = OnceLock::new();
     let spawner = SPAWNER.get_or_init(|| {
         let (tx, rx) = mpsc::channel::<SpawnRequest>();
@@ -267,16 +283,8 @@ pub fn spawn_lasting(mut command: Command) -> Child {
             .unwrap();
         Mutex::new(tx)
     });
-    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        command.pre_exec(|| {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    die_with_parent(&mut command);
     let (reply_tx, reply_rx) = mpsc::channel();
     spawner.lock().unwrap().send((command, reply_tx)).unwrap();
-    reply_rx.recv().unwrap().expect("the process starts")
+    reply_rx.recv().unwrap()
 }

@@ -1,4 +1,5 @@
-//! One real control plane (etcd + kube-apiserver) per test binary, with the CRDs installed.
+//! One real control plane (etcd + kube-apiserver) per test binary, with the CRDs installed,
+//! and server-side apply of the objects tests read from YAML.
 //!
 //! The binaries come from `KUBEBUILDER_ASSETS` or `tests/envtest/setup.sh`. When they cannot
 //! be had or the control plane does not start, every test fails with the reason: the suite
@@ -13,6 +14,8 @@ use kube::Client;
 use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams, PostParams};
 use kube::discovery::Scope;
 use serde::Deserialize;
+
+use crate::paths;
 
 /// What tests need to reach the shared control plane.
 pub struct ControlPlane {
@@ -117,7 +120,7 @@ pub fn assets() -> Result<PathBuf, String> {
     if let Some(dir) = std::env::var_os("KUBEBUILDER_ASSETS") {
         return Ok(PathBuf::from(dir));
     }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/envtest/setup.sh");
+    let script = paths::repo().join("tests/envtest/setup.sh");
     let output = std::process::Command::new("bash")
         .arg(&script)
         .stderr(std::process::Stdio::inherit())
@@ -137,7 +140,7 @@ pub fn assets() -> Result<PathBuf, String> {
 /// A directory for this run's etcd data, certificates and logs; earlier runs' directories
 /// whose process is gone are removed first.
 fn run_dir() -> PathBuf {
-    let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("envtest");
+    let base = paths::target_tmpdir().join("envtest");
     if let Ok(entries) = std::fs::read_dir(&base) {
         for entry in entries.flatten() {
             let pid = entry
@@ -187,27 +190,4 @@ pub async fn apply(
     let name = object.metadata.name.clone().expect("metadata.name is set");
     api.patch(&name, &PatchParams::apply("tests").force(), &Patch::Apply(object))
         .await
-}
-
-/// A test tool: the path in environment variable `env` (set by `make test`), or the last
-/// line printed by `script` (relative to the repository), which builds or installs it once.
-/// Never skips: when the script fails, the test fails saying `what` is missing.
-pub fn tool(env: &str, script: &str, what: &str) -> PathBuf {
-    if let Some(path) = std::env::var_os(env) {
-        return PathBuf::from(path);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(script);
-    let output = std::process::Command::new("bash")
-        .arg(&script)
-        .stderr(std::process::Stdio::inherit())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(output.status.success(), "{} failed: no {what}", script.display());
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    PathBuf::from(
-        stdout
-            .lines()
-            .last()
-            .unwrap_or_else(|| panic!("{} printed no path", script.display())),
-    )
 }

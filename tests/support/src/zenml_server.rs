@@ -11,7 +11,7 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 
 use crate::processes::spawn_lasting;
-use crate::support;
+use crate::{envtest, paths};
 
 pub const ADMIN_USER: &str = "admin";
 pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
@@ -27,18 +27,18 @@ pub struct ZenmlServer {
 /// The shared open-source server: no RBAC, so only admin users may manage keys.
 pub fn open_source() -> &'static ZenmlServer {
     static SERVER: OnceLock<ZenmlServer> = OnceLock::new();
-    SERVER.get_or_init(|| start(&support::control_plane().dir.join("zenml-server"), false))
+    SERVER.get_or_init(|| start(&envtest::control_plane().dir.join("zenml-server"), false))
 }
 
 /// The shared server with an RBAC implementation loaded (`--rbac`: allow-all, standing
 /// in for ZenML Pro's), where a service account's key may manage keys.
 pub fn with_rbac() -> &'static ZenmlServer {
     static SERVER: OnceLock<ZenmlServer> = OnceLock::new();
-    SERVER.get_or_init(|| start(&support::control_plane().dir.join("zenml-server-rbac"), true))
+    SERVER.get_or_init(|| start(&envtest::control_plane().dir.join("zenml-server-rbac"), true))
 }
 
 fn start(dir: &Path, rbac: bool) -> ZenmlServer {
-    let script = repo().join("tests/zenml/server.py");
+    let script = paths::repo().join("tests/zenml/server.py");
     let mut command = Command::new(venv().join("bin/python"));
     command
         .arg(&script)
@@ -71,14 +71,10 @@ fn start(dir: &Path, rbac: bool) -> ZenmlServer {
     ZenmlServer { url, _process: child }
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// `ZENML_VENV` (set by `make test`), or whatever `tests/credstore/conformance/setup.sh`
 /// installs (the venv holding `zenml[server]`).
 fn venv() -> PathBuf {
-    support::tool(
+    paths::tool(
         "ZENML_VENV",
         "tests/credstore/conformance/setup.sh",
         "venv with the real ZenML server",
@@ -124,7 +120,7 @@ impl ZenmlServer {
     }
 
     /// Sends `body` to `path` (below `/api/v1`) as the admin user; the status and JSON answer.
-    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
+    async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (u16, Value) {
         let mut request = Self::http()
             .request(method, format!("{}/api/v1{path}", self.url))
             .bearer_auth(self.admin_session().await);

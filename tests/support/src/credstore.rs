@@ -1,4 +1,6 @@
-//! A credential store served in-process on a real TCP port, plus helpers.
+//! The credential store served in-process on a real TCP port, for the tests of the store
+//! itself (tests/credstore), of the upstream clients (tests/upstream, whose client builders
+//! are in `upstream_clients`) and its loopback benchmark.
 
 use std::path::{Path, PathBuf};
 
@@ -15,21 +17,25 @@ pub struct Store {
 }
 
 impl Store {
+    /// A store with the admin API, no faults and ZenML sessions that never expire.
     pub async fn start() -> Self {
-        Self::start_with(FaultSettings::default()).await
+        Self::start_with(|_| {}).await
     }
 
-    pub async fn start_with(faults: FaultSettings) -> Self {
+    /// A store whose configuration (that of [`Store::start`]) `configure` changes first:
+    /// start-up faults, ZenML session length, no admin API.
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             data: dir.path().join("data"),
             admin_api: true,
             advertise_address: None,
             clock_offset_seconds: 0,
             zenml_session_minutes: None,
-            faults,
+            faults: FaultSettings::default(),
         };
+        configure(&mut config);
         let store = CredStore::open(config).await.expect("credstore opens");
         let base = format!("http://{}", store.local_addr());
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -48,8 +54,15 @@ impl Store {
         self.dir.path().join("data")
     }
 
-    pub fn read_file(&self, name: &str) -> String {
+    /// A bootstrap file the store wrote into its data directory.
+    pub fn file(&self, name: &str) -> String {
         read_data_file(&self.data_dir(), name)
+    }
+
+    /// The bootstrap ids (`bootstrap.json`) of one API.
+    pub fn ids(&self, api: &str) -> Value {
+        let ids: Value = serde_json::from_str(&self.file("bootstrap.json")).expect("bootstrap.json is JSON");
+        ids[api].clone()
     }
 
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
@@ -63,10 +76,21 @@ impl Store {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), 200);
+        assert_eq!(response.status(), 200, "advancing the clock");
     }
 
-    pub async fn set_faults(&self, settings: Value) -> Response {
+    /// Sets the faults (`PUT /_credstore/faults`), which must succeed.
+    pub async fn set_faults(&self, settings: Value) {
+        let response = self.put_faults(settings).await;
+        assert!(
+            response.status().is_success(),
+            "setting faults: {}",
+            response.status()
+        );
+    }
+
+    /// `PUT /_credstore/faults`, for tests of what it answers.
+    pub async fn put_faults(&self, settings: Value) -> Response {
         self.request(Method::PUT, "/_credstore/faults")
             .json(&settings)
             .send()
@@ -105,8 +129,4 @@ pub async fn status_json(response: Response) -> (u16, Value) {
     let status = response.status().as_u16();
     let bytes = response.bytes().await.expect("response body");
     (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
-}
-
-pub fn ids(store: &Store) -> Value {
-    serde_json::from_str(&store.read_file("bootstrap.json")).expect("bootstrap.json is JSON")
 }

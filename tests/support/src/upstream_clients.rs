@@ -1,5 +1,5 @@
-//! An embedded credential store on a real TCP port, and clients built for it the way the
-//! controllers build them: from a store spec and the credential Secret's data.
+//! Upstream clients for an in-process [`Store`], built the way the controllers build them:
+//! from a store spec and the credential Secret's data.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -8,91 +8,12 @@ use apikey_operator::api::{
     AkamaiProvider, Connection, PrefactorProvider, Provider, RateLimit, SecretRef, TrendMicroProvider,
     ZenmlProvider,
 };
-use apikey_operator::credstore::{Config, CredStore, FaultSettings};
 use apikey_operator::upstream::{ClientOptions, RateLimiters, StoreSpec, UpstreamClient, connect};
 use k8s_openapi::ByteString;
-use serde_json::{Value, json};
-use tempfile::TempDir;
 
-pub struct Store {
-    pub base: String,
-    pub http: reqwest::Client,
-    dir: TempDir,
-    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-}
+use crate::credstore::Store;
 
 impl Store {
-    pub async fn start() -> Self {
-        Self::start_with_zenml_sessions(None).await
-    }
-
-    /// A store whose ZenML sessions expire `minutes` after login (never, with `None`).
-    pub async fn start_with_zenml_sessions(minutes: Option<u32>) -> Self {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            data: dir.path().join("data"),
-            advertise_address: None,
-            admin_api: true,
-            clock_offset_seconds: 0,
-            zenml_session_minutes: minutes,
-            faults: FaultSettings::default(),
-        };
-        let store = CredStore::open(config).await.expect("credstore opens");
-        let base = format!("http://{}", store.local_addr());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        tokio::spawn(store.serve(async move {
-            let _ = rx.await;
-        }));
-        Self {
-            base,
-            http: reqwest::Client::new(),
-            dir,
-            shutdown: Some(tx),
-        }
-    }
-
-    /// A bootstrap file the store wrote into its data directory.
-    pub fn file(&self, name: &str) -> String {
-        let path = self.dir.path().join("data").join(name);
-        std::fs::read_to_string(&path)
-            .unwrap_or_else(|error| panic!("{}: {error}", path.display()))
-            .trim()
-            .to_owned()
-    }
-
-    /// The bootstrap ids (`bootstrap.json`) of one API.
-    pub fn ids(&self, api: &str) -> Value {
-        let ids: Value = serde_json::from_str(&self.file("bootstrap.json")).expect("bootstrap.json is JSON");
-        ids[api].clone()
-    }
-
-    pub async fn set_faults(&self, settings: Value) {
-        let response = self
-            .http
-            .put(format!("{}/_credstore/faults", self.base))
-            .json(&settings)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "setting faults: {}",
-            response.status()
-        );
-    }
-
-    pub async fn advance_clock(&self, seconds: i64) {
-        let response = self
-            .http
-            .post(format!("{}/_credstore/clock", self.base))
-            .json(&json!({"advanceSeconds": seconds}))
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
-    }
-
     pub fn prefactor(&self, token: &str) -> UpstreamClient {
         let provider = Provider {
             prefactor: Some(PrefactorProvider {
@@ -126,9 +47,7 @@ impl Store {
         };
         client(&provider, &[("apiSecretKey", api_secret_key)])
     }
-}
 
-impl Store {
     /// An Akamai client from an .edgerc section's fields, reaching this store over HTTP.
     pub fn akamai(
         &self,
@@ -177,14 +96,6 @@ impl Store {
     }
 }
 
-impl Drop for Store {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-    }
-}
-
 fn secret_ref() -> SecretRef {
     SecretRef {
         name: "store-credentials".into(),
@@ -193,7 +104,7 @@ fn secret_ref() -> SecretRef {
 }
 
 /// Fast retries, so bounded-retry tests finish quickly; the rate limit is the CRD's maximum.
-pub fn options() -> ClientOptions {
+fn options() -> ClientOptions {
     ClientOptions {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
