@@ -131,6 +131,7 @@ impl Kind {
             .collect();
         let spec = upstream::StoreSpec {
             identity: self.store(),
+            kind: apikey_operator::api::StoreKind::CredentialStore,
             provider: &provider,
             connection: &connection,
         };

@@ -61,6 +61,16 @@ pub enum StoreKind {
     ClusterCredentialStore,
 }
 
+impl StoreKind {
+    /// The kind's name, also a bounded metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreKind::CredentialStore => "CredentialStore",
+            StoreKind::ClusterCredentialStore => "ClusterCredentialStore",
+        }
+    }
+}
+
 /// The Kubernetes Secret the operator writes the generated credential into.
 #[derive(Clone, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]

@@ -214,6 +214,7 @@ async fn connect_and_probe<S: StoreObject>(
     let identity = key.display();
     let spec = StoreSpec {
         identity: &identity,
+        kind: key.kind(),
         provider: store.provider(),
         connection: store.connection(),
     };

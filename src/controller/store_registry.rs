@@ -36,6 +36,13 @@ impl StoreKey {
     }
 
     /// Used in messages, logs and as the rate-limit identity.
+    pub fn kind(&self) -> StoreKind {
+        match self.namespace {
+            Some(_) => StoreKind::CredentialStore,
+            None => StoreKind::ClusterCredentialStore,
+        }
+    }
+
     pub fn display(&self) -> String {
         match &self.namespace {
             Some(namespace) => format!("CredentialStore {namespace}/{}", self.name),

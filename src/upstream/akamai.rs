@@ -530,7 +530,8 @@ mod tests {
             access_token: "akab-access".into(),
         };
         let endpoint = Endpoint {
-            store: "CredentialStore/test/akamai".into(),
+            store: "CredentialStore test/akamai".into(),
+            store_kind: crate::api::StoreKind::CredentialStore,
             base_url: server.base_url.clone(),
             ca_bundle: None,
             limiter: Arc::new(StoreRateLimiter::new(100, 100)),

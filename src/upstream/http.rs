@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 use super::edgegrid::{RequestParts, Signer};
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
 use super::ratelimit::StoreRateLimiter;
+use crate::api::StoreKind;
 use crate::metrics::UpstreamMetrics;
 
 const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -192,6 +193,8 @@ pub(crate) struct Transport {
 pub struct Endpoint {
     /// Identity of the store, for logs and the rate-limit registry (e.g. `CredentialStore ns/name`).
     pub store: String,
+    /// Which kind of store it is, for metrics.
+    pub store_kind: StoreKind,
     /// Base URL the API paths are appended to.
     pub base_url: String,
     /// PEM CA bundle trusted instead of the public roots, for private upstreams.
@@ -239,7 +242,7 @@ impl Transport {
             .map_err(|error| invalid(format!("cannot build an HTTP client: {error}")))?;
         Ok(Self {
             api,
-            store_kind: store_kind(&endpoint.store),
+            store_kind: endpoint.store_kind.as_str(),
             store: endpoint.store,
             base,
             http,
@@ -439,16 +442,6 @@ impl Transport {
     }
 }
 
-/// The kind of store an endpoint identity (`CredentialStore ns/name`, `ClusterCredentialStore
-/// name`) names: a bounded metrics label, never the store's name.
-fn store_kind(identity: &str) -> &'static str {
-    match identity.split([' ', '/']).next() {
-        Some("CredentialStore") => "CredentialStore",
-        Some("ClusterCredentialStore") => "ClusterCredentialStore",
-        _ => "other",
-    }
-}
-
 fn header_text(headers: &HeaderMap, name: HeaderName) -> Option<String> {
     headers.get(name)?.to_str().ok().map(str::to_owned)
 }
@@ -602,7 +595,8 @@ pub(crate) mod tests {
 
     fn transport(base_url: &str, limiter: StoreRateLimiter) -> Transport {
         let endpoint = Endpoint {
-            store: "CredentialStore/test/store".into(),
+            store: "CredentialStore test/store".into(),
+            store_kind: StoreKind::CredentialStore,
             base_url: base_url.into(),
             ca_bundle: None,
             limiter: Arc::new(limiter),
@@ -649,6 +643,7 @@ pub(crate) mod tests {
         let measured = |base_url: &str| {
             let endpoint = Endpoint {
                 store: "ClusterCredentialStore shared".into(),
+                store_kind: StoreKind::ClusterCredentialStore,
                 base_url: base_url.into(),
                 ca_bundle: None,
                 limiter: Arc::new(unlimited()),
@@ -869,6 +864,7 @@ pub(crate) mod tests {
     fn bad_store_urls_and_ca_bundles_are_configuration_errors() {
         let endpoint = |base_url: &str, ca_bundle: Option<&str>| Endpoint {
             store: "s".into(),
+            store_kind: StoreKind::CredentialStore,
             base_url: base_url.into(),
             ca_bundle: ca_bundle.map(str::to_owned),
             limiter: Arc::new(unlimited()),

@@ -40,7 +40,7 @@ pub use trend::TrendMicroClient;
 pub use zenml::ZenmlClient;
 
 use crate::api::{
-    AkamaiProvider, Connection, PrefactorProvider, Provider, TrendMicroProvider, ZenmlProvider,
+    AkamaiProvider, Connection, PrefactorProvider, Provider, StoreKind, TrendMicroProvider, ZenmlProvider,
 };
 
 /// The one provider block a store sets, converted once from the API's struct of options
@@ -110,6 +110,7 @@ pub enum ConnectError {
 pub struct StoreSpec<'a> {
     /// Stable identity for logs and the rate-limit registry, e.g. `CredentialStore ns/name`.
     pub identity: &'a str,
+    pub kind: StoreKind,
     pub provider: &'a Provider,
     pub connection: &'a Connection,
 }
@@ -123,6 +124,7 @@ pub fn connect(
 ) -> Result<UpstreamClient, ConnectError> {
     let endpoint = |base_url: &str| Endpoint {
         store: store.identity.to_owned(),
+        store_kind: store.kind,
         base_url: base_url.to_owned(),
         ca_bundle: store.connection.ca_bundle.clone(),
         limiter: limiters.for_store(store.identity, store.connection.rate_limit.as_ref()),

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use apikey_operator::api::{
-    AkamaiProvider, Connection, PrefactorProvider, Provider, RateLimit, SecretRef, TrendMicroProvider,
-    ZenmlProvider,
+    AkamaiProvider, Connection, PrefactorProvider, Provider, RateLimit, SecretRef, StoreKind,
+    TrendMicroProvider, ZenmlProvider,
 };
 use apikey_operator::upstream::{ClientOptions, RateLimiters, StoreSpec, UpstreamClient, connect};
 use k8s_openapi::ByteString;
@@ -126,7 +126,8 @@ fn client(provider: &Provider, secret: &[(&str, &str)]) -> UpstreamClient {
         .map(|(key, value)| (key.to_string(), ByteString(format!("{value}\n").into_bytes())))
         .collect();
     let store = StoreSpec {
-        identity: "CredentialStore/test/store",
+        identity: "CredentialStore test/store",
+        kind: StoreKind::CredentialStore,
         provider,
         connection: &connection,
     };
