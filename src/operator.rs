@@ -401,7 +401,7 @@ fn key_controller<K: KeyKind>(
     )
 }
 
-/// The events of stores that matter to their keys: a spec change (the generation), a change
+/// The events of stores that matter to their keys: a spec change the store controller has observed, a change
 /// of `Ready`, a deletion. Not the usage counts and probe times the store controller
 /// writes as keys come and go: each would wake every key of the store.
 fn store_transitions<S: StoreObject>(
@@ -427,16 +427,21 @@ fn store_transitions<S: StoreObject>(
         })
 }
 
+/// A spec change counts once the store controller has observed it (`observedGeneration`),
+/// not when the spec is written: the keys read the store's policy from that controller's
+/// cache, which may not hold the new spec yet when this separate watch sees it, and a key
+/// refused by a stale policy would look again only at the resync.
 fn transition_state<S: StoreObject>(store: &S) -> u64 {
     use std::hash::{Hash, Hasher};
-    let ready = store
-        .store_status()
+    let status = store.store_status();
+    let ready = status
         .and_then(|s| {
             crate::controller::conditions::find(&s.conditions, crate::controller::conditions::READY)
         })
         .map(|c| (c.status.clone(), c.reason.clone()));
+    let observed = status.and_then(|s| s.observed_generation);
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    (store.meta().generation, ready).hash(&mut hasher);
+    (observed, ready).hash(&mut hasher);
     hasher.finish()
 }
 

@@ -156,6 +156,20 @@ fn empty<K: Resource<DynamicType = ()> + Clone + 'static>() -> reflector::Store<
     store
 }
 
+/// ApiToken `token` of the namespace's store, created and not yet reconciled.
+async fn declared_token(namespace: &str) -> Api<ApiToken> {
+    let api: Api<ApiToken> = Api::namespaced(envtest::client().await, namespace);
+    let token: ApiToken = serde_json::from_value(json!({
+        "apiVersion": "apikeys.dev/v1alpha1",
+        "kind": "ApiToken",
+        "metadata": {"name": "token"},
+        "spec": {"storeRef": {"name": "store"}, "scope": "account"},
+    }))
+    .unwrap();
+    api.create(&PostParams::default(), &token).await.unwrap();
+    api
+}
+
 async fn reconciled(api: &Api<ApiToken>, ctx: &Arc<Context>) -> ApiToken {
     let fresh = api.get("token").await.unwrap();
     reconcile(Arc::new(fresh), ctx.clone()).await.unwrap();
@@ -174,15 +188,7 @@ async fn a_create_saves_its_intent_before_minting_and_the_secret_before_the_stat
     let credstore = Store::start().await;
     let timeline = Timeline::default();
     let (namespace, ctx) = world(&credstore, &timeline).await;
-    let api: Api<ApiToken> = Api::namespaced(envtest::client().await, &namespace);
-    let token: ApiToken = serde_json::from_value(json!({
-        "apiVersion": "apikeys.dev/v1alpha1",
-        "kind": "ApiToken",
-        "metadata": {"name": "token"},
-        "spec": {"storeRef": {"name": "store"}, "scope": "account"},
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &token).await.unwrap();
+    let api = declared_token(&namespace).await;
 
     let token = reconciled(&api, &ctx).await;
     let writes = timeline.take();
@@ -236,15 +242,7 @@ async fn a_rotation_saves_its_intent_first_and_names_the_new_credential_only_onc
     let credstore = Store::start().await;
     let timeline = Timeline::default();
     let (namespace, ctx) = world(&credstore, &timeline).await;
-    let api: Api<ApiToken> = Api::namespaced(envtest::client().await, &namespace);
-    let token: ApiToken = serde_json::from_value(json!({
-        "apiVersion": "apikeys.dev/v1alpha1",
-        "kind": "ApiToken",
-        "metadata": {"name": "token"},
-        "spec": {"storeRef": {"name": "store"}, "scope": "account"},
-    }))
-    .unwrap();
-    api.create(&PostParams::default(), &token).await.unwrap();
+    let api = declared_token(&namespace).await;
     let first = reconciled(&api, &ctx)
         .await
         .status
