@@ -10,11 +10,13 @@ demo: envtest
 	cargo run --locked -- demo --assets "$$(tests/envtest/setup.sh | tail -n 1)"
 
 ## Convergence benchmark against the floor (OBJECTS=1000 by default); prints figures.
+## BENCH_ARGS adds the benchmark's flags, e.g. BENCH_ARGS=--noisy-neighbour for that scenario.
 OBJECTS ?= 1000
+BENCH_ARGS ?=
 bench: envtest
 	cargo build --release --locked --bin apikey-operator
 	KUBEBUILDER_ASSETS="$$(tests/envtest/setup.sh | tail -n 1)" \
-	cargo bench --locked --bench convergence -- --objects $(OBJECTS)
+	cargo bench --locked --bench convergence -- --objects $(OBJECTS) $(BENCH_ARGS)
 
 ## Runs the whole test suite against a real kube-apiserver + etcd (built on first use).
 test: lint envtest helm kstatus check-generated conformance-venv argocd-venv credstore-conformance akamai-sdk krew alerts

@@ -43,7 +43,9 @@ enum Command {
         /// Name of this replica, shown as the reporting instance of events.
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
-        /// Reconciliations of one kind running at once (bounds concurrent upstream calls).
+        /// Reconciliations of one kind running at once (bounds concurrent upstream calls),
+        /// shared fairly among the stores in use: with S stores busy, the keys of one store
+        /// hold at most concurrency / S of them, so a slow store cannot delay the others.
         #[arg(long, env = "APIKEY_OPERATOR_CONCURRENCY", default_value_t = 16)]
         concurrency: u16,
         /// Identity of this cluster, mixed into default upstream names and owner marks so

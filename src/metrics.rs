@@ -4,6 +4,7 @@
 //! | Metric | Labels |
 //! |---|---|
 //! | `apikey_operator_reconciliations_total` | `kind`, `result` |
+//! | `apikey_operator_reconciliations_deferred_total` | `kind` |
 //! | `apikey_operator_reconcile_duration_seconds` | `kind` |
 //! | `apikey_operator_rotations_total` | `kind`, `trigger` |
 //! | `apikey_operator_retirements_total` | `kind`, `how` (`scheduled`, `released`, `forced`, `break_glass`) |
@@ -391,6 +392,7 @@ impl Collector for Inventory {
 pub struct Metrics {
     pub registry: Registry,
     reconciliations: Family<ReconcileLabels, Counter>,
+    deferred: Family<KindLabels, Counter>,
     reconcile_duration: Family<KindLabels, Histogram>,
     rotations: Family<RotationLabels, Counter>,
     retirements: Family<RetirementLabels, Counter>,
@@ -410,6 +412,12 @@ impl Default for Metrics {
             "reconciliations",
             "Reconciliations by kind and result",
             reconciliations.clone(),
+        );
+        let deferred = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "reconciliations_deferred",
+            "Reconciliations put back for a moment because their store held its fair share of the kind's workers",
+            deferred.clone(),
         );
         let reconcile_duration = Family::<KindLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.001, 2.0, 16))
@@ -465,6 +473,7 @@ impl Default for Metrics {
         Metrics {
             registry,
             reconciliations,
+            deferred,
             reconcile_duration,
             rotations,
             retirements,
@@ -486,6 +495,11 @@ impl Metrics {
         self.reconcile_duration
             .get_or_create(&KindLabels { kind })
             .observe(took.as_secs_f64());
+    }
+
+    /// Records one reconciliation put back because its store held its share of the workers.
+    pub fn deferred(&self, kind: &'static str) {
+        self.deferred.get_or_create(&KindLabels { kind }).inc();
     }
 
     /// Reports `Ready` counts and credential expiry of `kind` from a controller's cache on every

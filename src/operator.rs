@@ -246,6 +246,7 @@ impl Controllers {
             status_key: self.status_key.clone(),
             inventory: KeyInventory::new(tokens.clone(), sakeys.clone(), clients.clone()),
             usage,
+            workers: *concurrency,
         };
         let ctx = Arc::new(Context::new(
             client.clone(),

@@ -11,7 +11,9 @@
 mod floor;
 mod kinds;
 mod measure;
+mod neighbour;
 mod processes;
+mod waves;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -57,6 +59,25 @@ struct Options {
     /// Skip the floor.
     #[arg(long)]
     no_floor: bool,
+    /// Run only the noisy-neighbour scenario: store B's keys alone, then beside a slow,
+    /// throttling store A (see benches/convergence/neighbour.rs).
+    #[arg(long)]
+    noisy_neighbour: bool,
+    /// Keys of each store in the noisy-neighbour scenario.
+    #[arg(long, default_value_t = 500)]
+    neighbour_keys: usize,
+    /// Run only the rotation waves: a fleet's interval rotation (with its jitter), then a
+    /// rotation of every key under an enforced upstream rate limit (see
+    /// benches/convergence/waves.rs).
+    #[arg(long)]
+    rotation_waves: bool,
+    /// Keys in the rotation waves.
+    #[arg(long, default_value_t = 2000)]
+    wave_keys: usize,
+    /// Requests per second the credential store enforces, and the store promises, in the
+    /// rate-limited wave.
+    #[arg(long, default_value_t = 50)]
+    wave_rate_limit: u32,
     /// Passed by `cargo bench`.
     #[arg(long, hide = true)]
     bench: bool,
@@ -100,6 +121,31 @@ async fn run(options: Options) -> anyhow::Result<()> {
     operator.wait_ready().await?;
 
     println!("machine: {}", measure::machine());
+    if options.noisy_neighbour || options.rotation_waves {
+        if options.noisy_neighbour {
+            let keys = options.neighbour_keys;
+            neighbour::run(
+                &client,
+                &options.operator,
+                &dir,
+                &credstore,
+                &operator,
+                keys,
+                options.concurrency,
+            )
+            .await?;
+        }
+        if options.rotation_waves {
+            let (keys, limit) = (options.wave_keys, options.wave_rate_limit);
+            waves::run(&client, &credstore, keys, limit, options.concurrency).await?;
+        }
+        let (cpu, peak) = measure::cpu_and_peak_rss(operator.pid())?;
+        println!(
+            "operator: {cpu:.1} CPU seconds in all, peak RSS {:.1} MiB",
+            peak as f64 / 1048576.0
+        );
+        return Ok(());
+    }
     println!(
         "objects: {} ({:?} round robin), concurrency: {}",
         options.objects, options.kinds, options.concurrency

@@ -165,3 +165,17 @@ pub fn machine() -> String {
         .unwrap_or_default();
     format!("{cores} cores ({cpu}), {memory} memory")
 }
+
+/// The sum over every label set of one of the operator's metrics (e.g.
+/// `apikey_operator_reconciliations_deferred_total`).
+pub async fn operator_metric(probes: &str, name: &str) -> anyhow::Result<f64> {
+    let text = reqwest::get(format!("{probes}/metrics")).await?.text().await?;
+    Ok(text
+        .lines()
+        .filter(|line| {
+            line.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(['{', ' ']))
+        })
+        .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum())
+}

@@ -103,7 +103,7 @@ pub async fn stores(
     Ok(())
 }
 
-async fn wait_store_ready(stores: &Api<CredentialStore>, name: &str) -> anyhow::Result<()> {
+pub async fn wait_store_ready(stores: &Api<CredentialStore>, name: &str) -> anyhow::Result<()> {
     for _ in 0..600 {
         let store = stores.get(name).await?;
         if store

@@ -7,6 +7,7 @@ use kube::Client;
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use tracing::warn;
 
+use super::admission::Admission;
 use super::inventory::{KeyInventory, UsageTriggers};
 use super::own_writes::OwnWrites;
 use super::ownership::ClusterIdentity;
@@ -32,6 +33,8 @@ pub struct Context {
     pub inventory: KeyInventory,
     /// Tells the store controllers a store's usage changed.
     pub usage: UsageTriggers,
+    /// Each store's share of a key controller's workers.
+    pub admission: Admission,
 }
 
 /// What the key controllers and store controllers share besides the client.
@@ -40,6 +43,8 @@ pub struct Shared {
     pub status_key: StatusKey,
     pub inventory: KeyInventory,
     pub usage: UsageTriggers,
+    /// The concurrency of each key controller, shared fairly among the stores in use.
+    pub workers: u16,
 }
 
 impl Context {
@@ -69,6 +74,7 @@ impl Context {
             status_key: shared.status_key,
             inventory: shared.inventory,
             usage: shared.usage,
+            admission: Admission::new(shared.workers),
         }
     }
 

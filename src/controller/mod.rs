@@ -1,5 +1,6 @@
 //! Controllers: one per kind, plus the machinery they share.
 
+pub mod admission;
 pub mod api_client;
 pub mod api_token;
 pub mod compromised;

@@ -16,6 +16,7 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use tracing::{info, instrument};
 
+use super::admission::Admission;
 use super::conditions::{self, reason};
 use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, Step, Stop, owner_uid, secret_name};
 use super::key_status::{self, FINALIZER};
@@ -77,7 +78,14 @@ pub trait KeyKind: KeyResource {
 #[instrument(skip_all, fields(kind = K::KIND, namespace = object.namespace().unwrap_or_default(), name = %object.name_any()))]
 pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = std::time::Instant::now();
-    let api: Api<K> = Api::namespaced(ctx.client.clone(), &object.namespace().unwrap_or_default());
+    let namespace = object.namespace().unwrap_or_default();
+    let store = StoreKey::referenced(&namespace, object.common().store_ref);
+    let Some(_permit) = ctx.admission.admit(K::KIND, &store, started) else {
+        tracing::debug!("the store's share of workers is busy; looking again shortly");
+        ctx.metrics.deferred(K::KIND);
+        return Ok(Action::requeue(Admission::retry_after()));
+    };
+    let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     if key_status::is_paused(&*object) {
         info!("paused; not reconciling");
         report_paused(&api, &*object, &ctx).await?;

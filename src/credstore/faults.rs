@@ -3,6 +3,7 @@
 //! start and replaceable at runtime through the admin API.
 
 use std::collections::BTreeMap;
+use std::num::NonZeroU32;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
 use super::AppState;
@@ -34,6 +36,10 @@ pub struct FaultSettings {
     /// `Retry-After` seconds sent with injected 429s.
     #[arg(long = "fault-retry-after-seconds", default_value_t = 1)]
     pub retry_after_seconds: u64,
+    /// API requests per second answered (any burst up to one second's worth); beyond it a
+    /// request gets 429 with `Retry-After: 1`, as from a vendor's enforced limit. 0: none.
+    #[arg(long = "fault-rate-limit", default_value_t = 0)]
+    pub rate_limit: u32,
     /// The next this-many API requests fail with `error_status` (runtime only;
     /// deterministic, unlike the rates).
     #[arg(skip)]
@@ -52,6 +58,7 @@ impl Default for FaultSettings {
             error_status: 503,
             throttle_rate: 0.0,
             retry_after_seconds: 1,
+            rate_limit: 0,
             fail_next: 0,
             throttle_next: 0,
         }
@@ -96,6 +103,8 @@ pub type InjectedByOperation = BTreeMap<String, BTreeMap<String, InjectedCounts>
 #[derive(Debug, Default)]
 pub struct Faults {
     settings: Mutex<FaultSettings>,
+    /// The bucket behind `rate_limit`, with the limit it was made for.
+    limiter: Mutex<Option<(u32, DefaultDirectRateLimiter)>>,
     injected: Mutex<InjectedByOperation>,
 }
 
@@ -103,6 +112,7 @@ impl Faults {
     pub fn new(settings: FaultSettings) -> Self {
         Self {
             settings: Mutex::new(settings),
+            limiter: Mutex::default(),
             injected: Mutex::default(),
         }
     }
@@ -163,10 +173,28 @@ impl Faults {
             Injected::Fail(status)
         } else if s.throttle_rate > 0.0 && random_unit() < s.throttle_rate {
             Injected::Throttle(s.retry_after_seconds)
+        } else if s.rate_limit > 0 && !self.within_rate_limit(s.rate_limit) {
+            Injected::Throttle(1)
         } else {
             Injected::Nothing
         };
         (latency, injected)
+    }
+}
+
+impl Faults {
+    /// Takes one request from the `rate_limit` bucket: false when it is empty.
+    fn within_rate_limit(&self, per_second: u32) -> bool {
+        let mut limiter = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rate = NonZeroU32::new(per_second).unwrap_or(NonZeroU32::MIN);
+        match &*limiter {
+            Some((limit, _)) if *limit == per_second => {}
+            _ => *limiter = Some((per_second, RateLimiter::direct(Quota::per_second(rate)))),
+        }
+        limiter.as_ref().is_some_and(|(_, bucket)| bucket.check().is_ok())
     }
 }
 

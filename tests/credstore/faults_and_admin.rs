@@ -65,6 +65,39 @@ async fn injected_faults_are_counted_per_operation() {
 }
 
 #[tokio::test]
+async fn a_rate_limit_answers_what_exceeds_it_with_429_and_retry_after() {
+    let store = Store::start().await;
+    store.set_faults(json!({"rateLimit": 2})).await;
+    let started = Instant::now();
+    let answers = futures::future::join_all((0..10).map(|_| ping(&store))).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = answers.iter().filter(|a| a.status() == 200).count();
+    let throttled: Vec<_> = answers.iter().filter(|a| a.status() == 429).collect();
+    assert_eq!(ok + throttled.len(), 10, "only 200s and 429s");
+    // A burst of one second's worth (2), then 2 a second.
+    let allowed = 2 + (elapsed * 2.0).ceil() as usize;
+    assert!(ok >= 2 && ok <= allowed, "{ok} answered in {elapsed:.2}s");
+    assert!(!throttled.is_empty(), "10 requests at once exceed 2 a second");
+    assert!(throttled.iter().all(|a| a.headers()["retry-after"] == "1"));
+    let (_, injected) = status_json(
+        store
+            .request(Method::GET, "/_credstore/faults/injected")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        injected["prefactor"]["GET /api/v1/ping"]["throttles"],
+        json!(throttled.len()),
+        "what the limit refused is counted as injected"
+    );
+
+    store.set_faults(json!({})).await;
+    assert_eq!(ping(&store).await.status(), 200, "no limit once it is unset");
+}
+
+#[tokio::test]
 async fn rates_and_latency_from_start_flags() {
     let store = Store::start_with(|config| {
         config.faults = FaultSettings {

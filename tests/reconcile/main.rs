@@ -142,6 +142,7 @@ async fn world(credstore: &Store, timeline: &Timeline) -> (String, Arc<Context>)
         status_key: StatusKey::new(vec![7; 32]),
         inventory: KeyInventory::new(empty(), empty(), empty()),
         usage,
+        workers: 4,
     };
     let client = recording(admin, credstore, timeline.clone());
     let ctx = Context::new(client, stores, Arc::new(Metrics::default()), None, shared);
