@@ -374,7 +374,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
     fn is_echo(&self) -> bool {
         match (self.object.uid(), self.object.meta().resource_version.as_deref()) {
             (Some(uid), Some(version)) => {
-                self.ctx.own_writes.classify(&uid, version) == CachedVersion::SettledEcho
+                self.ctx.own_writes.observe_cached(&uid, version) == CachedVersion::SettledEcho
             }
             _ => false,
         }

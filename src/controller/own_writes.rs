@@ -73,9 +73,9 @@ impl OwnWrites {
         }
     }
 
-    /// Classifies the cached `resource_version` of `uid`; seeing the last write marks it
-    /// as caught up.
-    pub fn classify(&self, uid: &str, resource_version: &str) -> CachedVersion {
+    /// Records that the cache now shows `resource_version` of `uid` (seeing the last write
+    /// marks the cache as caught up) and says what that version is to this process.
+    pub fn observe_cached(&self, uid: &str, resource_version: &str) -> CachedVersion {
         let mut writes = self.lock();
         let Some(write) = writes.get_mut(uid) else {
             return CachedVersion::Unknown;
@@ -131,10 +131,10 @@ mod tests {
     fn a_mid_run_write_is_expected_back_but_its_echo_is_not_idle() {
         let writes = OwnWrites::default();
         writes.wrote("uid", "5");
-        assert_eq!(writes.classify("uid", "4"), CachedVersion::MayLag);
-        assert_eq!(writes.classify("uid", "5"), CachedVersion::Own);
+        assert_eq!(writes.observe_cached("uid", "4"), CachedVersion::MayLag);
+        assert_eq!(writes.observe_cached("uid", "5"), CachedVersion::Own);
         // Seen: a later version is someone else's change, not a lagging cache.
-        assert_eq!(writes.classify("uid", "6"), CachedVersion::Unknown);
+        assert_eq!(writes.observe_cached("uid", "6"), CachedVersion::Unknown);
     }
 
     #[test]
@@ -142,27 +142,27 @@ mod tests {
         let writes = OwnWrites::default();
         writes.wrote("uid", "5");
         writes.settled("uid", "5");
-        assert_eq!(writes.classify("uid", "4"), CachedVersion::MayLag);
-        assert_eq!(writes.classify("uid", "5"), CachedVersion::SettledEcho);
-        assert_eq!(writes.classify("other", "5"), CachedVersion::Unknown);
+        assert_eq!(writes.observe_cached("uid", "4"), CachedVersion::MayLag);
+        assert_eq!(writes.observe_cached("uid", "5"), CachedVersion::SettledEcho);
+        assert_eq!(writes.observe_cached("other", "5"), CachedVersion::Unknown);
     }
 
     #[test]
     fn a_run_that_wrote_nothing_settles_the_version_it_read() {
         let writes = OwnWrites::default();
         writes.settled("uid", "7");
-        assert_eq!(writes.classify("uid", "7"), CachedVersion::SettledEcho);
-        assert_eq!(writes.classify("uid", "8"), CachedVersion::Unknown);
+        assert_eq!(writes.observe_cached("uid", "7"), CachedVersion::SettledEcho);
+        assert_eq!(writes.observe_cached("uid", "8"), CachedVersion::Unknown);
     }
 
     #[test]
     fn a_stale_write_makes_the_next_run_read_fresh() {
         let writes = OwnWrites::default();
         writes.wrote("uid", "5");
-        writes.classify("uid", "5");
+        writes.observe_cached("uid", "5");
         writes.expect_newer("uid");
-        assert_eq!(writes.classify("uid", "5"), CachedVersion::MayLag);
+        assert_eq!(writes.observe_cached("uid", "5"), CachedVersion::MayLag);
         writes.read_fresh("uid");
-        assert_eq!(writes.classify("uid", "5"), CachedVersion::Unknown);
+        assert_eq!(writes.observe_cached("uid", "5"), CachedVersion::Unknown);
     }
 }

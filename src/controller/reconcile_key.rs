@@ -98,7 +98,7 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
     let uid = owner_uid(&*object);
     let cached = ctx
         .own_writes
-        .classify(&uid, &object.resource_version().unwrap_or_default());
+        .observe_cached(&uid, &object.resource_version().unwrap_or_default());
     let in_flight = object.key_status().is_some_and(|s| s.pending.is_some());
     let lagging = cached == CachedVersion::MayLag || (in_flight && cached == CachedVersion::Unknown);
     let object = match lagging {

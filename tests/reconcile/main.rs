@@ -288,3 +288,49 @@ async fn a_rotation_saves_its_intent_first_and_names_the_new_credential_only_onc
         "no status names the new credential before the Secret holds it: {writes:#?}"
     );
 }
+
+#[tokio::test]
+async fn a_key_over_its_stores_share_of_workers_is_put_back_without_a_request() {
+    let credstore = Store::start().await;
+    let timeline = Timeline::default();
+    let (namespace, ctx) = world(&credstore, &timeline).await;
+    let api = declared_token(&namespace).await;
+    let store = StoreKey::referenced(
+        &namespace,
+        &serde_json::from_value(json!({"name": "store"})).unwrap(),
+    );
+    let busy: Vec<_> = (0..4)
+        .map(|_| ctx.admission.admit("ApiToken", &store, std::time::Instant::now()))
+        .collect();
+    assert!(
+        busy.iter().all(Option::is_some),
+        "the world's 4 workers, all on this store"
+    );
+
+    let untouched = api.get("token").await.unwrap();
+    let action = reconcile(Arc::new(untouched.clone()), ctx.clone()).await.unwrap();
+    assert_ne!(
+        action,
+        kube::runtime::controller::Action::await_change(),
+        "it looks again soon"
+    );
+    assert!(
+        timeline.take().is_empty(),
+        "nothing written while the store is busy"
+    );
+    let after = api.get("token").await.unwrap();
+    assert_eq!(
+        after.resource_version(),
+        untouched.resource_version(),
+        "the object is as it was"
+    );
+    let minted = credstore.request_counts().await["prefactor"]["POST /api/v1/api_token"].clone();
+    assert!(minted.is_null(), "nothing minted upstream: {minted}");
+
+    drop(busy);
+    let token = reconciled(&api, &ctx).await;
+    assert!(
+        token.status.and_then(|s| s.credential_id).is_some(),
+        "once a worker of its share is free, the key is created"
+    );
+}

@@ -188,6 +188,21 @@ fn bad(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "invalid-input", message)
 }
 
+/// Runs `work` in one transaction on the client `id` names, for the caller the request is
+/// signed by: the prologue of every handler on one client.
+fn on_client<T>(
+    state: &AppState,
+    request: &SignedRequest,
+    id: &str,
+    work: impl FnOnce(&Tx<'_>, &Caller, Client) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    state.db.write(|tx| {
+        let caller = authenticate(tx, state, request)?;
+        let client = resolve(tx, &caller, id)?;
+        work(tx, &caller, client)
+    })
+}
+
 /// `self` or a client of the caller's (possibly switched) account.
 fn resolve(tx: &Tx<'_>, caller: &Caller, id: &str) -> Result<Client, ApiError> {
     if id == "self" {
@@ -292,9 +307,7 @@ async fn get_client(
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    let value = state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    let value = on_client(&state, &request, &id, |tx, caller, client| {
         let detail = Detail {
             actions: flag(&request, "actions"),
             api_access: flag(&request, "apiAccess"),
@@ -313,9 +326,7 @@ async fn update_client(
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    let value = state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let mut client = resolve(tx, &caller, &id)?;
+    let value = on_client(&state, &request, &id, |tx, caller, mut client| {
         let settings = parse_body::<ClientBody>(&request)?.validate(true)?;
         if client.is_locked {
             return Err(ApiError::new(
@@ -340,9 +351,7 @@ async fn delete_client(
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    on_client(&state, &request, &id, |tx, _, client| {
         for credential in credentials_of(tx, &client)? {
             let credential_id = credential.credential_id.to_string();
             tx.delete_credentials(API, &credential_id)?;
@@ -379,9 +388,7 @@ fn set_lock(
     request: SignedRequest,
     locked: bool,
 ) -> Result<Response, ApiError> {
-    let value = state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let mut client = resolve(tx, &caller, &id)?;
+    let value = on_client(&state, &request, &id, |tx, caller, mut client| {
         client.is_locked = locked;
         tx.put(API, CLIENT, &client.client_id, &client.account_id, &client)?;
         client_response(
@@ -404,9 +411,7 @@ async fn create_credential(
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
-    let value = state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    let value = on_client(&state, &request, &id, |tx, _, client| {
         if !request.body.iter().all(u8::is_ascii_whitespace) {
             return Err(bad("This operation takes no request body"));
         }
@@ -421,9 +426,7 @@ async fn list_credentials(
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    let value = state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    let value = on_client(&state, &request, &id, |tx, _, client| {
         let credentials = credentials_of(tx, &client)?;
         Ok::<_, ApiError>(
             credentials
@@ -450,9 +453,7 @@ async fn deactivate_all(
     Path(id): Path<String>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    on_client(&state, &request, &id, |tx, _, client| {
         for mut credential in credentials_of(tx, &client)? {
             if credential.status == CredentialStatus::Active {
                 credential.status = CredentialStatus::Inactive;
@@ -469,9 +470,7 @@ async fn get_credential(
     Path((id, credential)): Path<(String, String)>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    let value = state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    let value = on_client(&state, &request, &id, |tx, _, client| {
         Ok::<_, ApiError>(model::credential_json(
             &load_credential(tx, &client, &credential)?,
             None,
@@ -486,9 +485,7 @@ async fn update_credential(
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
     let now_ms = state.clock.now_ms();
-    let value = state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    let value = on_client(&state, &request, &id, |tx, _, client| {
         let mut credential = load_credential(tx, &client, &credential)?;
         let body: CredentialUpdate = parse_body(&request)?;
         if credential.status == CredentialStatus::Deleted || body.status == CredentialStatus::Deleted {
@@ -517,9 +514,7 @@ async fn delete_credential(
     Path((id, credential)): Path<(String, String)>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    on_client(&state, &request, &id, |tx, _, client| {
         let mut credential = load_credential(tx, &client, &credential)?;
         if credential.status != CredentialStatus::Inactive {
             return Err(bad(
@@ -539,9 +534,7 @@ async fn deactivate_credential(
     Path((id, credential)): Path<(String, String)>,
     request: SignedRequest,
 ) -> Result<Response, ApiError> {
-    state.db.write(|tx| {
-        let caller = authenticate(tx, &state, &request)?;
-        let client = resolve(tx, &caller, &id)?;
+    on_client(&state, &request, &id, |tx, _, client| {
         let mut credential = load_credential(tx, &client, &credential)?;
         if credential.status == CredentialStatus::Deleted {
             return Err(bad("The credential is deleted"));
