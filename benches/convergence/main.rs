@@ -95,6 +95,8 @@ struct Phase {
     operator_writes: f64,
     upstream_requests: f64,
     cpu_seconds: f64,
+    /// Reconciles put back because their store held its share of the workers.
+    deferred: f64,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -195,6 +197,9 @@ async fn run(options: Options) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The operator's count of reconciles put back by the fair shares of workers.
+const DEFERRED: &str = "apikey_operator_reconciliations_deferred_total";
+
 #[derive(Clone, Copy, PartialEq)]
 enum Wave {
     Create,
@@ -221,6 +226,7 @@ async fn converge(
     let operator_before = measure::operator_requests(&operator.probes).await?;
     let upstream_before = measure::upstream_requests(&credstore.url).await?;
     let (cpu_before, _) = measure::cpu_and_peak_rss(operator.pid())?;
+    let deferred_before = measure::operator_metric(&operator.probes, DEFERRED).await?;
 
     let converged = tokio::spawn(watch_until_converged(
         client.clone(),
@@ -269,6 +275,7 @@ async fn converge(
     let operator_after = measure::operator_requests(&operator.probes).await?;
     let upstream_after = measure::upstream_requests(&credstore.url).await?;
     let (cpu_after, _) = measure::cpu_and_peak_rss(operator.pid())?;
+    let deferred_after = measure::operator_metric(&operator.probes, DEFERRED).await?;
     Ok(Phase {
         name: if wave == Wave::Create {
             "create"
@@ -284,6 +291,7 @@ async fn converge(
         operator_writes: writes(&operator_after) - writes(&operator_before),
         upstream_requests: upstream_after - upstream_before,
         cpu_seconds: cpu_after - cpu_before,
+        deferred: deferred_after - deferred_before,
     })
 }
 
@@ -337,7 +345,7 @@ fn report(phase: &Phase, objects: usize) {
     println!(
         "{}: {:.1}s to converge {objects} objects; per object p50 {:.2}s p99 {:.2}s; \
          API server {:.2} requests ({:.2} writes) per object, of which the operator wrote {:.2}; \
-         upstream {:.2} requests per object; operator {:.1} CPU seconds",
+         upstream {:.2} requests per object; operator {:.1} CPU seconds, {:.0} reconciles deferred",
         phase.name,
         phase.seconds,
         phase.p50.as_secs_f64(),
@@ -347,6 +355,7 @@ fn report(phase: &Phase, objects: usize) {
         phase.operator_writes / n,
         phase.upstream_requests / n,
         phase.cpu_seconds,
+        phase.deferred,
     );
     let targets: Vec<String> = phase
         .writes_by_target

@@ -11,8 +11,7 @@ use anyhow::{Context, bail};
 use apikey_operator::api::{ApiToken, CredentialStore};
 use apikey_operator_test_support::processes::Credstore;
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
-use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -86,26 +85,10 @@ pub async fn run(
 
 /// A Prefactor store named `name` in the scenario's namespace, served by `credstore`.
 async fn store(client: &Client, name: &str, credstore: &Credstore) -> anyhow::Result<()> {
-    let apply = PatchParams::apply("bench").force();
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
-    Api::<Namespace>::all(client.clone())
-        .patch(NAMESPACE, &apply, &Patch::Apply(&ns))
-        .await?;
     let (mut spec, data) = Kind::ApiToken.store_parts(credstore);
-    let secret_name = format!("{name}-admin");
-    spec["prefactor"]["credentialsSecretRef"]["name"] = json!(secret_name);
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name}, "stringData": data,
-    }))?;
-    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
-        .patch(&secret_name, &apply, &Patch::Apply(&secret))
-        .await?;
+    spec["prefactor"]["credentialsSecretRef"]["name"] = json!(format!("{name}-admin"));
+    processes::apply_store(client, NAMESPACE, name, spec, data).await?;
     let stores: Api<CredentialStore> = Api::namespaced(client.clone(), NAMESPACE);
-    let store = json!({
-        "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore",
-        "metadata": {"name": name}, "spec": spec,
-    });
-    stores.patch(name, &apply, &Patch::Apply(&store)).await?;
     processes::wait_store_ready(&stores, name).await
 }
 
@@ -125,7 +108,7 @@ async fn set_faults(noisy: &Credstore) -> anyhow::Result<()> {
 }
 
 async fn deferred(operator: &Operator) -> anyhow::Result<f64> {
-    measure::operator_metric(&operator.probes, "apikey_operator_reconciliations_deferred_total").await
+    measure::operator_metric(&operator.probes, crate::DEFERRED).await
 }
 
 /// Creates the batch and waits until each key is Ready: the seconds from the first

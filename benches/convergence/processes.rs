@@ -1,6 +1,7 @@
 //! The operator as a process of the release binary (the credential store is the test-support
 //! crate's, started from the same binary), and the stores it serves.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -13,7 +14,7 @@ use apikey_operator_test_support::processes::Credstore;
 use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams};
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::kinds::Kind;
 
@@ -76,30 +77,51 @@ pub async fn stores(
     credstore: &Credstore,
     kinds: &[Kind],
 ) -> anyhow::Result<()> {
+    for kind in kinds {
+        let (spec, data) = kind.store_parts(credstore);
+        apply_store(client, namespace, kind.store(), spec, data).await?;
+    }
+    let stores: Api<CredentialStore> = Api::namespaced(client.clone(), namespace);
+    for kind in kinds {
+        wait_store_ready(&stores, kind.store()).await?;
+    }
+    Ok(())
+}
+
+/// Applies namespace `namespace`, the Secret its store `name` names in `spec` (holding
+/// `data`) and the store.
+pub async fn apply_store(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    spec: Value,
+    data: BTreeMap<String, String>,
+) -> anyhow::Result<()> {
     let apply = PatchParams::apply("bench").force();
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": namespace}}))?;
     Api::<Namespace>::all(client.clone())
         .patch(namespace, &apply, &Patch::Apply(&ns))
         .await?;
-    let stores: Api<CredentialStore> = Api::namespaced(client.clone(), namespace);
-    for kind in kinds {
-        let (spec, data) = kind.store_parts(credstore);
-        let secret_name = kind.secret_name();
-        let secret: Secret = serde_json::from_value(json!({
-            "apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name}, "stringData": data,
-        }))?;
-        Api::<Secret>::namespaced(client.clone(), namespace)
-            .patch(&secret_name, &apply, &Patch::Apply(&secret))
-            .await?;
-        let store = json!({
-            "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore",
-            "metadata": {"name": kind.store()}, "spec": spec,
-        });
-        stores.patch(kind.store(), &apply, &Patch::Apply(&store)).await?;
-    }
-    for kind in kinds {
-        wait_store_ready(&stores, kind.store()).await?;
-    }
+    let provider = spec
+        .as_object()
+        .and_then(|s| s.values().find(|v| v.get("credentialsSecretRef").is_some()));
+    let secret_name = provider
+        .and_then(|p| p["credentialsSecretRef"]["name"].as_str())
+        .context("the store spec names its credentials Secret")?
+        .to_string();
+    let secret: Secret = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name}, "stringData": data,
+    }))?;
+    Api::<Secret>::namespaced(client.clone(), namespace)
+        .patch(&secret_name, &apply, &Patch::Apply(&secret))
+        .await?;
+    let store = json!({
+        "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore",
+        "metadata": {"name": name}, "spec": spec,
+    });
+    Api::<CredentialStore>::namespaced(client.clone(), namespace)
+        .patch(name, &apply, &Patch::Apply(&store))
+        .await?;
     Ok(())
 }
 

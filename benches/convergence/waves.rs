@@ -15,7 +15,6 @@ use anyhow::bail;
 use apikey_operator::api::{ApiToken, CredentialStore};
 use apikey_operator_test_support::processes::Credstore;
 use futures::{StreamExt, TryStreamExt, stream};
-use k8s_openapi::api::core::v1::{Namespace, Secret};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -94,32 +93,10 @@ pub async fn run(
 }
 
 async fn store(client: &Client, credstore: &Credstore) -> anyhow::Result<()> {
-    let apply = PatchParams::apply("bench").force();
-    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?;
-    Api::<Namespace>::all(client.clone())
-        .patch(NAMESPACE, &apply, &Patch::Apply(&ns))
-        .await?;
     let (spec, data) = Kind::ApiToken.store_parts(credstore);
-    let secret_name = Kind::ApiToken.secret_name();
-    let secret: Secret = serde_json::from_value(json!({
-        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": secret_name}, "stringData": data,
-    }))?;
-    Api::<Secret>::namespaced(client.clone(), NAMESPACE)
-        .patch(&secret_name, &apply, &Patch::Apply(&secret))
-        .await?;
+    processes::apply_store(client, NAMESPACE, STORE, spec, data).await?;
     let stores: Api<CredentialStore> = Api::namespaced(client.clone(), NAMESPACE);
-    apply_store(&stores, spec).await?;
     processes::wait_store_ready(&stores, STORE).await
-}
-
-async fn apply_store(stores: &Api<CredentialStore>, spec: Value) -> anyhow::Result<()> {
-    let store = json!({
-        "apiVersion": "apikeys.dev/v1alpha1", "kind": "CredentialStore",
-        "metadata": {"name": STORE}, "spec": spec,
-    });
-    let apply = PatchParams::apply("bench").force();
-    stores.patch(STORE, &apply, &Patch::Apply(&store)).await?;
-    Ok(())
 }
 
 /// The credential store enforces `per_second`, and the store promises it.
@@ -132,10 +109,10 @@ async fn limit(client: &Client, credstore: &Credstore, per_second: u32) -> anyho
     if !response.status().is_success() {
         bail!("setting the credential store's rate limit: {}", response.status());
     }
-    let (mut spec, _) = Kind::ApiToken.store_parts(credstore);
+    let (mut spec, data) = Kind::ApiToken.store_parts(credstore);
     spec["rateLimit"] = json!({"requestsPerSecond": per_second});
+    processes::apply_store(client, NAMESPACE, STORE, spec, data).await?;
     let stores: Api<CredentialStore> = Api::namespaced(client.clone(), NAMESPACE);
-    apply_store(&stores, spec).await?;
     // The new limit is in force once the store controller has observed the change.
     for _ in 0..600 {
         let store = stores.get(STORE).await?;
