@@ -44,8 +44,9 @@ enum Command {
         #[arg(long, env = "POD_NAME")]
         instance: Option<String>,
         /// Reconciliations of one kind running at once (bounds concurrent upstream calls),
-        /// shared fairly among the stores in use: with S stores busy, the keys of one store
-        /// hold at most concurrency / S of them, so a slow store cannot delay the others.
+        /// shared fairly among the stores in use: with S stores busy, each is promised
+        /// concurrency / S and may borrow what the others leave unused, so a slow store
+        /// cannot delay the others.
         #[arg(long, env = "APIKEY_OPERATOR_CONCURRENCY", default_value_t = 16)]
         concurrency: u16,
         /// Identity of this cluster, mixed into default upstream names and owner marks so

@@ -16,7 +16,6 @@ use kube::runtime::events::EventType;
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use tracing::{info, instrument};
 
-use super::admission::Admission;
 use super::conditions::{self, reason};
 use super::key_run::{Blocked, KeyResource, RESYNC_INTERVAL, Run, Step, Stop, owner_uid, secret_name};
 use super::key_status::{self, FINALIZER};
@@ -80,10 +79,13 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
     let started = std::time::Instant::now();
     let namespace = object.namespace().unwrap_or_default();
     let store = StoreKey::referenced(&namespace, object.common().store_ref);
-    let Some(_permit) = ctx.admission.admit(K::KIND, &store, started) else {
-        tracing::debug!("the store's share of workers is busy; looking again shortly");
-        ctx.metrics.deferred(K::KIND);
-        return Ok(Action::requeue(Admission::retry_after()));
+    let _permit = match ctx.admission.admit(K::KIND, &store, started) {
+        Ok(permit) => permit,
+        Err(deferred) => {
+            tracing::debug!("the store's share of workers is busy; looking again shortly");
+            ctx.metrics.deferred(K::KIND);
+            return Ok(Action::requeue(deferred.retry));
+        }
     };
     let api: Api<K> = Api::namespaced(ctx.client.clone(), &namespace);
     if key_status::is_paused(&*object) {

@@ -303,7 +303,7 @@ async fn a_key_over_its_stores_share_of_workers_is_put_back_without_a_request() 
         .map(|_| ctx.admission.admit("ApiToken", &store, std::time::Instant::now()))
         .collect();
     assert!(
-        busy.iter().all(Option::is_some),
+        busy.iter().all(Result::is_ok),
         "the world's 4 workers, all on this store"
     );
 
