@@ -39,6 +39,18 @@ async fn deterministic_failures_and_throttling_are_vendor_shaped() {
     assert_eq!(status, 400, "rates outside 0..1 are refused");
 }
 
+/// `GET /_credstore/faults/injected`: its status and body.
+async fn injected(store: &Store) -> (u16, serde_json::Value) {
+    status_json(
+        store
+            .request(Method::GET, "/_credstore/faults/injected")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
 #[tokio::test]
 async fn injected_faults_are_counted_per_operation() {
     let store = Store::start().await;
@@ -48,14 +60,7 @@ async fn injected_faults_are_counted_per_operation() {
     for _ in 0..4 {
         ping(&store).await;
     }
-    let (status, injected) = status_json(
-        store
-            .request(Method::GET, "/_credstore/faults/injected")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, injected) = injected(&store).await;
     assert_eq!(status, 200);
     assert_eq!(
         injected,
@@ -79,14 +84,7 @@ async fn a_rate_limit_answers_what_exceeds_it_with_429_and_retry_after() {
     assert!(ok >= 2 && ok <= allowed, "{ok} answered in {elapsed:.2}s");
     assert!(!throttled.is_empty(), "10 requests at once exceed 2 a second");
     assert!(throttled.iter().all(|a| a.headers()["retry-after"] == "1"));
-    let (_, injected) = status_json(
-        store
-            .request(Method::GET, "/_credstore/faults/injected")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, injected) = injected(&store).await;
     assert_eq!(
         injected["prefactor"]["GET /api/v1/ping"]["throttles"],
         json!(throttled.len()),
