@@ -31,6 +31,7 @@ use crate::api::{
     SecretTemplate, StoreRef,
 };
 use crate::failpoint;
+use crate::upstream::name_index::Lookup;
 use crate::upstream::{ErrorClass, UpstreamError};
 
 /// A key with nothing scheduled is still looked at this often, to notice drift upstream.
@@ -244,10 +245,14 @@ pub struct Run<'a, K: KeyResource> {
     trusted: bool,
     /// When a held retirement is looked at again (see [`Run::may_retire`]).
     hold_recheck: Option<Duration>,
+    /// Whether this is the resource's first reconciliation: it added the finalizer, so no
+    /// earlier one can have created anything upstream.
+    first: bool,
 }
 
 impl<'a, K: KeyResource> Run<'a, K> {
-    pub fn new(object: &'a K, ctx: &'a Context) -> Self {
+    /// `finalizer_added`: this reconciliation added the finalizer, so it is the first.
+    pub fn new(object: &'a K, ctx: &'a Context, finalizer_added: bool) -> Self {
         let namespace = object.namespace().unwrap_or_default();
         let status = object.key_status().cloned().unwrap_or_default();
         Run {
@@ -265,6 +270,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             mark: ctx.cluster.mark(&owner_uid(object)),
             trusted: false,
             hold_recheck: None,
+            first: finalizer_added,
         }
     }
 
@@ -547,6 +553,17 @@ impl<'a, K: KeyResource> Run<'a, K> {
             PendingKind::Rotate => "before-rotate",
         });
         Ok(())
+    }
+
+    /// How current a look for an upstream object by name before a create must be: a list
+    /// taken now when an earlier attempt may have created it (recovery must find it), a
+    /// recent one when none can have — this is the first reconciliation (the finalizer is
+    /// written before anything is created upstream) or this run recorded the pending create.
+    pub fn name_lookup(&self) -> Lookup {
+        match self.first || self.pending_recorded_now() {
+            true => Lookup::Recent,
+            false => Lookup::Now,
+        }
     }
 
     /// Whether `status.pending` was recorded by this run (so no earlier attempt of it can

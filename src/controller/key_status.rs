@@ -58,16 +58,17 @@ where
 
 /// Adds the cleanup finalizer to a live resource that lacks it, and returns the resource as
 /// written, so this reconciliation goes on instead of waiting for the watch to bring the
-/// change back (kube-runtime's `finalizer` helper then finds it present).
+/// change back (kube-runtime's `finalizer` helper then finds it present), with whether this
+/// call added it.
 ///
 /// The patch is conditional on the resourceVersion, so a finalizer list changed meanwhile
 /// by someone else is never overwritten: the conflict retries the reconciliation.
-pub async fn ensure_finalizer<K>(api: &Api<K>, object: Arc<K>, ctx: &Context) -> Result<Arc<K>, Error>
+pub async fn ensure_finalizer<K>(api: &Api<K>, object: Arc<K>, ctx: &Context) -> Result<(Arc<K>, bool), Error>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Serialize + std::fmt::Debug,
 {
     if object.meta().deletion_timestamp.is_some() || object.finalizers().iter().any(|f| f == FINALIZER) {
-        return Ok(object);
+        return Ok((object, false));
     }
     let mut finalizers = object.finalizers().to_vec();
     finalizers.push(FINALIZER.to_string());
@@ -84,5 +85,5 @@ where
     if let (Some(uid), Some(version)) = (updated.uid(), updated.resource_version()) {
         ctx.own_writes.wrote(&uid, &version);
     }
-    Ok(Arc::new(updated))
+    Ok((Arc::new(updated), true))
 }

@@ -113,10 +113,10 @@ pub async fn reconcile<K: KeyKind>(object: Arc<K>, ctx: Arc<Context>) -> Result<
         },
         false => object,
     };
-    let object = key_status::ensure_finalizer(&api, object, &ctx).await?;
+    let (object, finalizer_added) = key_status::ensure_finalizer(&api, object, &ctx).await?;
     let result = finalizer(&api, FINALIZER, object, |event| async {
         match event {
-            Finalizer::Apply(object) => apply(&*object, &ctx).await,
+            Finalizer::Apply(object) => apply(&*object, &ctx, finalizer_added).await,
             Finalizer::Cleanup(object) => cleanup(&*object, &ctx).await,
         }
     })
@@ -176,8 +176,8 @@ pub fn error_policy<K: KeyKind>(object: Arc<K>, error: &Error, ctx: Arc<Context>
     }
 }
 
-async fn apply<K: KeyKind>(object: &K, ctx: &Context) -> Result<Action, Error> {
-    let mut run = Run::new(object, ctx);
+async fn apply<K: KeyKind>(object: &K, ctx: &Context, finalizer_added: bool) -> Result<Action, Error> {
+    let mut run = Run::new(object, ctx, finalizer_added);
     let previous_ready = conditions::find(&run.written.conditions, conditions::READY).cloned();
     run.status.observed_generation = object.meta().generation;
     run.status.secret_name = Some(run.secret_name());

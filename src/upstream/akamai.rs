@@ -13,6 +13,7 @@ use super::error::{Api, ErrorClass, Redactor, UpstreamError};
 use super::http::{
     Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, found, path_segment,
 };
+use super::name_index::{Listed, Lookup, NameIndex};
 use super::prefactor::default_message;
 use crate::api::{ApiAccess, ClientType, GroupAccess, IpAcl, PurgeOptions};
 
@@ -94,6 +95,15 @@ pub struct AkamaiApiClient {
     pub base_url: Option<String>,
     #[serde(default)]
     pub credentials: Vec<Credential>,
+}
+
+impl Listed for AkamaiApiClient {
+    fn name(&self) -> Option<&str> {
+        self.client_name.as_deref()
+    }
+    fn id(&self) -> String {
+        self.client_id.clone()
+    }
 }
 
 /// Lifecycle of a credential: ACTIVE ⇄ INACTIVE → DELETED (terminal).
@@ -180,6 +190,7 @@ pub struct AkamaiClient {
     host: String,
     signer: Signer,
     account_switch_key: Option<String>,
+    names: NameIndex<AkamaiApiClient>,
 }
 
 impl AkamaiClient {
@@ -209,6 +220,7 @@ impl AkamaiClient {
             host,
             signer: Signer::new(credential, SigningPolicy::default()),
             account_switch_key,
+            names: NameIndex::default(),
         })
     }
 
@@ -243,16 +255,19 @@ impl AkamaiClient {
             settings,
             create_credential: false,
         });
-        self.call(
-            "create_client",
-            Method::POST,
-            "/api-clients",
-            &[],
-            Some(body),
-            Retry::Unsafe,
-        )
-        .await?
-        .json(Api::Akamai, "create_client")
+        let created: AkamaiApiClient = self
+            .call(
+                "create_client",
+                Method::POST,
+                "/api-clients",
+                &[],
+                Some(body),
+                Retry::Unsafe,
+            )
+            .await?
+            .json(Api::Akamai, "create_client")?;
+        self.names.created(created.clone());
+        Ok(created)
     }
 
     /// The client with its credentials, or `None` when there is none.
@@ -286,14 +301,16 @@ impl AkamaiClient {
         .json(Api::Akamai, "list_clients")
     }
 
-    /// Clients named exactly `client_name`.
+    /// Clients named exactly `client_name`, as a list of every client shows them (the API
+    /// has no name filter), taken now or recently as `lookup` says.
     pub async fn find_clients_by_name(
         &self,
         client_name: &str,
+        lookup: Lookup,
     ) -> Result<Vec<AkamaiApiClient>, UpstreamError> {
-        let mut clients = self.list_clients().await?;
-        clients.retain(|client| client.client_name.as_deref() == Some(client_name));
-        Ok(clients)
+        self.names
+            .named(client_name, lookup, || self.list_clients())
+            .await
     }
 
     /// Replaces the client's settings. A locked client must be unlocked first.
@@ -303,16 +320,21 @@ impl AkamaiClient {
         settings: &ClientSettings,
     ) -> Result<AkamaiApiClient, UpstreamError> {
         let path = format!("/api-clients/{}", path_segment(Api::Akamai, client_id)?);
-        self.call(
-            "update_client",
-            Method::PUT,
-            &path,
-            &[],
-            Some(Body::json(settings)),
-            Retry::Safe,
-        )
-        .await?
-        .json(Api::Akamai, "update_client")
+        let updated: AkamaiApiClient = self
+            .call(
+                "update_client",
+                Method::PUT,
+                &path,
+                &[],
+                Some(Body::json(settings)),
+                Retry::Safe,
+            )
+            .await?
+            .json(Api::Akamai, "update_client")?;
+        // Its name may have changed.
+        self.names.deleted(client_id);
+        self.names.created(updated.clone());
+        Ok(updated)
     }
 
     /// Locks (`true`) or unlocks (`false`) the client.
@@ -334,7 +356,9 @@ impl AkamaiClient {
         let outcome = self
             .call("delete_client", Method::DELETE, &path, &[], None, Retry::Safe)
             .await;
-        found(outcome).map(drop)
+        found(outcome)?;
+        self.names.deleted(client_id);
+        Ok(())
     }
 
     /// Creates an ACTIVE credential with the API's default expiry. Sent at most once past

@@ -21,6 +21,7 @@ pub mod credentials;
 pub mod edgegrid;
 pub mod error;
 pub mod http;
+pub mod name_index;
 pub mod prefactor;
 pub mod ratelimit;
 pub mod trend;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::credentials::SecretString;
 use super::error::{Api, ErrorClass, Redactor, UpstreamError};
 use super::http::{Auth, Body, Endpoint, ErrorDetail, Request, Response, Retry, Transport, found};
+use super::name_index::{Listed, Lookup, NameIndex};
 use super::prefactor::default_message;
 
 /// Keys per search page; page boundaries follow `ID`, so any size works.
@@ -47,6 +48,15 @@ pub struct ApiKey {
     pub expiry_date: Option<i64>,
     #[serde(default)]
     pub service_account: Option<bool>,
+}
+
+impl Listed for ApiKey {
+    fn name(&self) -> Option<&str> {
+        Some(&self.key_name)
+    }
+    fn id(&self) -> String {
+        self.id.to_string()
+    }
 }
 
 /// A key together with the secret the API shows only on create and regenerate.
@@ -114,6 +124,7 @@ struct ErrorBody {
 pub struct TrendMicroClient {
     transport: Transport,
     api_secret_key: SecretString,
+    names: NameIndex<ApiKey>,
 }
 
 impl TrendMicroClient {
@@ -126,6 +137,7 @@ impl TrendMicroClient {
         Ok(Self {
             transport,
             api_secret_key,
+            names: NameIndex::default(),
         })
     }
 
@@ -152,7 +164,9 @@ impl TrendMicroClient {
                 retry: Retry::Unsafe,
             })
             .await?;
-        issued(&response, "create_key")
+        let issued = issued(&response, "create_key")?;
+        self.names.created(issued.key.clone());
+        Ok(issued)
     }
 
     /// The key with `id`, or `None` when there is none.
@@ -173,7 +187,10 @@ impl TrendMicroClient {
                 retry: Retry::Safe,
             })
             .await?;
-        response.json(Api::TrendMicro, "modify_key")
+        let modified: ApiKey = response.json(Api::TrendMicro, "modify_key")?;
+        self.names.deleted(&modified.id());
+        self.names.created(modified.clone());
+        Ok(modified)
     }
 
     /// Replaces the key's secret; the old one stops working at once. Retried like an
@@ -200,11 +217,17 @@ impl TrendMicroClient {
             body: None,
             retry: Retry::Safe,
         };
-        found(self.send(request).await).map(drop)
+        found(self.send(request).await)?;
+        self.names.deleted(&id.to_string());
+        Ok(())
     }
 
-    /// Keys named exactly `key_name`.
-    pub async fn find_by_name(&self, key_name: &str) -> Result<Vec<ApiKey>, UpstreamError> {
+    /// Keys named exactly `key_name`: searched for now, or for [`Lookup::Recent`] from a
+    /// recent list of every key.
+    pub async fn find_by_name(&self, key_name: &str, lookup: Lookup) -> Result<Vec<ApiKey>, UpstreamError> {
+        if lookup == Lookup::Recent {
+            return self.names.named(key_name, lookup, || self.list()).await;
+        }
         let criterion =
             serde_json::json!({"fieldName": "keyName", "stringTest": "equal", "stringValue": key_name});
         self.search_all("find_keys", vec![criterion]).await

@@ -4,6 +4,7 @@
 
 use apikey_operator::api::{AccessLevel, ApiAccess, ApiGrant, ClientType, GroupAccess, IpAcl};
 use apikey_operator::upstream::akamai::{ClientSettings, CredentialStatus, CredentialUpdate};
+use apikey_operator::upstream::name_index::Lookup;
 use apikey_operator::upstream::{AkamaiClient, ErrorClass, UpstreamClient};
 
 use apikey_operator_test_support::credstore::Store;
@@ -89,11 +90,17 @@ async fn client_and_credential_lifecycle() {
             .iter()
             .any(|c| c.client_id == id)
     );
-    let found = admin.find_clients_by_name("cdn-purge").await.unwrap();
-    assert_eq!(
-        found.iter().map(|c| c.client_id.as_str()).collect::<Vec<_>>(),
-        [id.as_str()]
-    );
+    // Found by a list taken now, and by a recent one: the second lookup sends nothing.
+    for lookup in [Lookup::Now, Lookup::Recent] {
+        let before = admin.requests_sent();
+        let found = admin.find_clients_by_name("cdn-purge", lookup).await.unwrap();
+        assert_eq!(
+            found.iter().map(|c| c.client_id.as_str()).collect::<Vec<_>>(),
+            [id.as_str()]
+        );
+        let sent = admin.requests_sent() - before;
+        assert_eq!(sent, u64::from(lookup == Lookup::Now), "{lookup:?}");
+    }
 
     // A credential: its secret is shown once, and it signs requests that are accepted.
     let before = admin.requests_sent();

@@ -1,3 +1,4 @@
+use apikey_operator::upstream::name_index::Lookup;
 use apikey_operator::upstream::trend::ApiKeySettings;
 use apikey_operator::upstream::{ErrorClass, TrendMicroClient, UpstreamClient};
 
@@ -56,16 +57,14 @@ async fn key_lifecycle_create_lock_regenerate_delete() {
     assert!(authenticates(&store, issued.secret.expose()).await);
     let id = issued.key.id;
     assert_eq!(trend.get(id).await.unwrap().unwrap().key_name, "ci");
-    assert_eq!(
-        trend
-            .find_by_name("ci")
-            .await
-            .unwrap()
-            .iter()
-            .map(|key| key.id)
-            .collect::<Vec<_>>(),
-        vec![id]
-    );
+    for lookup in [Lookup::Now, Lookup::Recent] {
+        let found = trend.find_by_name("ci", lookup).await.unwrap();
+        assert_eq!(
+            found.iter().map(|key| key.id).collect::<Vec<_>>(),
+            vec![id],
+            "{lookup:?}"
+        );
+    }
 
     let locked = trend
         .modify(

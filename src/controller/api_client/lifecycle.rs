@@ -22,6 +22,7 @@ use crate::controller::reconcile_key::{KeyKind, wrong_provider};
 use crate::controller::trigger::Trigger;
 use crate::failpoint;
 use crate::upstream::akamai::{AkamaiApiClient, Credential, CredentialStatus};
+use crate::upstream::name_index::Lookup;
 use crate::upstream::{self, AkamaiClient, ErrorClass, UpstreamClient, UpstreamError};
 
 impl KeyKind for ApiClient {
@@ -66,7 +67,7 @@ impl KeyKind for ApiClient {
             Some(id) => vec![id.clone()],
             // Created, perhaps, before a crash recorded its id: found by its name and mark.
             None => akamai
-                .find_clients_by_name(&client_name(object, cluster))
+                .find_clients_by_name(&client_name(object, cluster), Lookup::Now)
                 .await?
                 .into_iter()
                 .filter(|c| mark.judge(c.client_description.as_deref()) == Ownership::Ours)
@@ -153,15 +154,19 @@ async fn converge(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient) -> Step<D
             .map(|c| c.credentials.iter().map(|c| c.credential_id).collect());
         record_issue(run, akamai, &client_id, Trigger::Create, None, known).await?;
     }
+    let mut issued_now = None;
     if run.status.pending.is_some() {
         let client = match seen {
             Some(client) if client.access_token.is_some() => client,
             _ => observe(run, akamai, &client_id).await?,
         };
-        issue(run, akamai, &client).await?;
+        issued_now = issue(run, akamai, client).await?;
     }
 
-    let observed = observe(run, akamai, &client_id).await?;
+    let observed = match issued_now {
+        Some(client) => client,
+        None => observe(run, akamai, &client_id).await?,
+    };
     run.status.upstream_state = Some(decide::state_name(Some(observed.is_locked)).into());
     let current_id = run.status.credential_id.as_deref();
     let current = observed.credentials.iter().find(|c| {
@@ -181,9 +186,11 @@ async fn converge(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient) -> Step<D
             let replaces = current.map(|c| c.credential_id);
             let known = observed.credentials.iter().map(|c| c.credential_id).collect();
             record_issue(run, akamai, &client_id, trigger, replaces, Some(known)).await?;
-            issue(run, akamai, &observed).await?;
-            // Observed again so the new credential gets its description and expiry below.
-            observe(run, akamai, &client_id).await?
+            // With the new credential, which gets its description and expiry below.
+            match issue(run, akamai, observed).await? {
+                Some(observed) => observed,
+                None => observe(run, akamai, &client_id).await?,
+            }
         }
     };
     drive(run, akamai, &observed, &name, generation_changed).await?;
@@ -234,7 +241,7 @@ async fn ensure_client(
     akamai: &AkamaiClient,
     name: &str,
 ) -> Step<(String, Option<AkamaiApiClient>)> {
-    let found = match akamai.find_clients_by_name(name).await {
+    let found = match akamai.find_clients_by_name(name, run.name_lookup()).await {
         Ok(found) => found,
         Err(error) => {
             return Err(Blocked::upstream(&format!("looking for client {name}"), &error).into());
@@ -259,9 +266,10 @@ async fn ensure_client(
         }
     };
     info!(client_id = %client.client_id, created, "client created or found by name and mark");
+    // Saved with the pending record of its first credential, next: a crash before that
+    // leaves the client to be found again by its name and mark.
     run.status.upstream_id = Some(client.client_id.clone());
     run.status.upstream_state = Some(decide::state_name(Some(client.is_locked)).into());
-    run.save().await?;
     let id = client.client_id.clone();
     Ok((id, created.then_some(client)))
 }
@@ -326,14 +334,22 @@ async fn record_issue(
 
 /// Executes `status.pending` on `client` (read or created by this run, so a client carrying
 /// another resource's mark is never touched): removes a credential an interrupted issuance
-/// left without a known secret, creates a credential and delivers it.
-async fn issue(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, client: &AkamaiApiClient) -> Step {
-    let client_id = client.client_id.as_str();
+/// left without a known secret, creates a credential and delivers it. Returns the client
+/// with the new credential when that is all there is to know of it (nothing was removed),
+/// so it need not be read again.
+async fn issue(
+    run: &mut Run<'_, ApiClient>,
+    akamai: &AkamaiClient,
+    mut client: AkamaiApiClient,
+) -> Step<Option<AkamaiApiClient>> {
+    let client_id = client.client_id.clone();
+    let client_id = client_id.as_str();
     let pending = run.pending()?;
     let recorded: CredentialIssue =
         serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;
     // Recorded by this run: no earlier attempt can have created a credential since.
-    let credentials = match run.pending_recorded_now() {
+    let recorded_now = run.pending_recorded_now();
+    let credentials = match recorded_now {
         true => Vec::new(),
         false => match akamai.list_credentials(client_id).await {
             Ok(credentials) => credentials,
@@ -379,7 +395,10 @@ async fn issue(run: &mut Run<'_, ApiClient>, akamai: &AkamaiClient, client: &Aka
         replaces: recorded.replaces.map(|id| id.to_string()),
     })
     .await?;
-    Ok(())
+    Ok(recorded_now.then(|| {
+        client.credentials.push(issued.credential);
+        client
+    }))
 }
 
 /// Brings the settings, the lock state and the current credential to the spec. A locked

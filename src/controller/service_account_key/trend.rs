@@ -17,6 +17,7 @@ use crate::controller::key_run::{Blocked, Delivery, Run, Step};
 use crate::controller::ownership::{OwnerMark, Ownership};
 use crate::controller::schedule;
 use crate::controller::trigger::Trigger;
+use crate::upstream::name_index::Lookup;
 use crate::upstream::trend::{ApiKey, IssuedApiKey, TrendMicroClient};
 
 pub async fn converge(run: &mut Run<'_, ServiceAccountKey>, trend: &TrendMicroClient) -> Step<Duration> {
@@ -174,7 +175,7 @@ async fn create_or_recover(
     name: &str,
 ) -> Result<IssuedApiKey, Blocked> {
     let found = trend
-        .find_by_name(name)
+        .find_by_name(name, run.name_lookup())
         .await
         .map_err(|e| Blocked::upstream(&format!("looking for key {name}"), &e))?;
     let whose = |k: &ApiKey| run.mark.judge(k.description.as_deref());
@@ -243,7 +244,7 @@ pub async fn delete(status: &KeyStatus, trend: &TrendMicroClient, mark: &OwnerMa
         && let Ok(TrendIssue::Create { key_name, .. }) =
             serde_json::from_str(pending.request.as_deref().unwrap_or("{}"))
     {
-        let found = trend.find_by_name(&key_name).await?;
+        let found = trend.find_by_name(&key_name, Lookup::Now).await?;
         ids.extend(
             found
                 .iter()
