@@ -272,13 +272,14 @@ impl Controllers {
                         None => Ok(()),
                     }
                 };
-                let keys_synced = future::join3(
+                let synced = tokio::try_join!(
+                    stores.wait_until_ready(),
+                    cluster_synced,
                     tokens.wait_until_ready(),
                     sakeys.wait_until_ready(),
                     clients.wait_until_ready(),
                 );
-                let synced = future::join3(stores.wait_until_ready(), cluster_synced, keys_synced).await;
-                if let (Ok(()), Ok(()), (Ok(()), Ok(()), Ok(()))) = synced {
+                if synced.is_ok() {
                     info!("caches synced; ready");
                     readiness.set_ready();
                 }
@@ -312,9 +313,14 @@ impl Controllers {
         let sakeys_run = run_keys(sakeys_controller, ctx.clone(), *concurrency);
         let clients_run = run_keys(clients_controller, ctx.clone(), *concurrency);
 
-        let keys_run = future::join3(tokens_run, sakeys_run, clients_run);
-        let controllers = future::join3(stores_run, cluster_stores_run, keys_run);
-        future::join(controllers, ready).await;
+        tokio::join!(
+            stores_run,
+            cluster_stores_run,
+            tokens_run,
+            sakeys_run,
+            clients_run,
+            ready
+        );
         info!("controllers stopped");
     }
 }

@@ -135,6 +135,21 @@ pub async fn upstream_requests(credstore: &str) -> anyhow::Result<f64> {
         .sum())
 }
 
+/// The 429s the credential store answered (its rate limit and its injected throttles).
+pub async fn upstream_throttles(credstore: &str) -> anyhow::Result<f64> {
+    let injected: Value = reqwest::get(format!("{credstore}/_credstore/faults/injected"))
+        .await?
+        .json()
+        .await?;
+    Ok(injected
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(_, operations)| operations.as_object().into_iter().flatten())
+        .filter_map(|(_, counts)| counts["throttles"].as_f64())
+        .sum())
+}
+
 /// p-th percentile (0..=100) of durations, by nearest rank.
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

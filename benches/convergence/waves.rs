@@ -18,7 +18,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::kinds::Kind;
 use crate::measure;
@@ -68,7 +68,7 @@ pub async fn run(
 
     let before = (
         measure::upstream_requests(&credstore.url).await?,
-        throttles(credstore).await?,
+        measure::upstream_throttles(&credstore.url).await?,
     );
     limit(client, credstore, rate_limit).await?;
     let wave_started = Instant::now();
@@ -77,7 +77,7 @@ pub async fn run(
     let seconds = wave_started.elapsed().as_secs_f64();
     let after = (
         measure::upstream_requests(&credstore.url).await?,
-        throttles(credstore).await?,
+        measure::upstream_throttles(&credstore.url).await?,
     );
     let refused = after.1 - before.1;
     let needed = after.0 - before.0 - refused;
@@ -123,20 +123,6 @@ async fn limit(client: &Client, credstore: &Credstore, per_second: u32) -> anyho
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     bail!("the store controller did not observe the new rateLimit")
-}
-
-async fn throttles(credstore: &Credstore) -> anyhow::Result<f64> {
-    let injected: Value = reqwest::get(format!("{}/_credstore/faults/injected", credstore.url))
-        .await?
-        .json()
-        .await?;
-    Ok(injected
-        .as_object()
-        .into_iter()
-        .flatten()
-        .flat_map(|(_, operations)| operations.as_object().into_iter().flatten())
-        .filter_map(|(_, counts)| counts["throttles"].as_f64())
-        .sum())
 }
 
 fn name(i: usize) -> String {

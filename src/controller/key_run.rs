@@ -941,6 +941,17 @@ pub fn idempotency_key() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{ApiClient, ApiToken, ServiceAccountKey};
+
+    #[test]
+    fn each_kinds_label_is_its_kubernetes_kind() {
+        fn label_matches<K: KeyResource>() -> bool {
+            K::KIND == K::kind(&())
+        }
+        assert!(label_matches::<ApiToken>());
+        assert!(label_matches::<ServiceAccountKey>());
+        assert!(label_matches::<ApiClient>());
+    }
 
     fn status(ready: bool, pending: bool) -> KeyStatus {
         let now = Timestamp::now();

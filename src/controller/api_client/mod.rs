@@ -19,11 +19,8 @@ mod lifecycle;
 use crate::api::{ApiClient, KeyStatus};
 use crate::controller::key_run::{Common, KeyResource};
 
-/// Used in messages, events and metrics.
-pub const KIND: &str = "ApiClient";
-
 impl KeyResource for ApiClient {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "ApiClient";
     const NOUN: &'static str = "credential";
     const UPSTREAM_NOUN: &'static str = "client";
     const SECRET_KEYS: &'static [&'static str] = &decide::SECRET_KEYS;

@@ -18,11 +18,8 @@ const SECRET_KEY: &str = "token";
 
 pub use decide::{StateStep, state_step};
 
-/// Used in messages, events and metrics.
-pub const KIND: &str = "ApiToken";
-
 impl KeyResource for ApiToken {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "ApiToken";
     const NOUN: &'static str = "token";
     const UPSTREAM_NOUN: &'static str = "token";
     const SECRET_KEYS: &'static [&'static str] = &[SECRET_KEY];

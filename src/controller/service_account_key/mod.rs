@@ -35,13 +35,11 @@ use crate::controller::schedule::ROTATE_ANNOTATION;
 use crate::controller::trigger::Trigger;
 use crate::upstream::{self, UpstreamClient};
 
-/// Used in messages, events and metrics.
-pub const KIND: &str = "ServiceAccountKey";
 /// The Secret key holding the API key.
 const SECRET_KEY: &str = "apiKey";
 
 impl KeyResource for ServiceAccountKey {
-    const KIND: &'static str = KIND;
+    const KIND: &'static str = "ServiceAccountKey";
     const NOUN: &'static str = "key";
     const UPSTREAM_NOUN: &'static str = "key";
     const SECRET_KEYS: &'static [&'static str] = &[SECRET_KEY];
