@@ -121,33 +121,39 @@ pub async fn operator_requests(probes: &str) -> anyhow::Result<BTreeMap<String, 
 
 /// Every upstream request the credential store has answered, summed over operations.
 pub async fn upstream_requests(credstore: &str) -> anyhow::Result<f64> {
-    let counts: Value = reqwest::get(format!("{credstore}/_credstore/requests"))
-        .await?
-        .json()
-        .await?;
-    Ok(counts
-        .as_object()
-        .into_iter()
-        .flatten()
+    let counts = credstore_counters(credstore, "requests").await?;
+    Ok(per_operation(&counts)
         .filter(|(api, _)| *api != "admin")
-        .flat_map(|(_, operations)| operations.as_object().into_iter().flatten())
         .filter_map(|(_, n)| n.as_f64())
         .sum())
 }
 
 /// The 429s the credential store answered (its rate limit and its injected throttles).
 pub async fn upstream_throttles(credstore: &str) -> anyhow::Result<f64> {
-    let injected: Value = reqwest::get(format!("{credstore}/_credstore/faults/injected"))
+    let injected = credstore_counters(credstore, "faults/injected").await?;
+    Ok(per_operation(&injected)
+        .filter_map(|(_, counts)| counts["throttles"].as_f64())
+        .sum())
+}
+
+/// A counter document of the credential store: `{api: {operation: count(s)}}`.
+async fn credstore_counters(credstore: &str, path: &str) -> anyhow::Result<Value> {
+    Ok(reqwest::get(format!("{credstore}/_credstore/{path}"))
         .await?
         .json()
-        .await?;
-    Ok(injected
+        .await?)
+}
+
+/// Each operation's count(s), with the API it belongs to.
+fn per_operation(counters: &Value) -> impl Iterator<Item = (&str, &Value)> {
+    counters
         .as_object()
         .into_iter()
         .flatten()
-        .flat_map(|(_, operations)| operations.as_object().into_iter().flatten())
-        .filter_map(|(_, counts)| counts["throttles"].as_f64())
-        .sum())
+        .flat_map(|(api, operations)| {
+            let operations = operations.as_object().into_iter().flatten();
+            operations.map(move |(_, counts)| (api.as_str(), counts))
+        })
 }
 
 /// p-th percentile (0..=100) of durations, by nearest rank.

@@ -247,7 +247,7 @@ pub struct Run<'a, K: KeyResource> {
     hold_recheck: Option<Duration>,
     /// Whether this is the resource's first reconciliation: it added the finalizer, so no
     /// earlier one can have created anything upstream.
-    first: bool,
+    first_reconcile: bool,
 }
 
 impl<'a, K: KeyResource> Run<'a, K> {
@@ -270,7 +270,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
             mark: ctx.cluster.mark(&owner_uid(object)),
             trusted: false,
             hold_recheck: None,
-            first: finalizer_added,
+            first_reconcile: finalizer_added,
         }
     }
 
@@ -560,7 +560,7 @@ impl<'a, K: KeyResource> Run<'a, K> {
     /// recent one when none can have — this is the first reconciliation (the finalizer is
     /// written before anything is created upstream) or this run recorded the pending create.
     pub fn name_lookup(&self) -> Lookup {
-        match self.first || self.pending_recorded_now() {
+        match self.first_reconcile || self.pending_recorded_now() {
             true => Lookup::Recent,
             false => Lookup::Now,
         }

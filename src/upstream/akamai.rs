@@ -266,7 +266,7 @@ impl AkamaiClient {
             )
             .await?
             .json(Api::Akamai, "create_client")?;
-        self.names.created(created.clone());
+        self.names.seen(created.clone());
         Ok(created)
     }
 
@@ -331,9 +331,7 @@ impl AkamaiClient {
             )
             .await?
             .json(Api::Akamai, "update_client")?;
-        // Its name may have changed.
-        self.names.deleted(client_id);
-        self.names.created(updated.clone());
+        self.names.seen(updated.clone());
         Ok(updated)
     }
 

@@ -5,13 +5,13 @@
 //! create: at 2,500 clients it was the superlinear term of a large create wave.
 //!
 //! A [`Lookup::Recent`] answer comes from a list at most [`FRESH_FOR`] old with this
-//! process's own creates and deletes applied since; concurrent lookups share one list. It
-//! is for a create that no earlier attempt can have made already: the name it guards is the
-//! courtesy check above, which a list-then-create never made atomic anyway (two creates
-//! racing through the same list both see the name free). An object of that name made by
-//! hand within the window is missed, and the operator creates its own next to it, marked as
-//! its own; nothing of anyone else's is touched. Crash recovery, which must see what an
-//! interrupted attempt created, asks for [`Lookup::Now`].
+//! process's own creates, changes and deletes applied since; concurrent lookups share one
+//! list. It is for a create that no earlier attempt can have made already: the name it
+//! guards is the courtesy check above, which a list-then-create never made atomic anyway
+//! (two creates racing through the same list both see the name free). An object of that
+//! name made by hand within the window is missed, and the operator creates its own next to
+//! it, marked as its own; nothing of anyone else's is touched. Crash recovery, which must
+//! see what an interrupted attempt created, asks for [`Lookup::Now`].
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -54,7 +54,7 @@ struct State<T> {
 
 #[derive(Clone)]
 enum Change<T> {
-    Created(T),
+    Seen(T),
     Deleted(String),
 }
 
@@ -119,9 +119,9 @@ impl<T: Listed> NameIndex<T> {
         Ok(found)
     }
 
-    /// Records an object this process created.
-    pub fn created(&self, object: T) {
-        self.changed(Change::Created(object));
+    /// Records an object as this process created or changed it (renamed, perhaps).
+    pub fn seen(&self, object: T) {
+        self.changed(Change::Seen(object));
     }
 
     /// Records that this process deleted the object with `id`.
@@ -151,19 +151,17 @@ impl<T: Listed> NameIndex<T> {
 }
 
 fn apply<T: Listed>(by_name: &mut HashMap<String, Vec<T>>, change: Change<T>) {
-    match change {
-        Change::Created(object) => {
-            let Some(name) = object.name() else { return };
-            let named = by_name.entry(name.to_owned()).or_default();
-            if named.iter().all(|known| known.id() != object.id()) {
-                named.push(object);
-            }
-        }
-        Change::Deleted(id) => {
-            for named in by_name.values_mut() {
-                named.retain(|known| known.id() != id);
-            }
-        }
+    let id = match &change {
+        Change::Seen(object) => object.id(),
+        Change::Deleted(id) => id.clone(),
+    };
+    for named in by_name.values_mut() {
+        named.retain(|known| known.id() != id);
+    }
+    if let Change::Seen(object) = change
+        && let Some(name) = object.name()
+    {
+        by_name.entry(name.to_owned()).or_default().push(object);
     }
 }
 
@@ -199,7 +197,7 @@ mod tests {
             .named("a", Lookup::Recent, || listed(&account, &lists))
             .await;
         assert_eq!(found, Ok(vec![Object("a", "1")]));
-        index.created(Object("c", "3"));
+        index.seen(Object("c", "3"));
         index.deleted("2");
         let c = index
             .named("c", Lookup::Recent, || listed(&account, &lists))
@@ -213,6 +211,25 @@ mod tests {
             1,
             "one list for three recent lookups"
         );
+    }
+
+    #[tokio::test]
+    async fn a_renamed_object_is_found_by_its_new_name_only() {
+        let index = NameIndex::default();
+        let lists = AtomicUsize::new(0);
+        let account = [Object("old", "1")];
+        index
+            .named("old", Lookup::Recent, || listed(&account, &lists))
+            .await
+            .unwrap();
+        index.seen(Object("new", "1"));
+        let old = index
+            .named("old", Lookup::Recent, || listed(&account, &lists))
+            .await;
+        let new = index
+            .named("new", Lookup::Recent, || listed(&account, &lists))
+            .await;
+        assert_eq!((old, new), (Ok(vec![]), Ok(vec![Object("new", "1")])));
     }
 
     #[tokio::test]
@@ -236,7 +253,7 @@ mod tests {
         let index = NameIndex::default();
         let found = index
             .named("a", Lookup::Now, || async {
-                index.created(Object("a", "1"));
+                index.seen(Object("a", "1"));
                 Ok::<_, ()>(Vec::new())
             })
             .await;

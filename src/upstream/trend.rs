@@ -165,7 +165,7 @@ impl TrendMicroClient {
             })
             .await?;
         let issued = issued(&response, "create_key")?;
-        self.names.created(issued.key.clone());
+        self.names.seen(issued.key.clone());
         Ok(issued)
     }
 
@@ -188,8 +188,7 @@ impl TrendMicroClient {
             })
             .await?;
         let modified: ApiKey = response.json(Api::TrendMicro, "modify_key")?;
-        self.names.deleted(&modified.id());
-        self.names.created(modified.clone());
+        self.names.seen(modified.clone());
         Ok(modified)
     }
 

@@ -342,8 +342,7 @@ async fn issue(
     akamai: &AkamaiClient,
     mut client: AkamaiApiClient,
 ) -> Step<Option<AkamaiApiClient>> {
-    let client_id = client.client_id.clone();
-    let client_id = client_id.as_str();
+    let client_id = client.client_id.as_str();
     let pending = run.pending()?;
     let recorded: CredentialIssue =
         serde_json::from_str(pending.request.as_deref().unwrap_or("{}")).map_err(Error::CorruptPending)?;

@@ -203,14 +203,14 @@ async fn trend_overlap_name_taken_first_by_an_attacker_is_not_used() {
     tally.report("tn-squat");
 }
 
-/// A key made by hand upstream with the name a new ServiceAccountKey asks for.
+/// A key (or Akamai client) made by hand upstream with the name a new resource asks for.
 #[tokio::test]
 async fn a_key_made_by_hand_upstream_is_not_taken_over_by_name() {
     let w = World::new("tn-byhand").await;
     let ns = w.namespace("tn-byhand-user").await;
     let mut tally = Tally::default();
     let mut seen = Vec::new();
-    for upstream in [Upstream::Zenml, Upstream::Trend] {
+    for upstream in [Upstream::Zenml, Upstream::Trend, Upstream::Akamai] {
         let store = w.cluster_store(upstream, &[&ns], None).await;
         let name = format!("by-hand-{}-{ns}", upstream.short());
         let (id, hand) = w.hand_made(upstream, &name, "made by hand").await;
@@ -219,13 +219,14 @@ async fn a_key_made_by_hand_upstream_is_not_taken_over_by_name() {
         assert_eq!(w.upstream(upstream, &id).await.as_ref(), Some(&before));
 
         let resource = format!("app-{}", upstream.short());
-        let spec = json!({"keyName": name});
-        w.declare(&ns, upstream, &resource, &store, json!({}), spec).await;
+        let field = upstream.name_field();
+        w.declare(&ns, upstream, &resource, &store, json!({}), json!({field: name}))
+            .await;
         let blocked = w.blocked(&ns, upstream, &resource, "NameTaken").await;
         assert_blocked(&blocked, "NameTaken");
         let why = message(&blocked, "Ready");
         assert!(
-            why.contains(&name) && why.contains("spec.keyName") && why.contains("no owner mark"),
+            why.contains(&name) && why.contains(&format!("spec.{field}")) && why.contains("no owner mark"),
             "{why}"
         );
         assert_eq!(w.cred(&ns, upstream, &resource).await, None, "no Secret");
@@ -243,6 +244,77 @@ async fn a_key_made_by_hand_upstream_is_not_taken_over_by_name() {
     }
     w.assert_no_leak(&[&ns], &seen).await;
     tally.report("tn-byhand");
+}
+
+/// A first create looks for its name in a list of the store's account up to 10 s old (see
+/// `upstream::name_index`): a client made by hand under that name just after another
+/// resource's create listed the clients is either seen (`NameTaken`) or missed (the
+/// operator creates its own client next to it). Either way the hand-made client is left
+/// as it was, and the resource never gets its credential.
+#[tokio::test]
+async fn a_name_taken_by_hand_after_a_recent_list_is_never_taken_over() {
+    let w = World::new("tn-recent").await;
+    let ns = w.namespace("tn-recent-user").await;
+    let mut tally = Tally::default();
+    for upstream in [Upstream::Trend, Upstream::Akamai] {
+        let store = w.cluster_store(upstream, &[&ns], None).await;
+        // The first resource's create lists the account.
+        let first = format!("first-{}", upstream.short());
+        w.declare(&ns, upstream, &first, &store, json!({}), json!({}))
+            .await;
+        w.ready(&ns, upstream, &first).await;
+        let first_cred = w.cred(&ns, upstream, &first).await.unwrap();
+
+        let name = format!("taken-{}-{ns}", upstream.short());
+        let (id, hand) = w.hand_made(upstream, &name, "made by hand").await;
+        let before = (name.clone(), "made by hand".to_string());
+        let resource = format!("app-{}", upstream.short());
+        let field = upstream.name_field();
+        w.declare(&ns, upstream, &resource, &store, json!({}), json!({field: name}))
+            .await;
+        let api = w.api(&ns, upstream);
+        let handled = wait_for(&api, &resource, "Ready or NameTaken", |o: &DynamicObject| {
+            is_ready(o) || not_ready_because(o, "NameTaken")
+        })
+        .await;
+        println!(
+            "{upstream:?} name taken by hand after a recent list: Ready {:?}",
+            fixtures::condition(&handled, "Ready")
+        );
+        let own = w.cred(&ns, upstream, &resource).await;
+        assert_ne!(own.as_ref(), Some(&hand), "never the hand-made credential");
+        if is_ready(&handled) {
+            let own_id = status_of(&handled).upstream_id.unwrap();
+            assert_ne!(own_id, id, "a client of its own, not the hand-made one");
+            let described = w.upstream(upstream, &own_id).await.unwrap();
+            assert_eq!(
+                described,
+                (name.clone(), w.mark(&handled)),
+                "named and marked as its own"
+            );
+        } else {
+            assert_eq!(own, None, "refused: no Secret");
+        }
+        tally.still_works(&w, &hand, "resource handled").await;
+        assert_eq!(
+            w.upstream(upstream, &id).await.as_ref(),
+            Some(&before),
+            "unchanged"
+        );
+
+        w.delete(&ns, upstream, &resource).await;
+        tally.still_works(&w, &hand, "resource deleted").await;
+        assert_eq!(
+            w.upstream(upstream, &id).await.as_ref(),
+            Some(&before),
+            "survives the deletion"
+        );
+        w.delete(&ns, upstream, &first).await;
+        let mut seen = vec![hand, first_cred];
+        seen.extend(own);
+        w.assert_no_leak(&[&ns], &seen).await;
+    }
+    tally.report("tn-recent");
 }
 
 /// Only the operator writes marks: a spec description carrying one (say, copied from a

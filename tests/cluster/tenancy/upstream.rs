@@ -76,7 +76,12 @@ impl World {
                 let (id, secret) = fixtures::hand_made_trend_key(&self.credstore, name, description).await;
                 (id, Cred::Trend(secret))
             }
-            other => unreachable!("no hand-made {other:?} objects in these tests"),
+            Upstream::Akamai => {
+                let (id, edgerc) =
+                    fixtures::hand_made_akamai_client(&self.credstore, name, description).await;
+                (id, Cred::Akamai(edgerc))
+            }
+            Upstream::Prefactor => unreachable!("Prefactor tokens have no name to take"),
         }
     }
 }
